@@ -1,0 +1,295 @@
+//! [`Client`]: the handle applications share, and its builder.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::cmd::{Cmd, Route};
+use crate::config::{Config, Password, Protocol, ReconnectPolicy};
+use crate::conn::{Connection, Payload};
+use crate::error::{Error, Result};
+use crate::pool::{Exclusive, Manager, Pool, into_result, pool_error, with_timeout};
+use crate::resp::Limits;
+use crate::value::{FromValue, ToArgs};
+
+/// A Redis client: shared multiplexed connections for ordinary commands, and a pool of
+/// exclusive connections for what must not share one.
+///
+/// `Client` is cheap to clone (an `Arc` inside) and meant to be shared by every task of a
+/// service; do not wrap it in another `Arc`. Commands issued concurrently from many tasks are
+/// written to the socket together, in one write per batch.
+///
+/// ```no_run
+/// # async fn demo() -> kermes::Result<()> {
+/// let client = kermes::Client::connect("redis://127.0.0.1:6379").await?;
+/// client.cmd("SET").arg("greeting").arg("hello").exec().await?;
+/// let v: String = client.cmd("GET").arg("greeting").query().await?;
+/// assert_eq!(v, "hello");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    shared: Box<[Connection]>,
+    next: AtomicUsize,
+    pool: Pool,
+}
+
+impl Client {
+    /// Connects with the settings of a URL (see [`Config::from_url`]) and defaults for the
+    /// rest.
+    pub async fn connect(url: &str) -> Result<Client> {
+        Client::builder().url(url).connect().await
+    }
+
+    /// A builder for every setting.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            config: Ok(Config::default()),
+        }
+    }
+
+    /// Starts a command bound to this client; add arguments, then `query` or `exec` it.
+    pub fn cmd(&self, name: &str) -> BoundCmd<'_> {
+        BoundCmd {
+            client: self,
+            cmd: Cmd::new(name),
+        }
+    }
+
+    /// Sends a command and converts its reply.
+    ///
+    /// Ordinary commands share a multiplexed connection and fall under the response timeout.
+    /// Blocking commands (BLPOP, XREAD, WAIT ...) run on an exclusive connection with no
+    /// response timeout. Commands that change connection state (MULTI, WATCH, SELECT,
+    /// SUBSCRIBE ...) are refused here: run them on [`exclusive`](Client::exclusive).
+    pub async fn query<T: FromValue>(&self, cmd: Cmd) -> Result<T> {
+        match cmd.route {
+            Route::Shared => {
+                let timeout = cmd.timeout.or(self.inner.config.response_timeout);
+                let reply =
+                    with_timeout(timeout, self.shared().request(Payload::Args(cmd.args), 1))
+                        .await?;
+                into_result(reply)
+            }
+            Route::Blocking => self.exclusive().await?.query(cmd).await,
+            Route::ConnectionState => Err(Error::config(format!(
+                "{} changes the state of its connection and cannot run on a shared one; \
+                 use Client::exclusive()",
+                cmd.name()
+            ))),
+        }
+    }
+
+    /// Checks a connection out of the pool for this caller alone (WATCH/MULTI/EXEC, a run of
+    /// blocking commands). It returns to the pool when dropped.
+    pub async fn exclusive(&self) -> Result<Exclusive> {
+        let obj = self.inner.pool.get().await.map_err(pool_error)?;
+        Ok(Exclusive::new(obj, self.inner.config.response_timeout))
+    }
+
+    /// The settings this client runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The protocol the server agreed to on the shared connections.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.shared[0].protocol()
+    }
+
+    fn shared(&self) -> &Connection {
+        let shared = &self.inner.shared;
+        if shared.len() == 1 {
+            return &shared[0];
+        }
+        &shared[self.inner.next.fetch_add(1, Ordering::Relaxed) % shared.len()]
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared_connection(&self) -> &Connection {
+        self.shared()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// A command bound to a [`Client`]: `client.cmd("GET").arg("k").query::<String>().await`.
+#[must_use = "a command does nothing until it is queried"]
+pub struct BoundCmd<'a> {
+    client: &'a Client,
+    cmd: Cmd,
+}
+
+impl BoundCmd<'_> {
+    /// Appends arguments (see [`ToArgs`]).
+    pub fn arg(mut self, arg: impl ToArgs) -> Self {
+        self.cmd.push_arg(arg);
+        self
+    }
+
+    /// Overrides the response timeout for this command.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.cmd = self.cmd.timeout(timeout);
+        self
+    }
+
+    /// Sends the command and converts the reply to `T`.
+    pub async fn query<T: FromValue>(self) -> Result<T> {
+        self.client.query(self.cmd).await
+    }
+
+    /// Sends the command and ignores a successful reply.
+    pub async fn exec(self) -> Result<()> {
+        self.client.query(self.cmd).await
+    }
+}
+
+/// Builds a [`Client`]. Setters take and return the builder; an invalid value is reported by
+/// [`connect`](ClientBuilder::connect).
+#[must_use = "a builder does nothing until connect() is called"]
+pub struct ClientBuilder {
+    config: Result<Config>,
+}
+
+impl ClientBuilder {
+    fn with(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        if let Ok(c) = &mut self.config {
+            f(c);
+        }
+        self
+    }
+
+    /// Address, credentials, database, protocol and client name from a URL (see
+    /// [`Config::from_url`]); other settings keep their values. Default `redis://127.0.0.1:6379`.
+    pub fn url(mut self, url: &str) -> Self {
+        match (Config::from_url(url), &mut self.config) {
+            (Ok(u), Ok(c)) => {
+                c.addr = u.addr;
+                c.username = u.username;
+                c.password = u.password;
+                c.db = u.db;
+                c.protocol = u.protocol;
+                c.client_name = u.client_name;
+            }
+            (Err(e), Ok(_)) => self.config = Err(e),
+            (_, Err(_)) => {}
+        }
+        self
+    }
+
+    /// Starts from a complete [`Config`].
+    pub fn config(mut self, config: Config) -> Self {
+        if self.config.is_ok() {
+            self.config = Ok(config);
+        }
+        self
+    }
+
+    /// ACL user name. Default none (the `default` user).
+    pub fn username(self, user: impl Into<String>) -> Self {
+        let user = user.into();
+        self.with(|c| c.username = Some(user))
+    }
+
+    /// Password for AUTH. Default none.
+    pub fn password(self, password: impl Into<String>) -> Self {
+        let password = Password::new(password);
+        self.with(|c| c.password = Some(password))
+    }
+
+    /// Database selected on every connection. Default 0.
+    pub fn db(self, db: u32) -> Self {
+        self.with(|c| c.db = db)
+    }
+
+    /// `CLIENT SETNAME` on every connection. Default none.
+    pub fn client_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with(|c| c.client_name = Some(name))
+    }
+
+    /// RESP version to negotiate. Default RESP3 (falls back to RESP2 on old servers).
+    pub fn protocol(self, protocol: Protocol) -> Self {
+        self.with(|c| c.protocol = protocol)
+    }
+
+    /// Time allowed to connect and handshake. Default 4 s.
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.with(|c| c.connect_timeout = timeout)
+    }
+
+    /// Time allowed for a reply to a non-blocking command. Default none.
+    pub fn response_timeout(self, timeout: Duration) -> Self {
+        self.with(|c| c.response_timeout = Some(timeout))
+    }
+
+    /// How dead shared connections are re-established. Default: on, 50 ms doubling to 5 s,
+    /// with jitter.
+    pub fn reconnect(self, policy: ReconnectPolicy) -> Self {
+        self.with(|c| c.reconnect = policy)
+    }
+
+    /// Number of shared multiplexed connections. Default 1.
+    pub fn shared_connections(self, n: usize) -> Self {
+        self.with(|c| c.shared_connections = n)
+    }
+
+    /// Most exclusive connections open at once. Default 16.
+    pub fn pool_max_size(self, n: usize) -> Self {
+        self.with(|c| c.pool_max_size = n)
+    }
+
+    /// Time to wait for a free exclusive connection. Default 10 s.
+    pub fn pool_wait_timeout(self, timeout: Duration) -> Self {
+        self.with(|c| c.pool_wait_timeout = timeout)
+    }
+
+    /// Most commands in flight on one connection before callers wait. Default 100,000.
+    pub fn max_in_flight(self, n: usize) -> Self {
+        self.with(|c| c.max_in_flight = n)
+    }
+
+    /// Decoder limits on replies. Default [`Limits::default`].
+    pub fn limits(self, limits: Limits) -> Self {
+        self.with(|c| c.limits = limits)
+    }
+
+    /// Validates the settings, opens the shared connections (handshake included) and
+    /// returns the client. Must run inside a Tokio runtime.
+    pub async fn connect(self) -> Result<Client> {
+        let config = self.config?;
+        config.validate()?;
+        let config = Arc::new(config);
+        let mut shared = Vec::with_capacity(config.shared_connections);
+        for _ in 0..config.shared_connections {
+            shared.push(Connection::open(config.clone(), true).await?);
+        }
+        let pool = Pool::builder(Manager::new(config.clone()))
+            .max_size(config.pool_max_size)
+            .wait_timeout(Some(config.pool_wait_timeout))
+            .create_timeout(Some(config.connect_timeout + Duration::from_millis(100)))
+            .recycle_timeout(Some(config.connect_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::config(format!("connection pool: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                shared: shared.into_boxed_slice(),
+                next: AtomicUsize::new(0),
+                pool,
+            }),
+        })
+    }
+}

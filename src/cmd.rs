@@ -1,0 +1,164 @@
+//! [`Cmd`]: one command and its arguments, encoded as it is built.
+
+use std::time::Duration;
+
+use crate::value::{ArgBuf, ToArgs};
+
+/// How a command must be routed, from the command's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Any shared multiplexed connection.
+    Shared,
+    /// Blocks the connection server-side (the spec's BLOCKING flag): runs on an exclusive
+    /// connection and is exempt from the response timeout.
+    Blocking,
+    /// Changes per-connection state (transactions, subscriptions, db, protocol): refused on a
+    /// shared connection, where it would leak into other callers' commands.
+    ConnectionState,
+}
+
+/// Commands the spec flags BLOCKING. The generated command table (codegen) takes this over.
+const BLOCKING: &[&str] = &[
+    "BLMOVE",
+    "BLMPOP",
+    "BLPOP",
+    "BRPOP",
+    "BRPOPLPUSH",
+    "BZMPOP",
+    "BZPOPMAX",
+    "BZPOPMIN",
+    "WAIT",
+    "WAITAOF",
+    "XREAD",
+    "XREADGROUP",
+];
+
+const CONNECTION_STATE: &[&str] = &[
+    "WATCH",
+    "UNWATCH",
+    "MULTI",
+    "EXEC",
+    "DISCARD",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "SSUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "SUNSUBSCRIBE",
+    "MONITOR",
+    "SELECT",
+    "HELLO",
+    "RESET",
+    "QUIT",
+];
+
+fn route_of(name: &[u8]) -> Route {
+    let is = |list: &[&str]| list.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(name));
+    if is(BLOCKING) {
+        Route::Blocking
+    } else if is(CONNECTION_STATE) {
+        Route::ConnectionState
+    } else {
+        Route::Shared
+    }
+}
+
+/// A command: its name, its arguments, and options for how it runs.
+///
+/// Arguments are encoded into the command's buffer as they are added, so sending copies the
+/// bytes once into the connection's write buffer and nothing else.
+///
+/// ```
+/// let cmd = kermes::cmd("SET").arg("key").arg(42).arg(["EX", "10"]);
+/// assert_eq!(cmd.arg_count(), 5);
+/// ```
+#[derive(Clone)]
+#[must_use = "a command does nothing until it is sent"]
+pub struct Cmd {
+    pub(crate) args: ArgBuf,
+    pub(crate) route: Route,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// Starts a command. `name` may hold one word (`"GET"`); add subcommand words as arguments
+/// (`cmd("CLIENT").arg("ID")`).
+pub fn cmd(name: &str) -> Cmd {
+    Cmd::new(name)
+}
+
+impl Cmd {
+    /// Starts a command named `name`.
+    pub fn new(name: &str) -> Cmd {
+        let mut args = ArgBuf::with_capacity(64);
+        args.push(name.as_bytes());
+        Cmd {
+            args,
+            route: route_of(name.as_bytes()),
+            timeout: None,
+        }
+    }
+
+    /// Appends arguments (see [`ToArgs`]: a collection adds one argument per element).
+    pub fn arg(mut self, arg: impl ToArgs) -> Cmd {
+        arg.write_args(&mut self.args);
+        self
+    }
+
+    /// Appends arguments to a command held by reference.
+    pub fn push_arg(&mut self, arg: impl ToArgs) -> &mut Cmd {
+        arg.write_args(&mut self.args);
+        self
+    }
+
+    /// Overrides the client's response timeout for this command.
+    pub fn timeout(mut self, timeout: Duration) -> Cmd {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Number of arguments, the name included.
+    pub fn arg_count(&self) -> usize {
+        self.args.len()
+    }
+
+    /// The command's name as given.
+    pub fn name(&self) -> String {
+        String::from_utf8_lossy(self.args.get(0).unwrap_or_default()).into_owned()
+    }
+
+    /// True when the command blocks its connection server-side (BLPOP, XREAD, WAIT ...).
+    pub fn is_blocking(&self) -> bool {
+        self.route == Route::Blocking
+    }
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments may hold secrets (AUTH, values): show the name and the count only.
+        f.debug_struct("Cmd")
+            .field("name", &self.name())
+            .field("args", &(self.args.len() - 1))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_follows_the_command_name_case_insensitively() {
+        assert_eq!(cmd("get").route, Route::Shared);
+        assert!(cmd("blpop").is_blocking());
+        assert!(cmd("XREADGROUP").is_blocking());
+        assert_eq!(cmd("Multi").route, Route::ConnectionState);
+    }
+
+    #[test]
+    fn debug_hides_arguments() {
+        let c = cmd("AUTH").arg("user").arg("hunter2");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("AUTH"));
+    }
+}

@@ -1,0 +1,491 @@
+//! Connection settings: URLs and the values behind [`ClientBuilder`](crate::ClientBuilder).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::resp::Limits;
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Addr {
+    /// A TCP host and port.
+    Tcp {
+        /// Host name or IP address (IPv6 without brackets).
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A unix domain socket.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Addr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Addr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// The RESP version to ask for in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// RESP2: what every server speaks.
+    Resp2,
+    /// RESP3 (`HELLO 3`), with a fallback to RESP2 on servers older than Redis 6.
+    #[default]
+    Resp3,
+}
+
+/// A password that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(p: impl Into<String>) -> Self {
+        Password(p.into())
+    }
+
+    /// The password itself, for the AUTH command.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How a connection that died is re-established.
+///
+/// The delay before attempt `n` (from 0) is `initial_delay * 2^n`, capped at `max_delay`, with
+/// jitter that takes it down by up to half, so many clients do not reconnect in lockstep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconnectPolicy {
+    /// Reconnect at all. Default true.
+    pub enabled: bool,
+    /// The first retry's delay; the first attempt after a connection dies is immediate.
+    /// Default 50 ms.
+    pub initial_delay: Duration,
+    /// The cap on the delay. Default 5 s.
+    pub max_delay: Duration,
+    /// Give up after this many failed attempts in a row (commands then fail with
+    /// `is_closed()`). Default `None`: keep trying.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            enabled: true,
+            initial_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(5),
+            max_attempts: None,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// A policy that never reconnects: a dead connection fails every later command.
+    pub fn disabled() -> Self {
+        ReconnectPolicy {
+            enabled: false,
+            ..ReconnectPolicy::default()
+        }
+    }
+
+    /// The delay before retry `attempt` (0-based), jitter included.
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        let base = self
+            .initial_delay
+            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        let half = base / 2;
+        half + half.mul_f64(jitter_fraction())
+    }
+}
+
+/// A number in [0, 1) that differs between calls and processes; jitter needs no better.
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Everything a client needs to connect. Built from a URL, a builder, or both.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Server address. Default `127.0.0.1:6379`.
+    pub addr: Addr,
+    /// ACL user name (Redis 6+); `None` authenticates as `default`.
+    pub username: Option<String>,
+    /// Password; `None` skips AUTH.
+    pub password: Option<Password>,
+    /// Database index, selected at every (re)connect. Default 0.
+    pub db: u32,
+    /// `CLIENT SETNAME` at every (re)connect. Default none.
+    pub client_name: Option<String>,
+    /// RESP version to negotiate. Default RESP3.
+    pub protocol: Protocol,
+    /// Time allowed to connect and complete the handshake. Default 4 s.
+    pub connect_timeout: Duration,
+    /// Time allowed for a reply; `None` waits as long as the connection lives. Blocking
+    /// commands are never subject to it. Default `None`.
+    pub response_timeout: Option<Duration>,
+    /// Reconnect behaviour of shared connections. Default: on, exponential with jitter.
+    pub reconnect: ReconnectPolicy,
+    /// How many shared multiplexed connections commands are spread over. Default 1.
+    pub shared_connections: usize,
+    /// Most exclusive connections (blocking commands, transactions, subscriptions) open at
+    /// once. Default 16.
+    pub pool_max_size: usize,
+    /// Time to wait for a free exclusive connection. Default 10 s.
+    pub pool_wait_timeout: Duration,
+    /// Most commands awaiting replies on one connection; past it, callers wait. Default
+    /// 100,000.
+    pub max_in_flight: usize,
+    /// Most bytes gathered into one write before it is flushed. Default 1 MiB.
+    pub max_batch_bytes: usize,
+    /// Decoder limits on replies.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: Addr::Tcp {
+                host: "127.0.0.1".into(),
+                port: 6379,
+            },
+            username: None,
+            password: None,
+            db: 0,
+            client_name: None,
+            protocol: Protocol::default(),
+            connect_timeout: Duration::from_secs(4),
+            response_timeout: None,
+            reconnect: ReconnectPolicy::default(),
+            shared_connections: 1,
+            pool_max_size: 16,
+            pool_wait_timeout: Duration::from_secs(10),
+            max_in_flight: 100_000,
+            max_batch_bytes: 1024 * 1024,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a URL:
+    ///
+    /// - `redis://[[user]:password@]host[:port][/db][?protocol=resp2|resp3&client_name=NAME]`
+    /// - `unix:///path/to/redis.sock[?db=N&protocol=...&client_name=...]` (also
+    ///   `redis+unix://`)
+    ///
+    /// User and password are percent-decoded. `rediss://` (TLS) is not supported yet and is
+    /// refused rather than silently sent in clear text.
+    pub fn from_url(url: &str) -> Result<Config> {
+        let bad = |why: String| Error::config(format!("invalid URL {}: {why}", redact(url)));
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected scheme://...".into()))?;
+        let mut config = Config::default();
+        let (body, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        match scheme {
+            "redis" => parse_tcp(body, &mut config).map_err(bad)?,
+            "unix" | "redis+unix" => {
+                let (auth, path) = match body.rsplit_once('@') {
+                    Some((a, p)) => (Some(a), p),
+                    None => (None, body),
+                };
+                if let Some(auth) = auth {
+                    parse_auth(auth, &mut config).map_err(bad)?;
+                }
+                if !path.starts_with('/') {
+                    return Err(bad("a unix socket path must be absolute".into()));
+                }
+                config.addr = Addr::Unix(PathBuf::from(path));
+            }
+            "rediss" => {
+                return Err(bad(
+                    "TLS (rediss://) is not supported by this version of kermes".into(),
+                ));
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown scheme {other:?}; use redis:// or unix://"
+                )));
+            }
+        }
+        for pair in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value).map_err(bad)?;
+            match key {
+                "db" => config.db = parse_db(&value).map_err(bad)?,
+                "protocol" => {
+                    config.protocol = match value.to_ascii_lowercase().as_str() {
+                        "resp2" | "2" => Protocol::Resp2,
+                        "resp3" | "3" => Protocol::Resp3,
+                        _ => {
+                            return Err(bad(format!(
+                                "protocol must be resp2 or resp3, not {value:?}"
+                            )));
+                        }
+                    }
+                }
+                "client_name" => config.client_name = Some(value),
+                other => return Err(bad(format!("unknown parameter {other:?}"))),
+            }
+        }
+        Ok(config)
+    }
+
+    /// Checks option values that cannot work.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::config(what.to_string()));
+        if self.shared_connections == 0 {
+            return bad("shared_connections must be at least 1");
+        }
+        if self.pool_max_size == 0 {
+            return bad("pool_max_size must be at least 1");
+        }
+        if self.max_in_flight == 0 {
+            return bad("max_in_flight must be at least 1");
+        }
+        if self.connect_timeout.is_zero() {
+            return bad("connect_timeout must be more than zero");
+        }
+        if self.response_timeout.is_some_and(|t| t.is_zero()) {
+            return bad("response_timeout must be more than zero");
+        }
+        if let Some(name) = &self.client_name
+            && (name.is_empty() || name.bytes().any(|b| b <= b' ' || b == 0x7f))
+        {
+            return bad("client_name must be non-empty, without spaces or control characters");
+        }
+        Ok(())
+    }
+}
+
+fn parse_tcp(body: &str, config: &mut Config) -> std::result::Result<(), String> {
+    let (authority, path) = match body.find('/') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, ""),
+    };
+    let host_port = match authority.rsplit_once('@') {
+        Some((auth, hp)) => {
+            parse_auth(auth, config)?;
+            hp
+        }
+        None => authority,
+    };
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("unclosed '[' in IPv6 host")?;
+        match after {
+            "" => (host, None),
+            p => (
+                host,
+                Some(p.strip_prefix(':').ok_or("expected ':' after IPv6 host")?),
+            ),
+        }
+    } else {
+        match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    let port = match port {
+        None => 6379,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("port must be 1-65535, not {p:?}"))?,
+    };
+    config.addr = Addr::Tcp {
+        host: host.to_string(),
+        port,
+    };
+    if !path.is_empty() {
+        config.db = parse_db(path)?;
+    }
+    Ok(())
+}
+
+fn parse_auth(auth: &str, config: &mut Config) -> std::result::Result<(), String> {
+    let (user, pass) = match auth.split_once(':') {
+        Some((u, p)) => (u, Some(p)),
+        None => (auth, None),
+    };
+    let user = percent_decode(user)?;
+    match pass {
+        // `redis://secret@host` is a password alone, as redis-cli reads it.
+        None if !user.is_empty() => config.password = Some(Password(user)),
+        None => {}
+        Some(p) => {
+            if !user.is_empty() {
+                config.username = Some(user);
+            }
+            config.password = Some(Password(percent_decode(p)?));
+        }
+    }
+    Ok(())
+}
+
+fn parse_db(s: &str) -> std::result::Result<u32, String> {
+    s.parse::<u32>()
+        .map_err(|_| format!("database must be a non-negative integer, not {s:?}"))
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("invalid percent-encoding")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "percent-encoding is not valid UTF-8".into())
+}
+
+/// The URL with any password replaced, for error messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<credentials redacted>{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tcp_urls_with_credentials_db_and_options() {
+        let c = Config::from_url(
+            "redis://alice:p%40ss@example.com:6380/3?protocol=resp2&client_name=svc",
+        )
+        .unwrap();
+        assert_eq!(
+            c.addr,
+            Addr::Tcp {
+                host: "example.com".into(),
+                port: 6380
+            }
+        );
+        assert_eq!(c.username.as_deref(), Some("alice"));
+        assert_eq!(c.password.as_ref().unwrap().expose(), "p@ss");
+        assert_eq!(c.db, 3);
+        assert_eq!(c.protocol, Protocol::Resp2);
+        assert_eq!(c.client_name.as_deref(), Some("svc"));
+
+        let c = Config::from_url("redis://:secret@[::1]").unwrap();
+        assert_eq!(
+            c.addr,
+            Addr::Tcp {
+                host: "::1".into(),
+                port: 6379
+            }
+        );
+        assert_eq!(c.username, None);
+        assert_eq!(c.password.unwrap().expose(), "secret");
+
+        let c = Config::from_url("redis://localhost").unwrap();
+        assert_eq!(c.db, 0);
+        assert!(c.password.is_none());
+    }
+
+    #[test]
+    fn parses_unix_urls() {
+        let c = Config::from_url("unix:///tmp/redis.sock?db=2").unwrap();
+        assert_eq!(c.addr, Addr::Unix("/tmp/redis.sock".into()));
+        assert_eq!(c.db, 2);
+        let c = Config::from_url("redis+unix://:pw@/var/run/r.sock").unwrap();
+        assert_eq!(c.password.unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn invalid_urls_say_what_is_wrong() {
+        for (url, needle) in [
+            ("localhost:6379", "scheme"),
+            ("http://x", "unknown scheme"),
+            ("redis://h:0", "port"),
+            ("redis://h:99999", "port"),
+            ("redis://h/abc", "database"),
+            ("redis://h?bogus=1", "unknown parameter"),
+            ("redis://h?protocol=4", "protocol"),
+            ("redis://", "missing host"),
+            ("unix://relative.sock", "absolute"),
+            ("rediss://h", "TLS"),
+            ("redis://u:%zz@h", "percent"),
+        ] {
+            let err = Config::from_url(url).unwrap_err();
+            assert!(err.is_config());
+            assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let c = Config::from_url("redis://bob:hunter2@h/0").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let err = Config::from_url("redis://bob:hunter2@h/x").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+        let p = ReconnectPolicy::default();
+        for attempt in 0..40 {
+            let base = p
+                .initial_delay
+                .saturating_mul(1 << attempt.min(20))
+                .min(p.max_delay);
+            let d = p.delay(attempt);
+            assert!(
+                d >= base / 2 && d <= base,
+                "attempt {attempt}: {d:?} vs {base:?}"
+            );
+        }
+    }
+}

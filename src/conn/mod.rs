@@ -1,0 +1,188 @@
+//! Multiplexed connections: a cheap handle ([`Connection`]) that queues requests for the task
+//! that owns the socket, and that task, which reconnects when the socket dies.
+
+mod driver;
+mod handshake;
+mod transport;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::{Config, Protocol};
+use crate::error::{Error, Result};
+use crate::resp::Value;
+use crate::value::ArgBuf;
+use driver::Exit;
+use handshake::Socket;
+
+/// What a request writes.
+pub(crate) enum Payload {
+    /// One command's arguments; the driver writes the array header.
+    Args(ArgBuf),
+    /// Fully encoded commands (a pipeline).
+    #[allow(dead_code)] // used by pipelines
+    Encoded(Bytes),
+}
+
+impl Payload {
+    fn encode_into(&self, out: &mut BytesMut) {
+        match self {
+            Payload::Args(args) => args.encode_into(out),
+            Payload::Encoded(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+}
+
+pub(crate) struct Request {
+    payload: Payload,
+    /// Replies the payload produces; more than one come back as one array.
+    replies: usize,
+    tx: oneshot::Sender<Result<Value>>,
+}
+
+/// Queue depth between callers and the connection task; callers wait when it is full.
+const QUEUE: usize = 4096;
+/// Push frames kept for a slow push consumer before it is told it lagged.
+const PUSH_BUFFER: usize = 4096;
+
+/// A handle to one multiplexed connection. Clones share the connection; the task and the
+/// socket go away when the last handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    tx: mpsc::Sender<Request>,
+    push: broadcast::Sender<Value>,
+    protocol: Protocol,
+}
+
+impl Connection {
+    /// Connects (handshake included) and spawns the task that owns the socket. `reconnect`
+    /// false makes a connection that fails every command once its socket dies, for
+    /// connections whose server-side state must not silently vanish.
+    pub(crate) async fn open(config: Arc<Config>, reconnect: bool) -> Result<Connection> {
+        let (socket, protocol) = handshake::connect(&config).await?;
+        tracing::debug!(addr = %config.addr, ?protocol, "connected");
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (push, _) = broadcast::channel(PUSH_BUFFER);
+        tokio::spawn(run(socket, config, reconnect, rx, push.clone()));
+        Ok(Connection { tx, push, protocol })
+    }
+
+    /// Sends a payload that yields `replies` replies and waits for them (as an array when
+    /// more than one). Dropping the future is safe at any point: a reply nobody waits for
+    /// any more is read and discarded.
+    pub(crate) async fn request(&self, payload: Payload, replies: usize) -> Result<Value> {
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            payload,
+            replies,
+            tx,
+        };
+        if self.tx.send(request).await.is_err() {
+            return Err(Error::closed("the connection has shut down"));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Error::closed("the connection has shut down")))
+    }
+
+    /// Out-of-band RESP3 push frames received from now on. A receiver that falls more than
+    /// 4,096 frames behind gets `RecvError::Lagged` with the count it missed.
+    #[allow(dead_code)] // used by pub/sub and client-side caching
+    pub(crate) fn push_frames(&self) -> broadcast::Receiver<Value> {
+        self.push.subscribe()
+    }
+
+    /// The protocol the server agreed to at the first connect.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// True once the task has stopped for good (reconnect off, or gave up).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+async fn run(
+    mut socket: Socket,
+    config: Arc<Config>,
+    reconnect: bool,
+    mut requests: mpsc::Receiver<Request>,
+    push: broadcast::Sender<Value>,
+) {
+    loop {
+        let cause = match driver::drive(&mut socket, &mut requests, &push, &config).await {
+            Exit::HandlesGone => return,
+            Exit::Died(cause) => cause,
+        };
+        tracing::warn!(addr = %config.addr, error = %cause, "connection lost");
+        if !(reconnect && config.reconnect.enabled) {
+            close(&mut requests, &cause).await;
+            return;
+        }
+        match reestablish(&config, &mut requests, cause).await {
+            Some(s) => socket = s,
+            None => return,
+        }
+    }
+}
+
+/// Reconnects with backoff. Requests that arrive while an attempt is under way wait for it;
+/// those that arrive between attempts fail at once with the last error, never hang.
+/// Returns `None` when every handle is gone or the policy gives up.
+async fn reestablish(
+    config: &Config,
+    requests: &mut mpsc::Receiver<Request>,
+    mut last_error: Error,
+) -> Option<Socket> {
+    let policy = &config.reconnect;
+    let mut failures: u32 = 0;
+    loop {
+        if failures > 0 {
+            let pause = tokio::time::sleep(policy.delay(failures - 1));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    _ = &mut pause => break,
+                    request = requests.recv() => match request {
+                        Some(r) => fail(r, &last_error),
+                        None => return None,
+                    },
+                }
+            }
+        }
+        match handshake::connect(config).await {
+            Ok((socket, _)) => {
+                tracing::info!(addr = %config.addr, attempts = failures + 1, "reconnected");
+                return Some(socket);
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(addr = %config.addr, attempt = failures, error = %e, "reconnect failed");
+                last_error = e;
+                while let Ok(r) = requests.try_recv() {
+                    fail(r, &last_error);
+                }
+                if policy.max_attempts.is_some_and(|max| failures >= max) {
+                    close(requests, &last_error).await;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+fn fail(request: Request, cause: &Error) {
+    let _ = request
+        .tx
+        .send(Err(Error::closed(format!("not connected: {cause}"))));
+}
+
+/// Stops taking requests and fails the ones already queued.
+async fn close(requests: &mut mpsc::Receiver<Request>, cause: &Error) {
+    requests.close();
+    while let Some(r) = requests.recv().await {
+        fail(r, cause);
+    }
+}

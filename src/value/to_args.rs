@@ -1,0 +1,269 @@
+//! [`ToArgs`]: how Rust values become command arguments.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The encoded arguments of one command, as RESP bulk strings, ready to be copied into the
+/// connection's write buffer behind an array header.
+#[derive(Clone, Default)]
+pub struct ArgBuf {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) count: usize,
+}
+
+impl ArgBuf {
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        ArgBuf {
+            buf: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
+    /// Appends one argument, binary-safe.
+    pub fn push(&mut self, arg: &[u8]) {
+        crate::resp::bulk(&mut self.buf, arg);
+        self.count += 1;
+    }
+
+    /// Appends an integer as its decimal digits.
+    pub fn push_int(&mut self, n: impl itoa::Integer) {
+        self.push(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// How many arguments have been written.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when no argument has been written.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The `i`-th argument, decoded back from the buffer (slow; for routing and diagnostics).
+    pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
+        let mut pos = 0;
+        for n in 0..self.count {
+            let line_end = pos + self.buf[pos..].iter().position(|&b| b == b'\r')?;
+            let len: usize = std::str::from_utf8(&self.buf[pos + 1..line_end])
+                .ok()?
+                .parse()
+                .ok()?;
+            let start = line_end + 2;
+            if n == i {
+                return Some(&self.buf[start..start + len]);
+            }
+            pos = start + len + 2;
+        }
+        None
+    }
+
+    pub(crate) fn encode_into(&self, out: &mut BytesMut) {
+        crate::resp::array_header(out, self.count);
+        out.put_slice(&self.buf);
+    }
+}
+
+/// A value that can be sent as zero or more command arguments.
+///
+/// Strings and bytes go as-is (binary-safe), numbers as their decimal text, `bool` as `1`/`0`.
+/// Collections and tuples write one argument per element (maps write key, value, ...), and
+/// `None` writes nothing, so `cmd("DEL").arg(&keys)` and `cmd("HSET").arg("h").arg(&map)` work.
+/// `u8` is deliberately not an argument type: `Vec<u8>` and `&[u8]` are byte strings.
+pub trait ToArgs {
+    /// Appends this value's arguments.
+    fn write_args(&self, out: &mut ArgBuf);
+}
+
+impl<T: ToArgs + ?Sized> ToArgs for &T {
+    fn write_args(&self, out: &mut ArgBuf) {
+        (**self).write_args(out)
+    }
+}
+
+impl<T: ToArgs + ?Sized> ToArgs for Box<T> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        (**self).write_args(out)
+    }
+}
+
+impl ToArgs for str {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(self.as_bytes())
+    }
+}
+
+impl ToArgs for String {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(self.as_bytes())
+    }
+}
+
+impl ToArgs for [u8] {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(self)
+    }
+}
+
+impl<const N: usize> ToArgs for [u8; N] {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(self)
+    }
+}
+
+impl ToArgs for Vec<u8> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(self)
+    }
+}
+
+impl ToArgs for Bytes {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(self)
+    }
+}
+
+impl ToArgs for BytesMut {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(self)
+    }
+}
+
+macro_rules! int_args {
+    ($($t:ty),*) => {$(
+        impl ToArgs for $t {
+            fn write_args(&self, out: &mut ArgBuf) {
+                out.push_int(*self)
+            }
+        }
+    )*};
+}
+int_args!(i8, i16, i32, i64, i128, isize, u16, u32, u64, u128, usize);
+
+macro_rules! float_args {
+    ($($t:ty),*) => {$(
+        impl ToArgs for $t {
+            fn write_args(&self, out: &mut ArgBuf) {
+                // ryu writes the shortest text that reads back to the same float, and
+                // `inf`/`-inf`, which Redis accepts in scores.
+                out.push(ryu::Buffer::new().format(*self).as_bytes())
+            }
+        }
+    )*};
+}
+float_args!(f32, f64);
+
+impl ToArgs for bool {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.push(if *self { b"1" } else { b"0" })
+    }
+}
+
+impl<T: ToArgs> ToArgs for Option<T> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        if let Some(v) = self {
+            v.write_args(out)
+        }
+    }
+}
+
+impl<T: ToArgs> ToArgs for [T] {
+    fn write_args(&self, out: &mut ArgBuf) {
+        self.iter().for_each(|v| v.write_args(out))
+    }
+}
+
+impl<T: ToArgs, const N: usize> ToArgs for [T; N] {
+    fn write_args(&self, out: &mut ArgBuf) {
+        self.iter().for_each(|v| v.write_args(out))
+    }
+}
+
+impl<T: ToArgs> ToArgs for Vec<T> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        self.iter().for_each(|v| v.write_args(out))
+    }
+}
+
+impl<T: ToArgs, S> ToArgs for HashSet<T, S> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        self.iter().for_each(|v| v.write_args(out))
+    }
+}
+
+impl<T: ToArgs> ToArgs for BTreeSet<T> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        self.iter().for_each(|v| v.write_args(out))
+    }
+}
+
+impl<K: ToArgs, V: ToArgs, S> ToArgs for HashMap<K, V, S> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        for (k, v) in self {
+            k.write_args(out);
+            v.write_args(out);
+        }
+    }
+}
+
+impl<K: ToArgs, V: ToArgs> ToArgs for BTreeMap<K, V> {
+    fn write_args(&self, out: &mut ArgBuf) {
+        for (k, v) in self {
+            k.write_args(out);
+            v.write_args(out);
+        }
+    }
+}
+
+macro_rules! tuple_args {
+    ($($name:ident)+) => {
+        impl<$($name: ToArgs),+> ToArgs for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn write_args(&self, out: &mut ArgBuf) {
+                let ($($name,)+) = self;
+                $($name.write_args(out);)+
+            }
+        }
+    };
+}
+tuple_args!(A);
+tuple_args!(A B);
+tuple_args!(A B C);
+tuple_args!(A B C D);
+tuple_args!(A B C D E);
+tuple_args!(A B C D E F);
+tuple_args!(A B C D E F G);
+tuple_args!(A B C D E F G H);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: impl ToArgs) -> Vec<Vec<u8>> {
+        let mut b = ArgBuf::default();
+        v.write_args(&mut b);
+        (0..b.len()).map(|i| b.get(i).unwrap().to_vec()).collect()
+    }
+
+    #[test]
+    fn scalars_and_collections_flatten_to_arguments() {
+        assert_eq!(args("k"), vec![b"k".to_vec()]);
+        assert_eq!(args(&b"\0\r\n"[..]), vec![b"\0\r\n".to_vec()]);
+        assert_eq!(args(vec![1u32, 2]), vec![b"1".to_vec(), b"2".to_vec()]);
+        assert_eq!(args(-7i64), vec![b"-7".to_vec()]);
+        assert_eq!(args(1.5f64), vec![b"1.5".to_vec()]);
+        assert_eq!(args(f64::INFINITY), vec![b"inf".to_vec()]);
+        assert_eq!(args(None::<&str>), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            args(("a", 1, true)),
+            vec![b"a".to_vec(), b"1".to_vec(), b"1".to_vec()]
+        );
+        let m: BTreeMap<&str, i32> = [("f", 1), ("g", 2)].into();
+        assert_eq!(
+            args(m),
+            vec![b"f".to_vec(), b"1".to_vec(), b"g".to_vec(), b"2".to_vec()]
+        );
+        assert_eq!(args(vec![b"ab".to_vec()]), vec![b"ab".to_vec()]);
+    }
+}
