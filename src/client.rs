@@ -102,17 +102,26 @@ impl Client {
         self.inner.shared[0].protocol()
     }
 
+    /// RESP3 push frames (client-side caching invalidations, pub/sub messages) that arrive
+    /// on the shared connections from now on. They are never mistaken for replies.
+    ///
+    /// The receiver keeps up to 4,096 frames per connection for a slow reader; past that it
+    /// gets `RecvError::Lagged(n)` saying how many it missed, so nothing is lost silently and
+    /// memory stays bounded.
+    pub fn push_frames(&self) -> Vec<tokio::sync::broadcast::Receiver<crate::Value>> {
+        self.inner
+            .shared
+            .iter()
+            .map(Connection::push_frames)
+            .collect()
+    }
+
     fn shared(&self) -> &Connection {
         let shared = &self.inner.shared;
         if shared.len() == 1 {
             return &shared[0];
         }
         &shared[self.inner.next.fetch_add(1, Ordering::Relaxed) % shared.len()]
-    }
-
-    #[cfg(test)]
-    pub(crate) fn shared_connection(&self) -> &Connection {
-        self.shared()
     }
 }
 

@@ -135,6 +135,17 @@ impl Error {
         Error::new(Kind::Timeout, message)
     }
 
+    /// An error for a command that was in flight when its connection died of `cause`: a
+    /// protocol or I/O failure keeps its kind, anything else reads as a closed connection.
+    pub(crate) fn in_flight(cause: &Error) -> Self {
+        let kind = match cause.inner.kind {
+            Kind::Protocol => Kind::Protocol,
+            Kind::Io => Kind::Io,
+            _ => Kind::Closed,
+        };
+        Error::new(kind, format!("connection lost before the reply: {cause}"))
+    }
+
     /// The server answered with an error reply; [`server_error`](Error::server_error) has it.
     pub fn is_server(&self) -> bool {
         matches!(self.inner.kind, Kind::Server(_))

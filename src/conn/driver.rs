@@ -52,9 +52,7 @@ pub(crate) async fn drive(
     let exit = poll_fn(|cx| state.poll(cx)).await;
     if let Exit::Died(err) = &exit {
         for p in state.pending.drain(..) {
-            let _ = p.tx.send(Err(Error::closed(format!(
-                "connection lost before the reply: {err}"
-            ))));
+            let _ = p.tx.send(Err(Error::in_flight(err)));
         }
     }
     exit

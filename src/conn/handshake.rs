@@ -54,7 +54,7 @@ async fn handshake(socket: &mut Socket, config: &Config) -> Result<Protocol> {
         if let Some(name) = &config.client_name {
             hello = hello.arg("SETNAME").arg(name);
         }
-        match round_trip(socket, &[hello]).await?.pop() {
+        match round_trip(socket, [&hello]).await?.pop() {
             Some(Value::Error(e)) if is_unknown_command(e.as_str()) || e.code() == "NOPROTO" => {
                 tracing::debug!(server_error = %e.code(), "HELLO 3 refused; falling back to RESP2");
             }
@@ -65,34 +65,41 @@ async fn handshake(socket: &mut Socket, config: &Config) -> Result<Protocol> {
             }
         }
     }
-    let mut setup = Vec::new();
+    // (command, must succeed) pairs, sent in one write.
+    let mut setup: Vec<(Cmd, bool)> = Vec::new();
     if !authenticated_and_named {
         if let Some(password) = &config.password {
-            setup.push(match &config.username {
+            let auth = match &config.username {
                 Some(user) => cmd("AUTH").arg(user).arg(password.expose()),
                 None => cmd("AUTH").arg(password.expose()),
-            });
+            };
+            setup.push((auth, true));
         }
         if let Some(name) = &config.client_name {
-            setup.push(cmd("CLIENT").arg("SETNAME").arg(name));
+            setup.push((cmd("CLIENT").arg("SETNAME").arg(name), true));
         }
     }
-    let required = setup.len();
     if config.db != 0 {
-        setup.push(cmd("SELECT").arg(config.db));
+        setup.push((cmd("SELECT").arg(config.db), true));
     }
-    let required = required + usize::from(config.db != 0);
     // Library identification is best effort: servers before Redis 7.2 do not know SETINFO.
-    setup.push(cmd("CLIENT").arg("SETINFO").arg("LIB-NAME").arg("kermes"));
-    setup.push(
+    setup.push((
+        cmd("CLIENT").arg("SETINFO").arg("LIB-NAME").arg("kermes"),
+        false,
+    ));
+    setup.push((
         cmd("CLIENT")
             .arg("SETINFO")
             .arg("LIB-VER")
             .arg(env!("CARGO_PKG_VERSION")),
-    );
-    let replies = round_trip(socket, &setup).await?;
-    for reply in replies.into_iter().take(required) {
-        if let Value::Error(e) = reply {
+        false,
+    ));
+    // Proves the connection is usable, e.g. fails with NOAUTH when a password is required
+    // and none was configured, instead of every later command failing.
+    setup.push((cmd("PING"), true));
+    let replies = round_trip(socket, setup.iter().map(|(c, _)| c)).await?;
+    for ((_, required), reply) in setup.iter().zip(replies) {
+        if let (true, Value::Error(e)) = (required, reply) {
             return Err(auth_error(e));
         }
     }
@@ -113,13 +120,18 @@ fn auth_error(e: crate::error::ServerError) -> Error {
 
 /// Sends commands in one write and reads one reply each. Push frames are not expected before
 /// the handshake ends and are skipped.
-async fn round_trip(socket: &mut Socket, cmds: &[Cmd]) -> Result<Vec<Value>> {
+async fn round_trip<'a>(
+    socket: &mut Socket,
+    cmds: impl IntoIterator<Item = &'a Cmd>,
+) -> Result<Vec<Value>> {
+    let mut count = 0;
     for c in cmds {
         c.args.encode_into(socket.write_buffer_mut());
+        count += 1;
     }
     SinkExt::<&Value>::flush(socket).await?;
-    let mut replies = Vec::with_capacity(cmds.len());
-    while replies.len() < cmds.len() {
+    let mut replies = Vec::with_capacity(count);
+    while replies.len() < count {
         match socket.next().await {
             Some(Ok(Value::Push(_))) => {}
             Some(Ok(v)) => replies.push(v),

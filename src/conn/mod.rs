@@ -88,7 +88,6 @@ impl Connection {
 
     /// Out-of-band RESP3 push frames received from now on. A receiver that falls more than
     /// 4,096 frames behind gets `RecvError::Lagged` with the count it missed.
-    #[allow(dead_code)] // used by pub/sub and client-side caching
     pub(crate) fn push_frames(&self) -> broadcast::Receiver<Value> {
         self.push.subscribe()
     }

@@ -1,0 +1,121 @@
+//! The raw command API: arguments, reply conversions, errors, routing and timeouts.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kermes::testing::TestServer;
+use kermes::{Client, Value, cmd};
+
+server_tests! {
+    async fn values_round_trip_binary_safe(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let binary: Vec<u8> = (0..=255u8).chain(b"\r\n\0".iter().copied()).collect();
+        client.cmd("SET").arg("bin").arg(&binary).exec().await.unwrap();
+        let back: Vec<u8> = client.cmd("GET").arg("bin").query().await.unwrap();
+        assert_eq!(back, binary);
+        let back: Bytes = client.cmd("GET").arg("bin").query().await.unwrap();
+        assert_eq!(&back[..], &binary[..]);
+
+        client.cmd("SET").arg("f").arg(1.25f64).exec().await.unwrap();
+        let f: f64 = client.cmd("INCRBYFLOAT").arg("f").arg(0.5).query().await.unwrap();
+        assert_eq!(f, 1.75);
+        let n: i64 = client.cmd("INCRBY").arg("n").arg(-5i32).query().await.unwrap();
+        assert_eq!(n, -5);
+        let missing: Option<String> = client.cmd("GET").arg("nope").query().await.unwrap();
+        assert_eq!(missing, None);
+
+        client.cmd("SADD").arg("s").arg(vec!["a", "b", "c"]).exec().await.unwrap();
+        let members: HashSet<String> = client.cmd("SMEMBERS").arg("s").query().await.unwrap();
+        assert_eq!(members, ["a", "b", "c"].into_iter().map(String::from).collect());
+        let both: Vec<Option<Bytes>> = client.cmd("MGET").arg(["bin", "nope"]).query().await.unwrap();
+        assert_eq!(both, vec![Some(Bytes::from(binary.clone())), None]);
+        // The same reply read as text fails as a type error: the bytes are not UTF-8.
+        let err = client.cmd("MGET").arg(["bin", "nope"]).query::<Vec<Option<String>>>().await.unwrap_err();
+        assert!(err.is_type(), "{err}");
+    }
+
+    async fn server_errors_carry_code_and_message(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        client.cmd("RPUSH").arg("list").arg("x").exec().await.unwrap();
+        let err = client.cmd("GET").arg("list").query::<Option<String>>().await.unwrap_err();
+        let se = err.server_error().expect("server error");
+        assert_eq!(se.code(), "WRONGTYPE");
+        assert!(se.message().contains("wrong kind of value"));
+        let err = client.cmd("NOSUCHCOMMAND").exec().await.unwrap_err();
+        assert_eq!(err.server_error().unwrap().code(), "ERR");
+        // The connection is fine afterwards.
+        let pong: String = client.cmd("PING").query().await.unwrap();
+        assert_eq!(pong, "PONG");
+    }
+
+    async fn type_mismatches_are_type_errors(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        client.cmd("SET").arg("word").arg("hello").exec().await.unwrap();
+        let err = client.cmd("GET").arg("word").query::<i64>().await.unwrap_err();
+        assert!(err.is_type(), "{err}");
+        let v: Value = client.cmd("GET").arg("word").query().await.unwrap();
+        assert_eq!(v, Value::Bulk(Bytes::from_static(b"hello")));
+    }
+
+    async fn connection_state_commands_are_refused_on_the_shared_connection(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        for name in ["MULTI", "WATCH", "SELECT", "SUBSCRIBE", "hello"] {
+            let err = client.query::<()>(cmd(name).arg("x")).await.unwrap_err();
+            assert!(err.is_config() && err.to_string().contains("exclusive"), "{name}: {err}");
+        }
+    }
+
+    async fn blocking_commands_run_on_exclusive_connections_without_the_response_timeout(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::builder()
+            .url(&server.url())
+            .response_timeout(Duration::from_millis(200))
+            .connect()
+            .await
+            .unwrap();
+        let pusher = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            pusher.cmd("RPUSH").arg("jobs").arg("job-1").exec().await.unwrap();
+        });
+        // Meanwhile the shared connection keeps answering.
+        let waiter = client.clone();
+        let blpop = tokio::spawn(async move {
+            waiter.cmd("BLPOP").arg("jobs").arg(5).query::<Option<(String, String)>>().await
+        });
+        for i in 0..20 {
+            let v: i64 = client.cmd("ECHO").arg(i).query().await.unwrap();
+            assert_eq!(v, i);
+        }
+        let popped = blpop.await.unwrap().unwrap();
+        assert_eq!(popped, Some(("jobs".into(), "job-1".into())));
+        let none: Option<(String, String)> = client.cmd("BLPOP").arg("empty").arg(0.3).query().await.unwrap();
+        assert_eq!(none, None);
+    }
+
+    async fn response_timeout_fails_slow_commands_and_later_replies_still_match(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::builder()
+            .url(&server.url())
+            .response_timeout(Duration::from_millis(150))
+            .connect()
+            .await
+            .unwrap();
+        let err = client.cmd("DEBUG").arg("SLEEP").arg(0.5).exec().await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        // A per-command timeout overrides the client's.
+        client.cmd("DEBUG").arg("SLEEP").arg(0.3).timeout(Duration::from_secs(2)).exec().await.unwrap();
+        for i in 0..50 {
+            let v: i64 = client.cmd("ECHO").arg(i).query().await.unwrap();
+            assert_eq!(v, i);
+        }
+    }
+}

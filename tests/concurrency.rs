@@ -1,0 +1,142 @@
+//! Many callers on one client: pipelining, cancellation safety, large values, push frames.
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kermes::testing::TestServer;
+use kermes::{Client, Value};
+
+server_tests! {
+    async fn ten_thousand_concurrent_commands_each_get_their_own_reply(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        // Half joined in place, half spawned across the runtime's threads.
+        let joined = futures::future::join_all((0..5_000i64).map(|i| {
+            let client = &client;
+            async move {
+                let v: i64 = client.cmd("ECHO").arg(i).query().await.unwrap();
+                assert_eq!(v, i);
+            }
+        }));
+        let spawned: Vec<_> = (5_000..10_000i64)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let key = format!("k{i}");
+                    client.cmd("SET").arg(&key).arg(i).exec().await.unwrap();
+                    let v: i64 = client.cmd("GET").arg(&key).query().await.unwrap();
+                    assert_eq!(v, i);
+                })
+            })
+            .collect();
+        joined.await;
+        for t in spawned {
+            t.await.unwrap();
+        }
+        let keys: i64 = client.cmd("DBSIZE").query().await.unwrap();
+        assert_eq!(keys, 5_000);
+    }
+
+    async fn dropped_and_aborted_commands_never_desynchronise_the_connection(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let checked = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for worker in 0..8i64 {
+            let client = client.clone();
+            let checked = checked.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..400i64 {
+                    let n = worker * 1_000_000 + i;
+                    match i % 4 {
+                        // Cancelled after a random short while: before, during or after sending.
+                        0 => {
+                            let wait = Duration::from_micros((n as u64 * 7919) % 300);
+                            tokio::select! {
+                                r = client.cmd("ECHO").arg(n).query::<i64>() => assert_eq!(r.unwrap(), n),
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                        }
+                        // Aborted as a task.
+                        1 => {
+                            let c = client.clone();
+                            let t = tokio::spawn(async move { c.cmd("ECHO").arg(n).query::<i64>().await });
+                            tokio::task::yield_now().await;
+                            t.abort();
+                            if let Ok(r) = t.await {
+                                assert_eq!(r.unwrap(), n);
+                            }
+                        }
+                        // Checked: every reply must be this command's own.
+                        _ => {
+                            let v: i64 = client.cmd("ECHO").arg(n).query().await.unwrap();
+                            assert_eq!(v, n);
+                            checked.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(checked.load(Ordering::Relaxed), 8 * 200);
+        for i in 0..1_000i64 {
+            let v: i64 = client.cmd("ECHO").arg(i).query().await.unwrap();
+            assert_eq!(v, i);
+        }
+    }
+
+    async fn a_64_mib_value_moves_while_small_commands_keep_flowing(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let big: Bytes = (0..64 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect::<Vec<u8>>().into();
+        let stop = Arc::new(AtomicBool::new(false));
+        let small = {
+            let client = client.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut n = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    let v: i64 = client.cmd("ECHO").arg(n).query().await.unwrap();
+                    assert_eq!(v, n);
+                    n += 1;
+                }
+                n
+            })
+        };
+        client.cmd("SET").arg("big").arg(&big).exec().await.unwrap();
+        let back: Bytes = client.cmd("GET").arg("big").query().await.unwrap();
+        assert!(back == big, "64 MiB value came back different");
+        let len: i64 = client.cmd("STRLEN").arg("big").query().await.unwrap();
+        assert_eq!(len, 64 * 1024 * 1024);
+        stop.store(true, Ordering::Relaxed);
+        let small_done = small.await.unwrap();
+        assert!(small_done > 0, "small commands did not flow");
+    }
+
+    async fn resp3_push_frames_are_routed_apart_from_replies(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let mut pushes = client.push_frames().remove(0);
+        // Client-side caching on the shared connection: reading a key subscribes to its
+        // invalidation, which arrives as a push frame between ordinary replies.
+        client.cmd("CLIENT").arg("TRACKING").arg("ON").exec().await.unwrap();
+        let writer = Client::connect(&server.url()).await.unwrap();
+        for round in 0..200i64 {
+            let key = format!("tracked{}", round % 10);
+            let _: Option<i64> = client.cmd("GET").arg(&key).query().await.unwrap();
+            writer.cmd("SET").arg(&key).arg(round).exec().await.unwrap();
+            let v: i64 = client.cmd("ECHO").arg(round).query().await.unwrap();
+            assert_eq!(v, round);
+        }
+        let first = tokio::time::timeout(Duration::from_secs(5), pushes.recv()).await.unwrap().unwrap();
+        let Value::Push(items) = first else { panic!("not a push: {first:?}") };
+        assert_eq!(items[0].as_bytes().map(|b| &b[..]), Some(&b"invalidate"[..]));
+    }
+}
