@@ -120,6 +120,59 @@ server_tests! {
         assert!(small_done > 0, "small commands did not flow");
     }
 
+    async fn a_small_in_flight_cap_makes_callers_wait_never_fail_or_hang(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::builder().url(&server.url()).max_in_flight(4).connect().await.unwrap();
+        let replies = futures::future::join_all((0..2_000i64).map(|i| {
+            let client = &client;
+            async move { client.cmd("ECHO").arg(i).query::<i64>().await.unwrap() }
+        }))
+        .await;
+        assert_eq!(replies, (0..2_000).collect::<Vec<_>>());
+    }
+
+    async fn large_writes_and_large_replies_cross_without_deadlock(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        // 128 MiB each way through one socket at once: the task must keep reading replies
+        // while its writes are blocked, or both sides' buffers fill and everything stops.
+        let value = Bytes::from(vec![b'v'; 256 * 1024]);
+        let tasks: Vec<_> = (0..512)
+            .map(|i| {
+                let (client, value) = (client.clone(), value.clone());
+                tokio::spawn(async move {
+                    let key = format!("big{}", i % 16);
+                    client.cmd("SET").arg(&key).arg(&value).exec().await.unwrap();
+                    let back: Bytes = client.cmd("GET").arg(&key).query().await.unwrap();
+                    assert_eq!(back.len(), value.len());
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+
+    async fn dropping_the_last_client_handle_closes_its_connections(kind) {
+        let server = TestServer::start(kind);
+        let observer = Client::connect(&server.url()).await.unwrap();
+        let count = || async {
+            let list: String = observer.cmd("CLIENT").arg("LIST").query().await.unwrap();
+            list.lines().count()
+        };
+        let before = count().await;
+        let client = Client::builder().url(&server.url()).shared_connections(3).connect().await.unwrap();
+        let _ex = client.exclusive().await.unwrap();
+        assert_eq!(count().await, before + 4);
+        drop(_ex);
+        drop(client);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while count().await != before {
+            assert!(std::time::Instant::now() < deadline, "connections outlived the client");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn resp3_push_frames_are_routed_apart_from_replies(kind) {
         let server = TestServer::start(kind);
         let client = Client::connect(&server.url()).await.unwrap();

@@ -58,6 +58,13 @@ pub(crate) async fn drive(
     exit
 }
 
+/// Why gathering stopped.
+enum Gathered {
+    QueueEmpty,
+    BatchFull,
+    InFlightFull,
+}
+
 struct Driver<'a> {
     socket: &'a mut Socket,
     requests: &'a mut mpsc::Receiver<Request>,
@@ -71,7 +78,7 @@ struct Driver<'a> {
 impl Driver<'_> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
         loop {
-            let batch_full = self.gather(cx);
+            let stopped = self.gather(cx);
             let mut flushed = true;
             if !self.socket.write_buffer().is_empty() {
                 match Pin::new(&mut *self.socket).poll_flush(cx) {
@@ -108,24 +115,29 @@ impl Driver<'_> {
             {
                 return Poll::Ready(Exit::HandlesGone);
             }
-            // A batch cut short by the byte cap left requests queued with no waker set for
-            // them; once its flush is done, gather the next batch straight away.
-            if !(batch_full && flushed) {
+            // Gathering that stopped at a cap left requests queued with no waker set for the
+            // queue: go again as soon as the cap is relieved (the flush finished, or replies
+            // freed in-flight slots), else a quiet socket would strand those callers.
+            let again = match stopped {
+                Gathered::QueueEmpty => false,
+                Gathered::BatchFull => flushed,
+                Gathered::InFlightFull => self.pending.len() < self.max_in_flight,
+            };
+            if !again {
                 return Poll::Pending;
             }
         }
     }
 
-    /// Moves queued requests into the write buffer. Returns true when it stopped at a cap
-    /// rather than on an empty queue.
-    fn gather(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Moves queued requests into the write buffer until the queue is empty (its waker is
+    /// then set) or a cap is reached.
+    fn gather(&mut self, cx: &mut Context<'_>) -> Gathered {
         while !self.requests_closed {
             if self.socket.write_buffer().len() >= self.max_batch_bytes {
-                return true;
+                return Gathered::BatchFull;
             }
             if self.pending.len() >= self.max_in_flight {
-                // A reply will free a slot and wake the read side.
-                return false;
+                return Gathered::InFlightFull;
             }
             match self.requests.poll_recv(cx) {
                 Poll::Ready(Some(request)) => {
@@ -141,10 +153,10 @@ impl Driver<'_> {
                     });
                 }
                 Poll::Ready(None) => self.requests_closed = true,
-                Poll::Pending => return false,
+                Poll::Pending => return Gathered::QueueEmpty,
             }
         }
-        false
+        Gathered::QueueEmpty
     }
 
     fn dispatch(&mut self, value: Value) -> Result<()> {
