@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{FakeServer, eventually, resp};
+use common::{FakeServer, eventually, resp, wait_until};
 use kermes::testing::TestServer;
 use kermes::{Client, Limits, Value};
 
@@ -53,8 +53,8 @@ server_tests! {
         server.restart();
         // No action from the user: the client reconnects by itself.
         let after = oks.load(Ordering::Relaxed);
-        eventually(Duration::from_secs(10), || async {
-            if oks.load(Ordering::Relaxed) > after + 100 { Ok(()) } else { Err(kermes::Error::from(kermes::ServerError::new("WAIT not yet"))) }
+        wait_until(Duration::from_secs(10), "commands succeed after the restart", || {
+            oks.load(Ordering::Relaxed) > after + 100
         })
         .await;
         stop.store(true, Ordering::Relaxed);
@@ -95,6 +95,9 @@ server_tests! {
         let admin = Client::connect(&server.url()).await.unwrap();
         admin.cmd("CLIENT").arg("KILL").arg("ID").arg(id).exec().await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
+        // Whether the task saw the close first or the write did, the command fails at once.
+        let err = client.cmd("PING").exec().await.unwrap_err();
+        assert!(err.is_closed() || err.is_io(), "{err}");
         let err = client.cmd("PING").exec().await.unwrap_err();
         assert!(err.is_closed(), "{err}");
     }

@@ -74,6 +74,18 @@ where
     }
 }
 
+/// Waits until `condition` holds, checking every 20 ms, for at most `within`.
+pub async fn wait_until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A TCP server that answers the handshake as an old RESP2 server would, then answers each
 /// command with the bytes `script` returns for (connection number, command arguments).
 pub struct FakeServer {
