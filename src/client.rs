@@ -77,7 +77,7 @@ impl Client {
                 into_result(reply)
             }
             Route::Blocking => self.exclusive().await?.query(cmd).await,
-            Route::ConnectionState => Err(Error::config(format!(
+            Route::ConnectionState | Route::PubSub => Err(Error::config(format!(
                 "{} changes the state of its connection and cannot run on a shared one; \
                  use Client::exclusive()",
                 cmd.name()

@@ -12,9 +12,11 @@ pub(crate) enum Route {
     /// Blocks the connection server-side (the spec's BLOCKING flag): runs on an exclusive
     /// connection and is exempt from the response timeout.
     Blocking,
-    /// Changes per-connection state (transactions, subscriptions, db, protocol): refused on a
-    /// shared connection, where it would leak into other callers' commands.
+    /// Changes per-connection state (transactions, db, protocol): refused on a shared
+    /// connection, where it would leak into other callers' commands.
     ConnectionState,
+    /// Puts the connection in pub/sub or MONITOR mode, where replies stop matching requests.
+    PubSub,
 }
 
 /// Commands the spec flags BLOCKING. The generated command table (codegen) takes this over.
@@ -34,11 +36,10 @@ const BLOCKING: &[&str] = &[
 ];
 
 const CONNECTION_STATE: &[&str] = &[
-    "WATCH",
-    "UNWATCH",
-    "MULTI",
-    "EXEC",
-    "DISCARD",
+    "WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "SELECT", "HELLO", "RESET", "QUIT",
+];
+
+const PUBSUB: &[&str] = &[
     "SUBSCRIBE",
     "PSUBSCRIBE",
     "SSUBSCRIBE",
@@ -46,10 +47,6 @@ const CONNECTION_STATE: &[&str] = &[
     "PUNSUBSCRIBE",
     "SUNSUBSCRIBE",
     "MONITOR",
-    "SELECT",
-    "HELLO",
-    "RESET",
-    "QUIT",
 ];
 
 fn route_of(name: &[u8]) -> Route {
@@ -58,6 +55,8 @@ fn route_of(name: &[u8]) -> Route {
         Route::Blocking
     } else if is(CONNECTION_STATE) {
         Route::ConnectionState
+    } else if is(PUBSUB) {
+        Route::PubSub
     } else {
         Route::Shared
     }
@@ -152,6 +151,7 @@ mod tests {
         assert!(cmd("blpop").is_blocking());
         assert!(cmd("XREADGROUP").is_blocking());
         assert_eq!(cmd("Multi").route, Route::ConnectionState);
+        assert_eq!(cmd("psubscribe").route, Route::PubSub);
     }
 
     #[test]

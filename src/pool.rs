@@ -100,14 +100,15 @@ impl Exclusive {
     /// Sends a command and converts its reply. Blocking commands wait as long as they
     /// block; other commands fall under the client's response timeout.
     pub async fn query<T: FromValue>(&mut self, cmd: Cmd) -> Result<T> {
-        if cmd.route == Route::ConnectionState && is_pubsub(&cmd.name()) {
+        if cmd.route == Route::PubSub {
             return Err(Error::config(format!(
                 "{} puts a connection in pub/sub mode, which this version of kermes does not offer yet",
                 cmd.name()
             )));
         }
+        // A blocking command waits as long as it blocks, unless given its own timeout.
         let timeout = match cmd.route {
-            Route::Blocking => None,
+            Route::Blocking => cmd.timeout,
             _ => cmd.timeout.or(self.response_timeout),
         };
         self.obj.idle = false;
@@ -116,20 +117,6 @@ impl Exclusive {
         self.obj.idle = true;
         into_result(reply)
     }
-}
-
-fn is_pubsub(name: &str) -> bool {
-    [
-        "SUBSCRIBE",
-        "PSUBSCRIBE",
-        "SSUBSCRIBE",
-        "UNSUBSCRIBE",
-        "PUNSUBSCRIBE",
-        "SUNSUBSCRIBE",
-        "MONITOR",
-    ]
-    .iter()
-    .any(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// Waits for a reply, up to `timeout` when there is one.

@@ -99,6 +99,16 @@ server_tests! {
         assert_eq!(popped, Some(("jobs".into(), "job-1".into())));
         let none: Option<(String, String)> = client.cmd("BLPOP").arg("empty").arg(0.3).query().await.unwrap();
         assert_eq!(none, None);
+        // An explicit per-command timeout still applies to a blocking command.
+        let err = client
+            .cmd("BLPOP")
+            .arg("empty")
+            .arg(10)
+            .timeout(Duration::from_millis(100))
+            .query::<Option<(String, String)>>()
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
     }
 
     async fn response_timeout_fails_slow_commands_and_later_replies_still_match(kind) {

@@ -22,7 +22,6 @@ pub(crate) enum Payload {
     /// One command's arguments; the driver writes the array header.
     Args(ArgBuf),
     /// Fully encoded commands (a pipeline).
-    #[allow(dead_code)] // used by pipelines
     Encoded(Bytes),
 }
 
