@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::cmd::{Cmd, Route};
+use crate::cmd::Cmd;
 use crate::config::{Config, Password, Protocol, ReconnectPolicy};
-use crate::conn::{Connection, Payload};
+use crate::conn::Connection;
 use crate::error::{Error, Result};
-use crate::pool::{Exclusive, Manager, Pool, into_result, pool_error, with_timeout};
+use crate::pool::{Exclusive, Manager, Pool, pool_error};
+use crate::query::Query;
 use crate::resp::Limits;
 use crate::value::{FromValue, ToArgs};
 
@@ -67,22 +68,8 @@ impl Client {
     /// Blocking commands (BLPOP, XREAD, WAIT ...) run on an exclusive connection with no
     /// response timeout. Commands that change connection state (MULTI, WATCH, SELECT,
     /// SUBSCRIBE ...) are refused here: run them on [`exclusive`](Client::exclusive).
-    pub async fn query<T: FromValue>(&self, cmd: Cmd) -> Result<T> {
-        match cmd.route {
-            Route::Shared => {
-                let timeout = cmd.timeout.or(self.inner.config.response_timeout);
-                let reply =
-                    with_timeout(timeout, self.shared().request(Payload::Args(cmd.args), 1))
-                        .await?;
-                into_result(reply)
-            }
-            Route::Blocking => self.exclusive().await?.query(cmd).await,
-            Route::ConnectionState | Route::PubSub => Err(Error::config(format!(
-                "{} changes the state of its connection and cannot run on a shared one; \
-                 use Client::exclusive()",
-                cmd.name()
-            ))),
-        }
+    pub fn query<T: FromValue>(&self, cmd: Cmd) -> Query<'_, T> {
+        Query::new(self, cmd)
     }
 
     /// Checks a connection out of the pool for this caller alone (WATCH/MULTI/EXEC, a run of
@@ -116,7 +103,7 @@ impl Client {
             .collect()
     }
 
-    fn shared(&self) -> &Connection {
+    pub(crate) fn shared(&self) -> &Connection {
         let shared = &self.inner.shared;
         if shared.len() == 1 {
             return &shared[0];
@@ -140,7 +127,7 @@ pub struct BoundCmd<'a> {
     cmd: Cmd,
 }
 
-impl BoundCmd<'_> {
+impl<'a> BoundCmd<'a> {
     /// Appends arguments (see [`ToArgs`]).
     pub fn arg(mut self, arg: impl ToArgs) -> Self {
         self.cmd.push_arg(arg);
@@ -154,13 +141,13 @@ impl BoundCmd<'_> {
     }
 
     /// Sends the command and converts the reply to `T`.
-    pub async fn query<T: FromValue>(self) -> Result<T> {
-        self.client.query(self.cmd).await
+    pub fn query<T: FromValue>(self) -> Query<'a, T> {
+        self.client.query(self.cmd)
     }
 
     /// Sends the command and ignores a successful reply.
-    pub async fn exec(self) -> Result<()> {
-        self.client.query(self.cmd).await
+    pub fn exec(self) -> Query<'a, ()> {
+        self.client.query(self.cmd)
     }
 }
 

@@ -48,6 +48,7 @@ mod config;
 mod conn;
 mod error;
 mod pool;
+mod query;
 pub mod resp;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -58,5 +59,6 @@ pub use cmd::{Cmd, cmd};
 pub use config::{Addr, Config, Password, Protocol, ReconnectPolicy};
 pub use error::{Error, Result, ServerError};
 pub use pool::Exclusive;
+pub use query::Query;
 pub use resp::{Limits, Value};
 pub use value::{ArgBuf, FromValue, ToArgs};

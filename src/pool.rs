@@ -100,6 +100,10 @@ impl Exclusive {
     /// Sends a command and converts its reply. Blocking commands wait as long as they
     /// block; other commands fall under the client's response timeout.
     pub async fn query<T: FromValue>(&mut self, cmd: Cmd) -> Result<T> {
+        self.request(cmd).await.and_then(into_result)
+    }
+
+    pub(crate) async fn request(&mut self, cmd: Cmd) -> Result<Value> {
         if cmd.route == Route::PubSub {
             return Err(Error::config(format!(
                 "{} puts a connection in pub/sub mode, which this version of kermes does not offer yet",
@@ -115,7 +119,7 @@ impl Exclusive {
         let reply =
             with_timeout(timeout, self.obj.conn.request(Payload::Args(cmd.args), 1)).await?;
         self.obj.idle = true;
-        into_result(reply)
+        Ok(reply)
     }
 }
 

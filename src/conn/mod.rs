@@ -41,6 +41,26 @@ pub(crate) struct Request {
     tx: oneshot::Sender<Result<Value>>,
 }
 
+/// Where a request's reply arrives.
+pub(crate) type ReplyRx = oneshot::Receiver<Result<Value>>;
+
+/// Why a request was not queued at once.
+pub(crate) enum TryRequest {
+    /// The queue is full; the request and its reply receiver come back.
+    Full(Request, ReplyRx),
+    /// The connection has shut down for good.
+    Closed,
+}
+
+pub(crate) fn shut_down() -> Error {
+    Error::closed("the connection has shut down")
+}
+
+/// The reply from a receiver, or a closed error if the connection dropped the request.
+pub(crate) async fn wait_reply(reply: ReplyRx) -> Result<Value> {
+    reply.await.unwrap_or_else(|_| Err(shut_down()))
+}
+
 /// Queue depth between callers and the connection task; callers wait when it is full.
 const QUEUE: usize = 4096;
 /// Push frames kept for a slow push consumer before it is told it lagged.
@@ -72,17 +92,39 @@ impl Connection {
     /// more than one). Dropping the future is safe at any point: a reply nobody waits for
     /// any more is read and discarded.
     pub(crate) async fn request(&self, payload: Payload, replies: usize) -> Result<Value> {
+        match self.try_request(payload, replies) {
+            Ok(reply) => wait_reply(reply).await,
+            Err(TryRequest::Full(request, reply)) => self.queue_and_wait(request, reply).await,
+            Err(TryRequest::Closed) => Err(shut_down()),
+        }
+    }
+
+    /// Queues a request if the queue has room, without waiting; the receiver yields the
+    /// reply. A full queue hands the request back for [`queue_and_wait`](Self::queue_and_wait).
+    pub(crate) fn try_request(
+        &self,
+        payload: Payload,
+        replies: usize,
+    ) -> Result<ReplyRx, TryRequest> {
         let (tx, rx) = oneshot::channel();
         let request = Request {
             payload,
             replies,
             tx,
         };
-        if self.tx.send(request).await.is_err() {
-            return Err(Error::closed("the connection has shut down"));
+        match self.tx.try_send(request) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(request)) => Err(TryRequest::Full(request, rx)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TryRequest::Closed),
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Error::closed("the connection has shut down")))
+    }
+
+    /// Waits for room in the queue (backpressure), then for the reply.
+    pub(crate) async fn queue_and_wait(&self, request: Request, reply: ReplyRx) -> Result<Value> {
+        if self.tx.send(request).await.is_err() {
+            return Err(shut_down());
+        }
+        wait_reply(reply).await
     }
 
     /// Out-of-band RESP3 push frames received from now on. A receiver that falls more than

@@ -1,0 +1,134 @@
+//! [`Query`]: the future of one command sent through a [`Client`].
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::time::Sleep;
+
+use crate::client::Client;
+use crate::cmd::{Cmd, Route};
+use crate::conn::{Payload, ReplyRx, TryRequest, shut_down};
+use crate::error::{Error, Result};
+use crate::pool::into_result;
+use crate::resp::Value;
+use crate::value::FromValue;
+
+type BoxedReply<'a> = Pin<Box<dyn Future<Output = Result<Value>> + Send + 'a>>;
+
+enum State<'a> {
+    /// Not sent yet: nothing happens until the first poll.
+    Start(Cmd),
+    /// Queued on a shared connection; the reply comes through the receiver.
+    Waiting(ReplyRx),
+    /// The slow paths (a full queue, an exclusive connection), which may allocate.
+    Boxed(BoxedReply<'a>),
+    Done,
+}
+
+pin_project_lite::pin_project! {
+    /// A command on its way: await it for the reply as `T`.
+    ///
+    /// Nothing is sent until the first poll. Dropping it at any point is safe: a command not
+    /// yet written is never sent, and the reply to one already written is read and discarded
+    /// by the connection.
+    ///
+    /// The reply type defaults to what the command returns (e.g. `i64` for INCR); choose
+    /// another with [`to`](Query::to).
+    #[must_use = "a query does nothing unless awaited"]
+    pub struct Query<'a, T> {
+        client: &'a Client,
+        state: State<'a>,
+        #[pin]
+        timer: Option<Sleep>,
+        reply: PhantomData<fn() -> T>,
+    }
+}
+
+impl<'a, T> Query<'a, T> {
+    pub(crate) fn new(client: &'a Client, cmd: Cmd) -> Self {
+        Query {
+            client,
+            state: State::Start(cmd),
+            timer: None,
+            reply: PhantomData,
+        }
+    }
+
+    /// The same command, with its reply converted to `U` instead:
+    /// `client.get("k").to::<String>().await?`.
+    pub fn to<U: FromValue>(self) -> Query<'a, U> {
+        Query {
+            client: self.client,
+            state: self.state,
+            timer: self.timer,
+            reply: PhantomData,
+        }
+    }
+}
+
+impl<'a, T: FromValue> Future for Query<'a, T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let mut this = self.project();
+        loop {
+            match std::mem::replace(this.state, State::Done) {
+                State::Start(cmd) => match cmd.route {
+                    Route::Shared => {
+                        let config = this.client.config();
+                        if let Some(t) = cmd.timeout.or(config.response_timeout) {
+                            this.timer.set(Some(tokio::time::sleep(t)));
+                        }
+                        let conn = this.client.shared();
+                        *this.state = match conn.try_request(Payload::Args(cmd.args), 1) {
+                            Ok(reply) => State::Waiting(reply),
+                            Err(TryRequest::Full(request, reply)) => {
+                                State::Boxed(Box::pin(conn.queue_and_wait(request, reply)))
+                            }
+                            Err(TryRequest::Closed) => return Poll::Ready(Err(shut_down())),
+                        };
+                    }
+                    Route::Blocking => {
+                        let client = *this.client;
+                        *this.state = State::Boxed(Box::pin(async move {
+                            client.exclusive().await?.request(cmd).await
+                        }));
+                    }
+                    Route::ConnectionState | Route::PubSub => {
+                        return Poll::Ready(Err(Error::config(format!(
+                            "{} changes the state of its connection and cannot run on a \
+                             shared one; use Client::exclusive()",
+                            cmd.name()
+                        ))));
+                    }
+                },
+                State::Waiting(mut reply) => match Pin::new(&mut reply).poll(cx) {
+                    Poll::Ready(r) => {
+                        let value = r.unwrap_or_else(|_| Err(shut_down()));
+                        return Poll::Ready(value.and_then(into_result));
+                    }
+                    Poll::Pending => {
+                        *this.state = State::Waiting(reply);
+                        break;
+                    }
+                },
+                State::Boxed(mut fut) => match fut.as_mut().poll(cx) {
+                    Poll::Ready(r) => return Poll::Ready(r.and_then(into_result)),
+                    Poll::Pending => {
+                        *this.state = State::Boxed(fut);
+                        break;
+                    }
+                },
+                State::Done => panic!("Query polled after completion"),
+            }
+        }
+        if let Some(timer) = this.timer.as_pin_mut() {
+            ready!(timer.poll(cx));
+            *this.state = State::Done;
+            return Poll::Ready(Err(Error::timeout("no reply within the response timeout")));
+        }
+        Poll::Pending
+    }
+}
