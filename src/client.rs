@@ -112,6 +112,14 @@ impl Client {
     }
 }
 
+impl crate::commands::CommandSink for Client {
+    type Reply<'a, T: FromValue + 'a> = Query<'a, T>;
+
+    fn send<'a, T: FromValue + 'a>(&'a self, cmd: Cmd) -> Query<'a, T> {
+        self.query(cmd)
+    }
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")

@@ -19,47 +19,10 @@ pub(crate) enum Route {
     PubSub,
 }
 
-/// Commands the spec flags BLOCKING. The generated command table (codegen) takes this over.
-const BLOCKING: &[&str] = &[
-    "BLMOVE",
-    "BLMPOP",
-    "BLPOP",
-    "BRPOP",
-    "BRPOPLPUSH",
-    "BZMPOP",
-    "BZPOPMAX",
-    "BZPOPMIN",
-    "WAIT",
-    "WAITAOF",
-    "XREAD",
-    "XREADGROUP",
-];
-
-const CONNECTION_STATE: &[&str] = &[
-    "WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "SELECT", "HELLO", "RESET", "QUIT",
-];
-
-const PUBSUB: &[&str] = &[
-    "SUBSCRIBE",
-    "PSUBSCRIBE",
-    "SSUBSCRIBE",
-    "UNSUBSCRIBE",
-    "PUNSUBSCRIBE",
-    "SUNSUBSCRIBE",
-    "MONITOR",
-];
-
+/// The route of a top-level command name, from the generated command table. Names the
+/// spec does not know (module commands) share connections.
 fn route_of(name: &[u8]) -> Route {
-    let is = |list: &[&str]| list.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(name));
-    if is(BLOCKING) {
-        Route::Blocking
-    } else if is(CONNECTION_STATE) {
-        Route::ConnectionState
-    } else if is(PUBSUB) {
-        Route::PubSub
-    } else {
-        Route::Shared
-    }
+    crate::commands::lookup(name).map_or(Route::Shared, |info| info.route)
 }
 
 /// A command: its name, its arguments, and options for how it runs.
@@ -93,6 +56,17 @@ impl Cmd {
         Cmd {
             args,
             route: route_of(name.as_bytes()),
+            timeout: None,
+        }
+    }
+
+    /// A command whose route the generator already knows.
+    pub(crate) fn with_route(name: &'static str, route: Route) -> Cmd {
+        let mut args = ArgBuf::with_capacity(64);
+        args.push(name.as_bytes());
+        Cmd {
+            args,
+            route,
             timeout: None,
         }
     }

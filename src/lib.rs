@@ -44,6 +44,7 @@
 
 mod client;
 mod cmd;
+pub mod commands;
 mod config;
 mod conn;
 mod error;
@@ -62,3 +63,9 @@ pub use pool::Exclusive;
 pub use query::Query;
 pub use resp::{Limits, Value};
 pub use value::{ArgBuf, FromValue, ToArgs};
+
+/// Everything needed to call commands: `use kermes::prelude::*;`.
+pub mod prelude {
+    pub use crate::commands::*;
+    pub use crate::{Client, Cmd, FromValue, Query, ToArgs, Value, cmd};
+}

@@ -157,6 +157,8 @@ impl FromValue for bool {
     fn from_value(value: Value) -> Result<Self> {
         match plain(value) {
             Value::Bool(b) => Ok(b),
+            // OK-or-nil replies (SET NX, ...): nil means the command did nothing.
+            Value::Nil => Ok(false),
             Value::Int(0) => Ok(false),
             Value::Int(1) => Ok(true),
             Value::Simple(s) if &s[..] == b"OK" => Ok(true),

@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// The encoded arguments of one command, as RESP bulk strings, ready to be copied into the
 /// connection's write buffer behind an array header.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ArgBuf {
     pub(crate) buf: Vec<u8>,
     pub(crate) count: usize,
@@ -59,6 +59,12 @@ impl ArgBuf {
         None
     }
 
+    /// Appends every argument of `other`.
+    pub(crate) fn append(&mut self, other: &ArgBuf) {
+        self.buf.extend_from_slice(&other.buf);
+        self.count += other.count;
+    }
+
     pub(crate) fn encode_into(&self, out: &mut BytesMut) {
         crate::resp::array_header(out, self.count);
         out.put_slice(&self.buf);
@@ -74,6 +80,18 @@ impl ArgBuf {
 pub trait ToArgs {
     /// Appends this value's arguments.
     fn write_args(&self, out: &mut ArgBuf);
+}
+
+impl std::fmt::Debug for ArgBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments may be secrets or large values: the count says enough.
+        write!(f, "ArgBuf({} args)", self.count)
+    }
+}
+
+/// No arguments at all: for an empty list, e.g. EVAL with no keys.
+impl ToArgs for () {
+    fn write_args(&self, _: &mut ArgBuf) {}
 }
 
 impl<T: ToArgs + ?Sized> ToArgs for &T {
