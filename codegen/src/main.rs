@@ -3,6 +3,7 @@
 //! `src/commands/generated/`. With `--check`, writes nothing and fails when the committed
 //! files differ from what it would write.
 
+mod corrections;
 mod docs;
 mod model;
 mod naming;
@@ -52,7 +53,8 @@ fn run() -> Result<ExitCode, String> {
         }
     }
 
-    let all = model::load(&spec)?;
+    let mut all = model::load(&spec)?;
+    let corrected = corrections::apply(&mut all);
     let (sentinel, api): (Vec<Command>, Vec<Command>) = all
         .into_iter()
         .partition(|c| c.name == "SENTINEL" || c.name.starts_with("SENTINEL "));
@@ -69,6 +71,9 @@ fn run() -> Result<ExitCode, String> {
     );
     for (name, why) in &skipped {
         println!("  skipped {name}: {why}");
+    }
+    for c in &corrected {
+        println!("  corrected {c}");
     }
 
     if check {

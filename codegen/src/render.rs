@@ -60,7 +60,16 @@ fn is_scalar(k: Kind) -> bool {
     )
 }
 
-/// The type of a scalar passed by the caller as a parameter.
+/// The type of a scalar passed by the caller as a parameter. Score-range bounds (`min`,
+/// `max`) are doubles in the spec but also take `(1.5` (exclusive) and `-inf`, so they
+/// accept any argument.
+fn param_type(arg: &Arg) -> &'static str {
+    if arg.kind == Kind::Double && matches!(arg.name.as_str(), "min" | "max") {
+        return "impl ToArgs";
+    }
+    param_scalar(arg.kind)
+}
+
 fn param_scalar(k: Kind) -> &'static str {
     match k {
         Kind::Integer | Kind::UnixTime => "i64",
@@ -291,7 +300,7 @@ impl Group {
                                 self.owned_type(&one, prefix).unwrap_or_default()
                             )
                         } else if is_scalar(arg.kind) {
-                            param_scalar(arg.kind).to_string()
+                            param_type(arg).to_string()
                         } else {
                             self.owned_type(arg, prefix).unwrap_or_default()
                         };
@@ -452,6 +461,12 @@ impl Group {
         for choice in choices {
             let name = names.unique(snake(label(&choice)));
             let mut sig = Sig::default();
+            // A choice of a tokened oneof (`AGGREGATE SUM | MIN | MAX`) follows that token.
+            if arg.kind == Kind::OneOf && !arg.multiple {
+                if let Some(t) = &arg.token {
+                    sig.body.push(format!("a.push({});", token_lit(t)));
+                }
+            }
             let mut pnames = Names::with(&["a", "self", "counted"]);
             self.flatten(std::slice::from_ref(&choice), &mut sig, &mut pnames, prefix);
             let params: String = sig

@@ -909,6 +909,7 @@ impl ClientListOptions {
     pub fn normal(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"TYPE");
         a.push(b"normal");
         self.client_type = Some(buf);
         self
@@ -918,6 +919,7 @@ impl ClientListOptions {
     pub fn master(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"TYPE");
         a.push(b"master");
         self.client_type = Some(buf);
         self
@@ -927,6 +929,7 @@ impl ClientListOptions {
     pub fn replica(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"TYPE");
         a.push(b"replica");
         self.client_type = Some(buf);
         self
@@ -936,6 +939,7 @@ impl ClientListOptions {
     pub fn pubsub(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"TYPE");
         a.push(b"pubsub");
         self.client_type = Some(buf);
         self

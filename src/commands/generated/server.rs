@@ -1986,6 +1986,7 @@ impl CommandListOptions {
     pub fn module(mut self, module_name: impl ToArgs) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"FILTERBY");
         a.push(b"MODULE");
         module_name.write_args(a);
         self.filterby = Some(buf);
@@ -1996,6 +1997,7 @@ impl CommandListOptions {
     pub fn aclcat(mut self, category: impl ToArgs) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"FILTERBY");
         a.push(b"ACLCAT");
         category.write_args(a);
         self.filterby = Some(buf);
@@ -2006,6 +2008,7 @@ impl CommandListOptions {
     pub fn pattern(mut self, pattern: impl ToArgs) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"FILTERBY");
         a.push(b"PATTERN");
         pattern.write_args(a);
         self.filterby = Some(buf);

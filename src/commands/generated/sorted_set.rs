@@ -194,7 +194,12 @@ pub trait SortedSetCommands: CommandSink {
     ///
     /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - integer: The number of elements in the specified score range
-    fn zcount<'a>(&'a self, key: impl ToArgs, min: f64, max: f64) -> Self::Reply<'a, i64> {
+    fn zcount<'a>(
+        &'a self,
+        key: impl ToArgs,
+        min: impl ToArgs,
+        max: impl ToArgs,
+    ) -> Self::Reply<'a, i64> {
         let mut cmd = Cmd::with_route("ZCOUNT", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
@@ -282,7 +287,7 @@ pub trait SortedSetCommands: CommandSink {
     fn zincrby<'a>(
         &'a self,
         key: impl ToArgs,
-        increment: i64,
+        increment: f64,
         member: impl ToArgs,
     ) -> Self::Reply<'a, f64> {
         let mut cmd = Cmd::with_route("ZINCRBY", Route::Shared);
@@ -749,7 +754,12 @@ pub trait SortedSetCommands: CommandSink {
     /// - array: List of the elements in the specified score range, as not WITHSCORES.
     /// - array: List of the elements and their scores in the specified score range, as WITHSCORES used.
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYSCORE argument")]
-    fn zrangebyscore<'a>(&'a self, key: impl ToArgs, min: f64, max: f64) -> Self::Reply<'a, Value> {
+    fn zrangebyscore<'a>(
+        &'a self,
+        key: impl ToArgs,
+        min: impl ToArgs,
+        max: impl ToArgs,
+    ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("ZRANGEBYSCORE", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
@@ -763,8 +773,8 @@ pub trait SortedSetCommands: CommandSink {
     fn zrangebyscore_with<'a>(
         &'a self,
         key: impl ToArgs,
-        min: f64,
-        max: f64,
+        min: impl ToArgs,
+        max: impl ToArgs,
         options: ZrangebyscoreOptions,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("ZRANGEBYSCORE", Route::Shared);
@@ -962,8 +972,8 @@ pub trait SortedSetCommands: CommandSink {
     fn zremrangebyscore<'a>(
         &'a self,
         key: impl ToArgs,
-        min: f64,
-        max: f64,
+        min: impl ToArgs,
+        max: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
         let mut cmd = Cmd::with_route("ZREMRANGEBYSCORE", Route::Shared);
         let a = &mut cmd.args;
@@ -1086,8 +1096,8 @@ pub trait SortedSetCommands: CommandSink {
     fn zrevrangebyscore<'a>(
         &'a self,
         key: impl ToArgs,
-        max: f64,
-        min: f64,
+        max: impl ToArgs,
+        min: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("ZREVRANGEBYSCORE", Route::Shared);
         let a = &mut cmd.args;
@@ -1105,8 +1115,8 @@ pub trait SortedSetCommands: CommandSink {
     fn zrevrangebyscore_with<'a>(
         &'a self,
         key: impl ToArgs,
-        max: f64,
-        min: f64,
+        max: impl ToArgs,
+        min: impl ToArgs,
         options: ZrevrangebyscoreOptions,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("ZREVRANGEBYSCORE", Route::Shared);
@@ -1512,6 +1522,7 @@ impl ZinterOptions {
     pub fn sum(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"SUM");
         self.aggregate = Some(buf);
         self
@@ -1521,6 +1532,7 @@ impl ZinterOptions {
     pub fn min(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MIN");
         self.aggregate = Some(buf);
         self
@@ -1530,6 +1542,7 @@ impl ZinterOptions {
     pub fn max(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MAX");
         self.aggregate = Some(buf);
         self
@@ -1605,6 +1618,7 @@ impl ZinterstoreOptions {
     pub fn sum(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"SUM");
         self.aggregate = Some(buf);
         self
@@ -1614,6 +1628,7 @@ impl ZinterstoreOptions {
     pub fn min(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MIN");
         self.aggregate = Some(buf);
         self
@@ -1623,6 +1638,7 @@ impl ZinterstoreOptions {
     pub fn max(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MAX");
         self.aggregate = Some(buf);
         self
@@ -2189,6 +2205,7 @@ impl ZunionOptions {
     pub fn sum(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"SUM");
         self.aggregate = Some(buf);
         self
@@ -2198,6 +2215,7 @@ impl ZunionOptions {
     pub fn min(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MIN");
         self.aggregate = Some(buf);
         self
@@ -2207,6 +2225,7 @@ impl ZunionOptions {
     pub fn max(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MAX");
         self.aggregate = Some(buf);
         self
@@ -2254,6 +2273,7 @@ impl ZunionstoreOptions {
     pub fn sum(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"SUM");
         self.aggregate = Some(buf);
         self
@@ -2263,6 +2283,7 @@ impl ZunionstoreOptions {
     pub fn min(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MIN");
         self.aggregate = Some(buf);
         self
@@ -2272,6 +2293,7 @@ impl ZunionstoreOptions {
     pub fn max(mut self) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
+        a.push(b"AGGREGATE");
         a.push(b"MAX");
         self.aggregate = Some(buf);
         self
