@@ -19,6 +19,9 @@ pub struct Group {
     items: String,
     methods: String,
     type_names: Names,
+    /// Enums already defined, by command prefix and argument syntax, so asking for an
+    /// argument's type twice never defines it twice.
+    enums: std::collections::HashMap<String, String>,
 }
 
 /// Names a generated argument-counting integer takes: the count is written for the caller.
@@ -94,6 +97,7 @@ impl Group {
             items: String::new(),
             methods: String::new(),
             type_names: Names::default(),
+            enums: Default::default(),
         }
     }
 
@@ -199,9 +203,15 @@ impl Group {
 
     /// Defines (once per command and argument) the enum for a `oneof`, and names it.
     fn define_enum(&mut self, arg: &Arg, prefix: &str) -> String {
+        let choices: Vec<String> = arg.children.iter().map(crate::syntax::of_arg).collect();
+        let key = format!("{prefix}/{}/{}", arg.name, choices.join("|"));
+        if let Some(name) = self.enums.get(&key) {
+            return name.clone();
+        }
         let name = self
             .type_names
             .unique(format!("{prefix}{}", camel(&arg.name)));
+        self.enums.insert(key, name.clone());
         let mut variants = String::new();
         let mut arms = String::new();
         let mut vnames = Names::default();
@@ -387,7 +397,13 @@ impl Group {
         while i < cmd.args.len() {
             let arg = &cmd.args[i];
             let counted_list = i > 0 && is_count(&cmd.args[i - 1], Some(arg));
-            if arg.optional && !counted_list {
+            // A trailing variadic list (GEOHASH's members, EVAL's args) reads better as a
+            // parameter than as an option; pass `()` for none.
+            let trailing_list = i + 1 == cmd.args.len()
+                && arg.multiple
+                && arg.token.is_none()
+                && is_scalar(arg.kind);
+            if arg.optional && !counted_list && !trailing_list {
                 let field = field_names.unique(snake(&arg.name));
                 let _ = writeln!(fields, "    {field}: Option<ArgBuf>,");
                 with.push(format!(
@@ -397,7 +413,10 @@ impl Group {
                 i += 1;
                 continue;
             }
-            let mut group = vec![arg.clone()];
+            let mut group = vec![Arg {
+                optional: arg.optional && !trailing_list,
+                ..arg.clone()
+            }];
             if is_count(arg, cmd.args.get(i + 1)) {
                 group.push(cmd.args[i + 1].clone());
                 i += 1;

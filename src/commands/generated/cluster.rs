@@ -1101,52 +1101,6 @@ impl ToArgs for ClusterSlotStatsOrder {
     }
 }
 
-/// Choices for `[ASC | DESC]`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClusterSlotStatsOrder2 {
-    /// `ASC`
-    Asc,
-    /// `DESC`
-    Desc,
-}
-
-impl ToArgs for ClusterSlotStatsOrder2 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ClusterSlotStatsOrder2::Asc => {
-                a.push(b"ASC");
-            }
-            ClusterSlotStatsOrder2::Desc => {
-                a.push(b"DESC");
-            }
-        }
-    }
-}
-
-/// Choices for `<ASC | DESC>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClusterSlotStatsOrder3 {
-    /// `ASC`
-    Asc,
-    /// `DESC`
-    Desc,
-}
-
-impl ToArgs for ClusterSlotStatsOrder3 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ClusterSlotStatsOrder3::Asc => {
-                a.push(b"ASC");
-            }
-            ClusterSlotStatsOrder3::Desc => {
-                a.push(b"DESC");
-            }
-        }
-    }
-}
-
 /// Choices for `<SLOTSRANGE start-slot end-slot | ORDERBY metric [LIMIT limit] [ASC | DESC]>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -118,25 +118,11 @@ pub trait GeoCommands: CommandSink {
     ///
     /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - array: An array where each element is the Geohash corresponding to each member name passed as argument to the command.
-    fn geohash<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
+    fn geohash<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
         let mut cmd = Cmd::with_route("GEOHASH", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`geohash`](GeoCommands::geohash) with its optional arguments: see [`GeohashOptions`].
-    fn geohash_with<'a>(
-        &'a self,
-        key: impl ToArgs,
-        options: GeohashOptions,
-    ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("GEOHASH", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.member {
-            a.append(o);
-        }
+        member.write_args(a);
         self.send(cmd)
     }
 
@@ -152,25 +138,11 @@ pub trait GeoCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - array: An array where each element is a two elements array representing longitude and latitude (x,y) of each member name passed as argument to the command
-    fn geopos<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn geopos<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("GEOPOS", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`geopos`](GeoCommands::geopos) with its optional arguments: see [`GeoposOptions`].
-    fn geopos_with<'a>(
-        &'a self,
-        key: impl ToArgs,
-        options: GeoposOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEOPOS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.member {
-            a.append(o);
-        }
+        member.write_args(a);
         self.send(cmd)
     }
 
@@ -680,60 +652,6 @@ impl GeodistOptions {
         let a = &mut buf;
         a.push(b"mi");
         self.unit = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`GeoCommands::geohash_with`]:
-///
-/// ```text
-/// GEOHASH key [member [member ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct GeohashOptions {
-    member: Option<ArgBuf>,
-}
-
-impl GeohashOptions {
-    /// No options: the command as [`GeoCommands::geohash`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `member [member ...]` (from `[member [member ...]]`).
-    pub fn member(mut self, member: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        member.write_args(a);
-        self.member = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`GeoCommands::geopos_with`]:
-///
-/// ```text
-/// GEOPOS key [member [member ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct GeoposOptions {
-    member: Option<ArgBuf>,
-}
-
-impl GeoposOptions {
-    /// No options: the command as [`GeoCommands::geopos`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `member [member ...]` (from `[member [member ...]]`).
-    pub fn member(mut self, member: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        member.write_args(a);
-        self.member = Some(buf);
         self
     }
 }
@@ -1292,105 +1210,6 @@ impl ToArgs for GeosearchUnit {
     }
 }
 
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchUnit2 {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchUnit2 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchUnit2::M => {
-                a.push(b"m");
-            }
-            GeosearchUnit2::Km => {
-                a.push(b"km");
-            }
-            GeosearchUnit2::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchUnit2::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchUnit3 {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchUnit3 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchUnit3::M => {
-                a.push(b"m");
-            }
-            GeosearchUnit3::Km => {
-                a.push(b"km");
-            }
-            GeosearchUnit3::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchUnit3::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchUnit4 {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchUnit4 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchUnit4::M => {
-                a.push(b"m");
-            }
-            GeosearchUnit4::Km => {
-                a.push(b"km");
-            }
-            GeosearchUnit4::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchUnit4::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
 /// Choices for `<BYRADIUS radius <m | km | ft | mi> | BYBOX width height <m | km | ft | mi>>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1398,7 +1217,7 @@ pub enum GeosearchBy {
     /// `BYRADIUS radius <m | km | ft | mi>`
     Circle((f64, GeosearchUnit)),
     /// `BYBOX width height <m | km | ft | mi>`
-    Box((f64, f64, GeosearchUnit3)),
+    Box((f64, f64, GeosearchUnit)),
 }
 
 impl ToArgs for GeosearchBy {
@@ -1561,105 +1380,6 @@ impl ToArgs for GeosearchstoreUnit {
     }
 }
 
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchstoreUnit2 {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchstoreUnit2 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchstoreUnit2::M => {
-                a.push(b"m");
-            }
-            GeosearchstoreUnit2::Km => {
-                a.push(b"km");
-            }
-            GeosearchstoreUnit2::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchstoreUnit2::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchstoreUnit3 {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchstoreUnit3 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchstoreUnit3::M => {
-                a.push(b"m");
-            }
-            GeosearchstoreUnit3::Km => {
-                a.push(b"km");
-            }
-            GeosearchstoreUnit3::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchstoreUnit3::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchstoreUnit4 {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchstoreUnit4 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchstoreUnit4::M => {
-                a.push(b"m");
-            }
-            GeosearchstoreUnit4::Km => {
-                a.push(b"km");
-            }
-            GeosearchstoreUnit4::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchstoreUnit4::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
 /// Choices for `<BYRADIUS radius <m | km | ft | mi> | BYBOX width height <m | km | ft | mi>>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1667,7 +1387,7 @@ pub enum GeosearchstoreBy {
     /// `BYRADIUS radius <m | km | ft | mi>`
     Circle((f64, GeosearchstoreUnit)),
     /// `BYBOX width height <m | km | ft | mi>`
-    Box((f64, f64, GeosearchstoreUnit3)),
+    Box((f64, f64, GeosearchstoreUnit)),
 }
 
 impl ToArgs for GeosearchstoreBy {

@@ -33,21 +33,11 @@ pub trait HyperloglogCommands: CommandSink {
     /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `1`: If at least 1 HyperLogLog internal register was altered.
     /// - `0`: If no HyperLogLog internal register were altered.
-    fn pfadd<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
+    fn pfadd<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, i64> {
         let mut cmd = Cmd::with_route("PFADD", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`pfadd`](HyperloglogCommands::pfadd) with its optional arguments: see [`PfaddOptions`].
-    fn pfadd_with<'a>(&'a self, key: impl ToArgs, options: PfaddOptions) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PFADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.element {
-            a.append(o);
-        }
+        element.write_args(a);
         self.send(cmd)
     }
 
@@ -82,81 +72,13 @@ pub trait HyperloglogCommands: CommandSink {
     ///
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
-    fn pfmerge<'a>(&'a self, destkey: impl ToArgs) -> Self::Reply<'a, ()> {
+    fn pfmerge<'a>(&'a self, destkey: impl ToArgs, sourcekey: impl ToArgs) -> Self::Reply<'a, ()> {
         let mut cmd = Cmd::with_route("PFMERGE", Route::Shared);
         let a = &mut cmd.args;
         destkey.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`pfmerge`](HyperloglogCommands::pfmerge) with its optional arguments: see [`PfmergeOptions`].
-    fn pfmerge_with<'a>(
-        &'a self,
-        destkey: impl ToArgs,
-        options: PfmergeOptions,
-    ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("PFMERGE", Route::Shared);
-        let a = &mut cmd.args;
-        destkey.write_args(a);
-        if let Some(o) = &options.sourcekey {
-            a.append(o);
-        }
+        sourcekey.write_args(a);
         self.send(cmd)
     }
 }
 
 impl<S: CommandSink + ?Sized> HyperloglogCommands for S {}
-
-/// Optional arguments of [`HyperloglogCommands::pfadd_with`]:
-///
-/// ```text
-/// PFADD key [element [element ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct PfaddOptions {
-    element: Option<ArgBuf>,
-}
-
-impl PfaddOptions {
-    /// No options: the command as [`HyperloglogCommands::pfadd`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `element [element ...]` (from `[element [element ...]]`).
-    pub fn element(mut self, element: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        element.write_args(a);
-        self.element = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`HyperloglogCommands::pfmerge_with`]:
-///
-/// ```text
-/// PFMERGE destkey [sourcekey [sourcekey ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct PfmergeOptions {
-    sourcekey: Option<ArgBuf>,
-}
-
-impl PfmergeOptions {
-    /// No options: the command as [`HyperloglogCommands::pfmerge`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `sourcekey [sourcekey ...]` (from `[sourcekey [sourcekey ...]]`).
-    pub fn sourcekey(mut self, sourcekey: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        sourcekey.write_args(a);
-        self.sourcekey = Some(buf);
-        self
-    }
-}

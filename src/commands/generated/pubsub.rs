@@ -145,22 +145,11 @@ pub trait PubsubCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - array: The number of subscribers per channel, each even element (including 0th) is channel name, each odd element is the number of subscribers.
-    fn pubsub_numsub<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn pubsub_numsub<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"NUMSUB");
-
-        self.send(cmd)
-    }
-
-    /// [`pubsub_numsub`](PubsubCommands::pubsub_numsub) with its optional arguments: see [`PubsubNumsubOptions`].
-    fn pubsub_numsub_with<'a>(&'a self, options: PubsubNumsubOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"NUMSUB");
-        if let Some(o) = &options.channel {
-            a.append(o);
-        }
+        channel.write_args(a);
         self.send(cmd)
     }
 
@@ -210,25 +199,11 @@ pub trait PubsubCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - array: The number of subscribers per shard channel, each even element (including 0th) is channel name, each odd element is the number of subscribers.
-    fn pubsub_shardnumsub<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn pubsub_shardnumsub<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"SHARDNUMSUB");
-
-        self.send(cmd)
-    }
-
-    /// [`pubsub_shardnumsub`](PubsubCommands::pubsub_shardnumsub) with its optional arguments: see [`PubsubShardnumsubOptions`].
-    fn pubsub_shardnumsub_with<'a>(
-        &'a self,
-        options: PubsubShardnumsubOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SHARDNUMSUB");
-        if let Some(o) = &options.shardchannel {
-            a.append(o);
-        }
+        shardchannel.write_args(a);
         self.send(cmd)
     }
 
@@ -244,18 +219,10 @@ pub trait PubsubCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - See the server's documentation (the spec has no reply schema).
-    fn punsubscribe<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("PUNSUBSCRIBE", Route::PubSub);
-        self.send(cmd)
-    }
-
-    /// [`punsubscribe`](PubsubCommands::punsubscribe) with its optional arguments: see [`PunsubscribeOptions`].
-    fn punsubscribe_with<'a>(&'a self, options: PunsubscribeOptions) -> Self::Reply<'a, Value> {
+    fn punsubscribe<'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("PUNSUBSCRIBE", Route::PubSub);
         let a = &mut cmd.args;
-        if let Some(o) = &options.pattern {
-            a.append(o);
-        }
+        pattern.write_args(a);
         self.send(cmd)
     }
 
@@ -333,18 +300,10 @@ pub trait PubsubCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - See the server's documentation (the spec has no reply schema).
-    fn sunsubscribe<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("SUNSUBSCRIBE", Route::PubSub);
-        self.send(cmd)
-    }
-
-    /// [`sunsubscribe`](PubsubCommands::sunsubscribe) with its optional arguments: see [`SunsubscribeOptions`].
-    fn sunsubscribe_with<'a>(&'a self, options: SunsubscribeOptions) -> Self::Reply<'a, Value> {
+    fn sunsubscribe<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("SUNSUBSCRIBE", Route::PubSub);
         let a = &mut cmd.args;
-        if let Some(o) = &options.shardchannel {
-            a.append(o);
-        }
+        shardchannel.write_args(a);
         self.send(cmd)
     }
 
@@ -360,18 +319,10 @@ pub trait PubsubCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - See the server's documentation (the spec has no reply schema).
-    fn unsubscribe<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("UNSUBSCRIBE", Route::PubSub);
-        self.send(cmd)
-    }
-
-    /// [`unsubscribe`](PubsubCommands::unsubscribe) with its optional arguments: see [`UnsubscribeOptions`].
-    fn unsubscribe_with<'a>(&'a self, options: UnsubscribeOptions) -> Self::Reply<'a, Value> {
+    fn unsubscribe<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("UNSUBSCRIBE", Route::PubSub);
         let a = &mut cmd.args;
-        if let Some(o) = &options.channel {
-            a.append(o);
-        }
+        channel.write_args(a);
         self.send(cmd)
     }
 }
@@ -405,33 +356,6 @@ impl PubsubChannelsOptions {
     }
 }
 
-/// Optional arguments of [`PubsubCommands::pubsub_numsub_with`]:
-///
-/// ```text
-/// PUBSUB NUMSUB [channel [channel ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct PubsubNumsubOptions {
-    channel: Option<ArgBuf>,
-}
-
-impl PubsubNumsubOptions {
-    /// No options: the command as [`PubsubCommands::pubsub_numsub`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `channel [channel ...]` (from `[channel [channel ...]]`).
-    pub fn channel(mut self, channel: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        channel.write_args(a);
-        self.channel = Some(buf);
-        self
-    }
-}
-
 /// Optional arguments of [`PubsubCommands::pubsub_shardchannels_with`]:
 ///
 /// ```text
@@ -455,114 +379,6 @@ impl PubsubShardchannelsOptions {
         let a = &mut buf;
         pattern.write_args(a);
         self.pattern = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`PubsubCommands::pubsub_shardnumsub_with`]:
-///
-/// ```text
-/// PUBSUB SHARDNUMSUB [shardchannel [shardchannel ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct PubsubShardnumsubOptions {
-    shardchannel: Option<ArgBuf>,
-}
-
-impl PubsubShardnumsubOptions {
-    /// No options: the command as [`PubsubCommands::pubsub_shardnumsub`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `shardchannel [shardchannel ...]` (from `[shardchannel [shardchannel ...]]`).
-    pub fn shardchannel(mut self, shardchannel: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        shardchannel.write_args(a);
-        self.shardchannel = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`PubsubCommands::punsubscribe_with`]:
-///
-/// ```text
-/// PUNSUBSCRIBE [pattern [pattern ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct PunsubscribeOptions {
-    pattern: Option<ArgBuf>,
-}
-
-impl PunsubscribeOptions {
-    /// No options: the command as [`PubsubCommands::punsubscribe`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `pattern [pattern ...]` (from `[pattern [pattern ...]]`).
-    pub fn pattern(mut self, pattern: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        pattern.write_args(a);
-        self.pattern = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`PubsubCommands::sunsubscribe_with`]:
-///
-/// ```text
-/// SUNSUBSCRIBE [shardchannel [shardchannel ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct SunsubscribeOptions {
-    shardchannel: Option<ArgBuf>,
-}
-
-impl SunsubscribeOptions {
-    /// No options: the command as [`PubsubCommands::sunsubscribe`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `shardchannel [shardchannel ...]` (from `[shardchannel [shardchannel ...]]`).
-    pub fn shardchannel(mut self, shardchannel: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        shardchannel.write_args(a);
-        self.shardchannel = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`PubsubCommands::unsubscribe_with`]:
-///
-/// ```text
-/// UNSUBSCRIBE [channel [channel ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct UnsubscribeOptions {
-    channel: Option<ArgBuf>,
-}
-
-impl UnsubscribeOptions {
-    /// No options: the command as [`PubsubCommands::unsubscribe`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `channel [channel ...]` (from `[channel [channel ...]]`).
-    pub fn channel(mut self, channel: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        channel.write_args(a);
-        self.channel = Some(buf);
         self
     }
 }

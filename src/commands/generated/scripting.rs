@@ -32,23 +32,11 @@ pub trait ScriptingCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - value: Return value depends on the script that is executed
-    fn eval<'a>(&'a self, script: impl ToArgs, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVAL", Route::Shared);
-        let a = &mut cmd.args;
-        script.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
-    }
-
-    /// [`eval`](ScriptingCommands::eval) with its optional arguments: see [`EvalOptions`].
-    fn eval_with<'a>(
+    fn eval<'a>(
         &'a self,
         script: impl ToArgs,
         key: impl ToArgs,
-        options: EvalOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("EVAL", Route::Shared);
         let a = &mut cmd.args;
@@ -57,9 +45,7 @@ pub trait ScriptingCommands: CommandSink {
         key.write_args(counted);
         a.push_int(counted.len());
         a.append(counted);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -75,23 +61,11 @@ pub trait ScriptingCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - value: Return value depends on the script that is executed
-    fn evalsha<'a>(&'a self, sha1: impl ToArgs, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVALSHA", Route::Shared);
-        let a = &mut cmd.args;
-        sha1.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
-    }
-
-    /// [`evalsha`](ScriptingCommands::evalsha) with its optional arguments: see [`EvalshaOptions`].
-    fn evalsha_with<'a>(
+    fn evalsha<'a>(
         &'a self,
         sha1: impl ToArgs,
         key: impl ToArgs,
-        options: EvalshaOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("EVALSHA", Route::Shared);
         let a = &mut cmd.args;
@@ -100,9 +74,7 @@ pub trait ScriptingCommands: CommandSink {
         key.write_args(counted);
         a.push_int(counted.len());
         a.append(counted);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -118,23 +90,11 @@ pub trait ScriptingCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - value: Return value depends on the script that is executed
-    fn evalsha_ro<'a>(&'a self, sha1: impl ToArgs, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVALSHA_RO", Route::Shared);
-        let a = &mut cmd.args;
-        sha1.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
-    }
-
-    /// [`evalsha_ro`](ScriptingCommands::evalsha_ro) with its optional arguments: see [`EvalshaRoOptions`].
-    fn evalsha_ro_with<'a>(
+    fn evalsha_ro<'a>(
         &'a self,
         sha1: impl ToArgs,
         key: impl ToArgs,
-        options: EvalshaRoOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("EVALSHA_RO", Route::Shared);
         let a = &mut cmd.args;
@@ -143,9 +103,7 @@ pub trait ScriptingCommands: CommandSink {
         key.write_args(counted);
         a.push_int(counted.len());
         a.append(counted);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -161,23 +119,11 @@ pub trait ScriptingCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - value: Return value depends on the script that is executed
-    fn eval_ro<'a>(&'a self, script: impl ToArgs, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVAL_RO", Route::Shared);
-        let a = &mut cmd.args;
-        script.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
-    }
-
-    /// [`eval_ro`](ScriptingCommands::eval_ro) with its optional arguments: see [`EvalRoOptions`].
-    fn eval_ro_with<'a>(
+    fn eval_ro<'a>(
         &'a self,
         script: impl ToArgs,
         key: impl ToArgs,
-        options: EvalRoOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("EVAL_RO", Route::Shared);
         let a = &mut cmd.args;
@@ -186,9 +132,7 @@ pub trait ScriptingCommands: CommandSink {
         key.write_args(counted);
         a.push_int(counted.len());
         a.append(counted);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -204,23 +148,11 @@ pub trait ScriptingCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - value: Return value depends on the function that is executed
-    fn fcall<'a>(&'a self, function: impl ToArgs, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("FCALL", Route::Shared);
-        let a = &mut cmd.args;
-        function.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
-    }
-
-    /// [`fcall`](ScriptingCommands::fcall) with its optional arguments: see [`FcallOptions`].
-    fn fcall_with<'a>(
+    fn fcall<'a>(
         &'a self,
         function: impl ToArgs,
         key: impl ToArgs,
-        options: FcallOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("FCALL", Route::Shared);
         let a = &mut cmd.args;
@@ -229,9 +161,7 @@ pub trait ScriptingCommands: CommandSink {
         key.write_args(counted);
         a.push_int(counted.len());
         a.append(counted);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -247,23 +177,11 @@ pub trait ScriptingCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - value: Return value depends on the function that is executed
-    fn fcall_ro<'a>(&'a self, function: impl ToArgs, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("FCALL_RO", Route::Shared);
-        let a = &mut cmd.args;
-        function.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
-    }
-
-    /// [`fcall_ro`](ScriptingCommands::fcall_ro) with its optional arguments: see [`FcallRoOptions`].
-    fn fcall_ro_with<'a>(
+    fn fcall_ro<'a>(
         &'a self,
         function: impl ToArgs,
         key: impl ToArgs,
-        options: FcallRoOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("FCALL_RO", Route::Shared);
         let a = &mut cmd.args;
@@ -272,9 +190,7 @@ pub trait ScriptingCommands: CommandSink {
         key.write_args(counted);
         a.push_int(counted.len());
         a.append(counted);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -668,168 +584,6 @@ pub trait ScriptingCommands: CommandSink {
 }
 
 impl<S: CommandSink + ?Sized> ScriptingCommands for S {}
-
-/// Optional arguments of [`ScriptingCommands::eval_with`]:
-///
-/// ```text
-/// EVAL script numkeys [key [key ...]] [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct EvalOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl EvalOptions {
-    /// No options: the command as [`ScriptingCommands::eval`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ScriptingCommands::evalsha_with`]:
-///
-/// ```text
-/// EVALSHA sha1 numkeys [key [key ...]] [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct EvalshaOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl EvalshaOptions {
-    /// No options: the command as [`ScriptingCommands::evalsha`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ScriptingCommands::evalsha_ro_with`]:
-///
-/// ```text
-/// EVALSHA_RO sha1 numkeys [key [key ...]] [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct EvalshaRoOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl EvalshaRoOptions {
-    /// No options: the command as [`ScriptingCommands::evalsha_ro`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ScriptingCommands::eval_ro_with`]:
-///
-/// ```text
-/// EVAL_RO script numkeys [key [key ...]] [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct EvalRoOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl EvalRoOptions {
-    /// No options: the command as [`ScriptingCommands::eval_ro`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ScriptingCommands::fcall_with`]:
-///
-/// ```text
-/// FCALL function numkeys [key [key ...]] [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct FcallOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl FcallOptions {
-    /// No options: the command as [`ScriptingCommands::fcall`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ScriptingCommands::fcall_ro_with`]:
-///
-/// ```text
-/// FCALL_RO function numkeys [key [key ...]] [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct FcallRoOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl FcallRoOptions {
-    /// No options: the command as [`ScriptingCommands::fcall_ro`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
 
 /// Optional arguments of [`ScriptingCommands::function_flush_with`]:
 ///

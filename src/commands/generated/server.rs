@@ -89,30 +89,14 @@ pub trait ServerCommands: CommandSink {
         &'a self,
         username: impl ToArgs,
         command: impl ToArgs,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("ACL", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"DRYRUN");
         username.write_args(a);
         command.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`acl_dryrun`](ServerCommands::acl_dryrun) with its optional arguments: see [`AclDryrunOptions`].
-    fn acl_dryrun_with<'a>(
-        &'a self,
-        username: impl ToArgs,
-        command: impl ToArgs,
-        options: AclDryrunOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DRYRUN");
-        username.write_args(a);
-        command.write_args(a);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -292,27 +276,12 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
-    fn acl_setuser<'a>(&'a self, username: impl ToArgs) -> Self::Reply<'a, ()> {
+    fn acl_setuser<'a>(&'a self, username: impl ToArgs, rule: impl ToArgs) -> Self::Reply<'a, ()> {
         let mut cmd = Cmd::with_route("ACL", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"SETUSER");
         username.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`acl_setuser`](ServerCommands::acl_setuser) with its optional arguments: see [`AclSetuserOptions`].
-    fn acl_setuser_with<'a>(
-        &'a self,
-        username: impl ToArgs,
-        options: AclSetuserOptions,
-    ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SETUSER");
-        username.write_args(a);
-        if let Some(o) = &options.rule {
-            a.append(o);
-        }
+        rule.write_args(a);
         self.send(cmd)
     }
 
@@ -452,22 +421,11 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - map: A map where each key is a command name, and each value is the documentary information
-    fn command_docs<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn command_docs<'a>(&'a self, command_name: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"DOCS");
-
-        self.send(cmd)
-    }
-
-    /// [`command_docs`](ServerCommands::command_docs) with its optional arguments: see [`CommandDocsOptions`].
-    fn command_docs_with<'a>(&'a self, options: CommandDocsOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DOCS");
-        if let Some(o) = &options.command_name {
-            a.append(o);
-        }
+        command_name.write_args(a);
         self.send(cmd)
     }
 
@@ -483,27 +441,16 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - array: List of keys from the given command.
-    fn command_getkeys<'a>(&'a self, command: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETKEYS");
-        command.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`command_getkeys`](ServerCommands::command_getkeys) with its optional arguments: see [`CommandGetkeysOptions`].
-    fn command_getkeys_with<'a>(
+    fn command_getkeys<'a>(
         &'a self,
         command: impl ToArgs,
-        options: CommandGetkeysOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Vec<Bytes>> {
         let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"GETKEYS");
         command.write_args(a);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -519,27 +466,16 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - array: List of keys from the given command and their usage flags.
-    fn command_getkeysandflags<'a>(&'a self, command: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETKEYSANDFLAGS");
-        command.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`command_getkeysandflags`](ServerCommands::command_getkeysandflags) with its optional arguments: see [`CommandGetkeysandflagsOptions`].
-    fn command_getkeysandflags_with<'a>(
+    fn command_getkeysandflags<'a>(
         &'a self,
         command: impl ToArgs,
-        options: CommandGetkeysandflagsOptions,
+        arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"GETKEYSANDFLAGS");
         command.write_args(a);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -575,22 +511,11 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - array
-    fn command_info<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn command_info<'a>(&'a self, command_name: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"INFO");
-
-        self.send(cmd)
-    }
-
-    /// [`command_info`](ServerCommands::command_info) with its optional arguments: see [`CommandInfoOptions`].
-    fn command_info_with<'a>(&'a self, options: CommandInfoOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"INFO");
-        if let Some(o) = &options.command_name {
-            a.append(o);
-        }
+        command_name.write_args(a);
         self.send(cmd)
     }
 
@@ -930,18 +855,10 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - string: A map of info fields, one field per line in the form of \<field\>:\<value\> where the value can be a comma separated map like \<key\>=\<val\>. Also contains section header lines starting with `#` and blank lines.
-    fn info<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let cmd = Cmd::with_route("INFO", Route::Shared);
-        self.send(cmd)
-    }
-
-    /// [`info`](ServerCommands::info) with its optional arguments: see [`InfoOptions`].
-    fn info_with<'a>(&'a self, options: InfoOptions) -> Self::Reply<'a, Bytes> {
+    fn info<'a>(&'a self, section: impl ToArgs) -> Self::Reply<'a, Bytes> {
         let mut cmd = Cmd::with_route("INFO", Route::Shared);
         let a = &mut cmd.args;
-        if let Some(o) = &options.section {
-            a.append(o);
-        }
+        section.write_args(a);
         self.send(cmd)
     }
 
@@ -1034,25 +951,11 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - map: A map where each key is a command name, and each value is a map with the total calls, and an inner map of the histogram time buckets.
-    fn latency_histogram<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn latency_histogram<'a>(&'a self, command: impl ToArgs) -> Self::Reply<'a, Value> {
         let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"HISTOGRAM");
-
-        self.send(cmd)
-    }
-
-    /// [`latency_histogram`](ServerCommands::latency_histogram) with its optional arguments: see [`LatencyHistogramOptions`].
-    fn latency_histogram_with<'a>(
-        &'a self,
-        options: LatencyHistogramOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HISTOGRAM");
-        if let Some(o) = &options.command {
-            a.append(o);
-        }
+        command.write_args(a);
         self.send(cmd)
     }
 
@@ -1108,22 +1011,11 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - integer: Number of event time series that were reset.
-    fn latency_reset<'a>(&'a self) -> Self::Reply<'a, i64> {
+    fn latency_reset<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, i64> {
         let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"RESET");
-
-        self.send(cmd)
-    }
-
-    /// [`latency_reset`](ServerCommands::latency_reset) with its optional arguments: see [`LatencyResetOptions`].
-    fn latency_reset_with<'a>(&'a self, options: LatencyResetOptions) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESET");
-        if let Some(o) = &options.event {
-            a.append(o);
-        }
+        event.write_args(a);
         self.send(cmd)
     }
 
@@ -1343,27 +1235,12 @@ pub trait ServerCommands: CommandSink {
     ///
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
-    fn module_load<'a>(&'a self, path: impl ToArgs) -> Self::Reply<'a, ()> {
+    fn module_load<'a>(&'a self, path: impl ToArgs, arg: impl ToArgs) -> Self::Reply<'a, ()> {
         let mut cmd = Cmd::with_route("MODULE", Route::Shared);
         let a = &mut cmd.args;
         a.push(b"LOAD");
         path.write_args(a);
-        self.send(cmd)
-    }
-
-    /// [`module_load`](ServerCommands::module_load) with its optional arguments: see [`ModuleLoadOptions`].
-    fn module_load_with<'a>(
-        &'a self,
-        path: impl ToArgs,
-        options: ModuleLoadOptions,
-    ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("MODULE", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOAD");
-        path.write_args(a);
-        if let Some(o) = &options.arg {
-            a.append(o);
-        }
+        arg.write_args(a);
         self.send(cmd)
     }
 
@@ -1704,33 +1581,6 @@ impl AclCatOptions {
     }
 }
 
-/// Optional arguments of [`ServerCommands::acl_dryrun_with`]:
-///
-/// ```text
-/// ACL DRYRUN username command [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct AclDryrunOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl AclDryrunOptions {
-    /// No options: the command as [`ServerCommands::acl_dryrun`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
 /// Optional arguments of [`ServerCommands::acl_genpass_with`]:
 ///
 /// ```text
@@ -1794,33 +1644,6 @@ impl AclLogOptions {
     }
 }
 
-/// Optional arguments of [`ServerCommands::acl_setuser_with`]:
-///
-/// ```text
-/// ACL SETUSER username [rule [rule ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct AclSetuserOptions {
-    rule: Option<ArgBuf>,
-}
-
-impl AclSetuserOptions {
-    /// No options: the command as [`ServerCommands::acl_setuser`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `rule [rule ...]` (from `[rule [rule ...]]`).
-    pub fn rule(mut self, rule: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        rule.write_args(a);
-        self.rule = Some(buf);
-        self
-    }
-}
-
 /// Optional arguments of [`ServerCommands::bgsave_with`]:
 ///
 /// ```text
@@ -1853,114 +1676,6 @@ impl BgsaveOptions {
         let a = &mut buf;
         a.push(b"CANCEL");
         self.operation = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ServerCommands::command_docs_with`]:
-///
-/// ```text
-/// COMMAND DOCS [command-name [command-name ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct CommandDocsOptions {
-    command_name: Option<ArgBuf>,
-}
-
-impl CommandDocsOptions {
-    /// No options: the command as [`ServerCommands::command_docs`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `command-name [command-name ...]` (from `[command-name [command-name ...]]`).
-    pub fn command_name(mut self, command_name: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        command_name.write_args(a);
-        self.command_name = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ServerCommands::command_getkeys_with`]:
-///
-/// ```text
-/// COMMAND GETKEYS command [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct CommandGetkeysOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl CommandGetkeysOptions {
-    /// No options: the command as [`ServerCommands::command_getkeys`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ServerCommands::command_getkeysandflags_with`]:
-///
-/// ```text
-/// COMMAND GETKEYSANDFLAGS command [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct CommandGetkeysandflagsOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl CommandGetkeysandflagsOptions {
-    /// No options: the command as [`ServerCommands::command_getkeysandflags`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ServerCommands::command_info_with`]:
-///
-/// ```text
-/// COMMAND INFO [command-name [command-name ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct CommandInfoOptions {
-    command_name: Option<ArgBuf>,
-}
-
-impl CommandInfoOptions {
-    /// No options: the command as [`ServerCommands::command_info`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `command-name [command-name ...]` (from `[command-name [command-name ...]]`).
-    pub fn command_name(mut self, command_name: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        command_name.write_args(a);
-        self.command_name = Some(buf);
         self
     }
 }
@@ -2225,87 +1940,6 @@ impl FlushdbOptions {
     }
 }
 
-/// Optional arguments of [`ServerCommands::info_with`]:
-///
-/// ```text
-/// INFO [section [section ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct InfoOptions {
-    section: Option<ArgBuf>,
-}
-
-impl InfoOptions {
-    /// No options: the command as [`ServerCommands::info`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `section [section ...]` (from `[section [section ...]]`).
-    pub fn section(mut self, section: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        section.write_args(a);
-        self.section = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ServerCommands::latency_histogram_with`]:
-///
-/// ```text
-/// LATENCY HISTOGRAM [COMMAND [COMMAND ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct LatencyHistogramOptions {
-    command: Option<ArgBuf>,
-}
-
-impl LatencyHistogramOptions {
-    /// No options: the command as [`ServerCommands::latency_histogram`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `COMMAND [COMMAND ...]` (from `[COMMAND [COMMAND ...]]`).
-    pub fn command(mut self, command: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        command.write_args(a);
-        self.command = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ServerCommands::latency_reset_with`]:
-///
-/// ```text
-/// LATENCY RESET [event [event ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct LatencyResetOptions {
-    event: Option<ArgBuf>,
-}
-
-impl LatencyResetOptions {
-    /// No options: the command as [`ServerCommands::latency_reset`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `event [event ...]` (from `[event [event ...]]`).
-    pub fn event(mut self, event: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        event.write_args(a);
-        self.event = Some(buf);
-        self
-    }
-}
-
 /// Optional arguments of [`ServerCommands::lolwut_with`]:
 ///
 /// ```text
@@ -2358,33 +1992,6 @@ impl MemoryUsageOptions {
         a.push(b"SAMPLES");
         count.write_args(a);
         self.count = Some(buf);
-        self
-    }
-}
-
-/// Optional arguments of [`ServerCommands::module_load_with`]:
-///
-/// ```text
-/// MODULE LOAD path [arg [arg ...]]
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct ModuleLoadOptions {
-    arg: Option<ArgBuf>,
-}
-
-impl ModuleLoadOptions {
-    /// No options: the command as [`ServerCommands::module_load`] sends it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `arg [arg ...]` (from `[arg [arg ...]]`).
-    pub fn arg(mut self, arg: impl ToArgs) -> Self {
-        let mut buf = ArgBuf::default();
-        let a = &mut buf;
-        arg.write_args(a);
-        self.arg = Some(buf);
         self
     }
 }
@@ -2475,29 +2082,6 @@ impl ToArgs for ShutdownSaveSelector {
                 a.push(b"NOSAVE");
             }
             ShutdownSaveSelector::Save => {
-                a.push(b"SAVE");
-            }
-        }
-    }
-}
-
-/// Choices for `<NOSAVE | SAVE>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ShutdownSaveSelector2 {
-    /// `NOSAVE`
-    Nosave,
-    /// `SAVE`
-    Save,
-}
-
-impl ToArgs for ShutdownSaveSelector2 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ShutdownSaveSelector2::Nosave => {
-                a.push(b"NOSAVE");
-            }
-            ShutdownSaveSelector2::Save => {
                 a.push(b"SAVE");
             }
         }

@@ -911,29 +911,6 @@ impl ToArgs for XaddOperator {
     }
 }
 
-/// Choices for `<= | ~>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum XaddOperator2 {
-    /// `=`
-    Equal,
-    /// `~`
-    Approximately,
-}
-
-impl ToArgs for XaddOperator2 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            XaddOperator2::Equal => {
-                a.push(b"=");
-            }
-            XaddOperator2::Approximately => {
-                a.push(b"~");
-            }
-        }
-    }
-}
-
 /// Choices for `<* | id>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1536,29 +1513,6 @@ impl ToArgs for XtrimOperator {
                 a.push(b"=");
             }
             XtrimOperator::Approximately => {
-                a.push(b"~");
-            }
-        }
-    }
-}
-
-/// Choices for `<= | ~>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum XtrimOperator2 {
-    /// `=`
-    Equal,
-    /// `~`
-    Approximately,
-}
-
-impl ToArgs for XtrimOperator2 {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            XtrimOperator2::Equal => {
-                a.push(b"=");
-            }
-            XtrimOperator2::Approximately => {
                 a.push(b"~");
             }
         }
