@@ -351,8 +351,18 @@ impl Group {
                 }
             }
             if counted && (arg.multiple || to == "counted") {
+                // The count is of elements, not arguments: a field/value pair is one.
+                let per_element = match arg.kind {
+                    Kind::Block => arg.children.len().max(1),
+                    _ => 1,
+                };
+                let count = if per_element == 1 {
+                    "counted.len()".to_string()
+                } else {
+                    format!("counted.len() / {per_element}")
+                };
                 sig.body.push(format!(
-                    "let counted = &mut ArgBuf::default(); {} a.push_int(counted.len()); a.append(counted);",
+                    "let counted = &mut ArgBuf::default(); {} a.push_int({count}); a.append(counted);",
                     stmts.join(" ")
                 ));
                 counted = false;

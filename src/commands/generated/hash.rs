@@ -744,7 +744,7 @@ pub trait HashCommands: CommandSink {
         a.push(b"FIELDS");
         let counted = &mut ArgBuf::default();
         data.write_args(counted);
-        a.push_int(counted.len());
+        a.push_int(counted.len() / 2);
         a.append(counted);
         self.send(cmd)
     }
@@ -771,7 +771,7 @@ pub trait HashCommands: CommandSink {
         a.push(b"FIELDS");
         let counted = &mut ArgBuf::default();
         data.write_args(counted);
-        a.push_int(counted.len());
+        a.push_int(counted.len() / 2);
         a.append(counted);
         self.send(cmd)
     }

@@ -386,7 +386,7 @@ pub trait StringCommands: CommandSink {
         let a = &mut cmd.args;
         let counted = &mut ArgBuf::default();
         data.write_args(counted);
-        a.push_int(counted.len());
+        a.push_int(counted.len() / 2);
         a.append(counted);
         self.send(cmd)
     }
@@ -401,7 +401,7 @@ pub trait StringCommands: CommandSink {
         let a = &mut cmd.args;
         let counted = &mut ArgBuf::default();
         data.write_args(counted);
-        a.push_int(counted.len());
+        a.push_int(counted.len() / 2);
         a.append(counted);
         if let Some(o) = &options.condition {
             a.append(o);
