@@ -2,7 +2,7 @@
 //! (blocking commands, WATCH/MULTI/EXEC, subscriptions).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -36,7 +36,7 @@ pub(crate) struct PooledConnection {
     conn: Connection,
     /// False while a command is in flight; a checkout dropped in that state (a cancelled
     /// BLPOP, say) leaves a reply on the wire and the connection is discarded, not reused.
-    idle: bool,
+    idle: AtomicBool,
 }
 
 impl managed::Manager for Manager {
@@ -46,11 +46,14 @@ impl managed::Manager for Manager {
     async fn create(&self) -> Result<PooledConnection> {
         // No silent reconnect: WATCH or a subscription must not vanish behind the caller.
         let conn = Connection::open(self.config.clone(), false).await?;
-        Ok(PooledConnection { conn, idle: true })
+        Ok(PooledConnection {
+            conn,
+            idle: AtomicBool::new(true),
+        })
     }
 
     async fn recycle(&self, obj: &mut PooledConnection, _: &Metrics) -> RecycleResult<Error> {
-        if !obj.idle {
+        if !obj.idle.load(Ordering::Relaxed) {
             return Err(RecycleError::message("a command was abandoned mid-flight"));
         }
         if obj.conn.is_closed() {
@@ -98,12 +101,13 @@ impl Exclusive {
     }
 
     /// Sends a command and converts its reply. Blocking commands wait as long as they
-    /// block; other commands fall under the client's response timeout.
-    pub async fn query<T: FromValue>(&mut self, cmd: Cmd) -> Result<T> {
+    /// block; other commands fall under the client's response timeout. The generated
+    /// command methods work here too (`exclusive.watch("k").await`).
+    pub async fn query<T: FromValue>(&self, cmd: Cmd) -> Result<T> {
         self.request(cmd).await.and_then(into_result)
     }
 
-    pub(crate) async fn request(&mut self, cmd: Cmd) -> Result<Value> {
+    pub(crate) async fn request(&self, cmd: Cmd) -> Result<Value> {
         if cmd.route == Route::PubSub {
             return Err(Error::config(format!(
                 "{} puts a connection in pub/sub mode, which this version of kermes does not offer yet",
@@ -115,11 +119,21 @@ impl Exclusive {
             Route::Blocking => cmd.timeout,
             _ => cmd.timeout.or(self.response_timeout),
         };
-        self.obj.idle = false;
+        // Cleared if this future is dropped before the reply: the connection is then
+        // discarded instead of returned to the pool with a reply still due.
+        self.obj.idle.store(false, Ordering::Relaxed);
         let reply =
             with_timeout(timeout, self.obj.conn.request(Payload::Args(cmd.args), 1)).await?;
-        self.obj.idle = true;
+        self.obj.idle.store(true, Ordering::Relaxed);
         Ok(reply)
+    }
+}
+
+impl crate::commands::CommandSink for Exclusive {
+    type Reply<'a, T: FromValue + 'a> = futures::future::BoxFuture<'a, Result<T>>;
+
+    fn send<'a, T: FromValue + 'a>(&'a self, cmd: Cmd) -> Self::Reply<'a, T> {
+        Box::pin(self.query(cmd))
     }
 }
 

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use kermes::prelude::*;
 use kermes::testing::TestServer;
 use kermes::{Client, Value, cmd};
 
@@ -12,13 +13,14 @@ server_tests! {
     async fn recycling_clears_watch_so_the_next_holder_starts_clean(kind) {
         let server = TestServer::start(kind);
         let client = Client::builder().url(&server.url()).pool_max_size(1).connect().await.unwrap();
-        let mut first = client.exclusive().await.unwrap();
-        let id: i64 = first.query(cmd("CLIENT").arg("ID")).await.unwrap();
-        first.query::<()>(cmd("WATCH").arg("watched")).await.unwrap();
+        let first = client.exclusive().await.unwrap();
+        // The generated command methods work on an exclusive connection too.
+        let id = first.client_id().await.unwrap();
+        first.watch("watched").await.unwrap();
         drop(first);
         // Had WATCH survived, this write would abort the next holder's transaction.
         client.cmd("SET").arg("watched").arg("changed").exec().await.unwrap();
-        let mut second = client.exclusive().await.unwrap();
+        let second = client.exclusive().await.unwrap();
         let same: i64 = second.query(cmd("CLIENT").arg("ID")).await.unwrap();
         assert_eq!(same, id, "the pool should have reused the connection");
         second.query::<()>(cmd("MULTI")).await.unwrap();
@@ -30,7 +32,7 @@ server_tests! {
     async fn a_connection_with_an_abandoned_blocking_command_is_discarded(kind) {
         let server = TestServer::start(kind);
         let client = Client::builder().url(&server.url()).pool_max_size(1).connect().await.unwrap();
-        let mut ex = client.exclusive().await.unwrap();
+        let ex = client.exclusive().await.unwrap();
         let id: i64 = ex.query(cmd("CLIENT").arg("ID")).await.unwrap();
         let abandoned = tokio::time::timeout(
             Duration::from_millis(100),
@@ -40,7 +42,7 @@ server_tests! {
         assert!(abandoned.is_err(), "BLPOP should still have been blocking");
         drop(ex);
         let started = Instant::now();
-        let mut next = client.exclusive().await.unwrap();
+        let next = client.exclusive().await.unwrap();
         let new_id: i64 = next.query(cmd("CLIENT").arg("ID")).await.unwrap();
         assert_ne!(new_id, id, "a connection still blocked in BLPOP was handed out again");
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -69,7 +71,7 @@ server_tests! {
     async fn pub_sub_commands_are_refused_until_subscribers_exist(kind) {
         let server = TestServer::start(kind);
         let client = Client::connect(&server.url()).await.unwrap();
-        let mut ex = client.exclusive().await.unwrap();
+        let ex = client.exclusive().await.unwrap();
         let err = ex.query::<Value>(cmd("SUBSCRIBE").arg("ch")).await.unwrap_err();
         assert!(err.is_config(), "{err}");
         let pong: String = ex.query(cmd("PING")).await.unwrap();
