@@ -165,6 +165,15 @@ fn strings(v: &Json) -> Vec<String> {
         .collect()
 }
 
+/// Maps each element of a JSON array (nothing for a missing one).
+fn each<T>(v: &Json, f: impl Fn(&Json) -> T) -> Vec<T> {
+    v.as_array().into_iter().flatten().map(f).collect()
+}
+
+fn upper(v: &Json) -> Vec<String> {
+    strings(v).iter().map(|f| f.to_ascii_uppercase()).collect()
+}
+
 fn text(v: &Json) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
@@ -183,18 +192,8 @@ fn from_spec(full: &str, container: Option<String>, doc: &Json, info: Option<&Js
         deprecated_since: doc["deprecated_since"].as_str().map(str::to_string),
         replaced_by: doc["replaced_by"].as_str().map(str::to_string),
         doc_flags: strings(&doc["doc_flags"]),
-        key_specs: doc["key_specs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(spec_key_spec)
-            .collect(),
-        args: doc["arguments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(spec_arg)
-            .collect(),
+        key_specs: each(&doc["key_specs"], spec_key_spec),
+        args: each(&doc["arguments"], spec_arg),
         reply_schema: doc.get("reply_schema").cloned(),
         source: "spec",
     }
@@ -210,29 +209,13 @@ fn from_dump(full: &str, container: Option<String>, doc: &Json, info: Option<&Js
         complexity: text(&doc["complexity"]),
         group: text(&doc["group"]),
         acl_categories: strings(&info["acl_categories"]),
-        flags: strings(&info["flags"])
-            .iter()
-            .map(|f| f.to_ascii_uppercase())
-            .collect(),
+        flags: upper(&info["flags"]),
         arity: info["arity"].as_i64().unwrap_or(0),
         deprecated_since: doc["deprecated_since"].as_str().map(str::to_string),
         replaced_by: doc["replaced_by"].as_str().map(str::to_string),
-        doc_flags: strings(&doc["doc_flags"])
-            .iter()
-            .map(|f| f.to_ascii_uppercase())
-            .collect(),
-        key_specs: info["key_specs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(dump_key_spec)
-            .collect(),
-        args: doc["arguments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(dump_arg)
-            .collect(),
+        doc_flags: upper(&doc["doc_flags"]),
+        key_specs: each(&info["key_specs"], dump_key_spec),
+        args: each(&doc["arguments"], dump_arg),
         reply_schema: None,
         source: "valkey-9.1.2 COMMAND DOCS",
     }
@@ -278,12 +261,7 @@ fn spec_arg(a: &Json) -> Arg {
         optional: a["optional"].as_bool().unwrap_or(false),
         multiple: a["multiple"].as_bool().unwrap_or(false),
         multiple_token: a["multiple_token"].as_bool().unwrap_or(false),
-        children: a["arguments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(spec_arg)
-            .collect(),
+        children: each(&a["arguments"], spec_arg),
     }
 }
 
@@ -300,12 +278,7 @@ fn dump_arg(a: &Json) -> Arg {
         optional: has("optional"),
         multiple: has("multiple"),
         multiple_token: has("multiple_token"),
-        children: a["arguments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(dump_arg)
-            .collect(),
+        children: each(&a["arguments"], dump_arg),
     }
 }
 
@@ -353,10 +326,7 @@ fn spec_key_spec(k: &Json) -> KeySpec {
     KeySpec {
         begin,
         find,
-        flags: strings(&k["flags"])
-            .iter()
-            .map(|f| f.to_ascii_uppercase())
-            .collect(),
+        flags: upper(&k["flags"]),
     }
 }
 
@@ -388,9 +358,6 @@ fn dump_key_spec(k: &Json) -> KeySpec {
     KeySpec {
         begin,
         find,
-        flags: strings(&k["flags"])
-            .iter()
-            .map(|f| f.to_ascii_uppercase())
-            .collect(),
+        flags: upper(&k["flags"]),
     }
 }
