@@ -79,6 +79,21 @@ impl Client {
         Ok(Exclusive::new(obj, self.inner.config.response_timeout))
     }
 
+    /// A pub/sub [`Subscriber`](crate::pubsub::Subscriber) on a connection of its own, with
+    /// default options.
+    pub async fn subscriber(&self) -> Result<crate::pubsub::Subscriber> {
+        self.subscriber_with(crate::pubsub::SubscriberOptions::default())
+            .await
+    }
+
+    /// A pub/sub subscriber with options (buffer size, keepalive).
+    pub async fn subscriber_with(
+        &self,
+        options: crate::pubsub::SubscriberOptions,
+    ) -> Result<crate::pubsub::Subscriber> {
+        crate::pubsub::Subscriber::open(self.inner.config.clone(), options).await
+    }
+
     /// The settings this client runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config

@@ -54,6 +54,7 @@ mod config;
 mod conn;
 mod error;
 mod pool;
+pub mod pubsub;
 mod query;
 pub mod resp;
 #[cfg(feature = "testing")]

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::resp::Value;
 use crate::value::ArgBuf;
 use driver::Exit;
-use handshake::Socket;
+pub(crate) use handshake::{Socket, connect};
 
 /// What a request writes.
 pub(crate) enum Payload {

@@ -41,6 +41,25 @@ impl ArgBuf {
         self.count == 0
     }
 
+    /// The arguments, decoded back from the buffer.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut pos = 0;
+        (0..self.count).map(move |_| {
+            let line_end = pos
+                + self.buf[pos..]
+                    .iter()
+                    .position(|&b| b == b'\r')
+                    .unwrap_or(0);
+            let len: usize = std::str::from_utf8(&self.buf[pos + 1..line_end])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let start = line_end + 2;
+            pos = start + len + 2;
+            &self.buf[start..start + len]
+        })
+    }
+
     /// The `i`-th argument, decoded back from the buffer (slow; for routing and diagnostics).
     pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
         let mut pos = 0;
