@@ -94,6 +94,18 @@ impl Client {
         crate::pubsub::Subscriber::open(self.inner.config.clone(), options).await
     }
 
+    /// Pub/sub over the shared connection through RESP3 push frames (no extra connection);
+    /// fails with `is_config()` on a RESP2 connection. Buffers up to 4,096 events.
+    pub fn shared_subscriber(&self) -> Result<crate::pubsub::SharedSubscriber> {
+        crate::pubsub::SharedSubscriber::open(self.inner.shared[0].clone(), 4096)
+    }
+
+    /// A [`Monitor`](crate::pubsub::Monitor) stream of every command the server runs
+    /// (`MONITOR`), on a connection of its own.
+    pub async fn monitor(&self) -> Result<crate::pubsub::Monitor> {
+        crate::pubsub::Monitor::open(&self.inner.config).await
+    }
+
     /// The settings this client runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config

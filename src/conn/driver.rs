@@ -25,6 +25,8 @@ pub(crate) enum Exit {
 
 struct Pending {
     tx: oneshot::Sender<Result<Value>>,
+    /// Its replies are (un)subscribe confirmation push frames (RESP3).
+    push_replies: bool,
     /// Replies still to read for this request.
     remaining: usize,
     /// Replies read so far, for requests that expect more than one.
@@ -148,6 +150,7 @@ impl Driver<'_> {
                     request.payload.encode_into(self.socket.write_buffer_mut());
                     self.pending.push_back(Pending {
                         tx: request.tx,
+                        push_replies: request.push_replies,
                         remaining: request.replies,
                         gathered: Vec::new(),
                     });
@@ -160,10 +163,14 @@ impl Driver<'_> {
     }
 
     fn dispatch(&mut self, value: Value) -> Result<()> {
-        if let Value::Push(_) = value {
-            // Out-of-band data (invalidations, pub/sub): never the reply to a request.
-            let _ = self.push.send(value);
-            return Ok(());
+        if let Value::Push(items) = &value {
+            let answers_front = self.pending.front().is_some_and(|p| p.push_replies)
+                && super::is_confirmation(items);
+            if !answers_front {
+                // Out-of-band data (messages, invalidations): never the reply to a request.
+                let _ = self.push.send(value);
+                return Ok(());
+            }
         }
         let Some(front) = self.pending.front_mut() else {
             return Err(Error::protocol(format!(

@@ -8,7 +8,7 @@ mod transport;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::config::{Config, Protocol};
 use crate::error::{Error, Result};
@@ -38,7 +38,25 @@ pub(crate) struct Request {
     payload: Payload,
     /// Replies the payload produces; more than one come back as one array.
     replies: usize,
+    /// RESP3 (un)subscribe commands: their replies are confirmation push frames.
+    push_replies: bool,
     tx: oneshot::Sender<Result<Value>>,
+}
+
+/// True for the frames that confirm a (un)subscription: in RESP3 they are push frames that
+/// answer a SUBSCRIBE-family command rather than out-of-band data.
+pub(crate) fn is_confirmation(items: &[Value]) -> bool {
+    items.first().and_then(Value::as_bytes).is_some_and(|k| {
+        matches!(
+            &k[..],
+            b"subscribe"
+                | b"psubscribe"
+                | b"ssubscribe"
+                | b"unsubscribe"
+                | b"punsubscribe"
+                | b"sunsubscribe"
+        )
+    })
 }
 
 /// Where a request's reply arrives.
@@ -72,6 +90,7 @@ const PUSH_BUFFER: usize = 4096;
 pub(crate) struct Connection {
     tx: mpsc::Sender<Request>,
     push: broadcast::Sender<Value>,
+    reconnects: watch::Receiver<u64>,
     protocol: Protocol,
 }
 
@@ -84,8 +103,21 @@ impl Connection {
         tracing::debug!(addr = %config.addr, ?protocol, "connected");
         let (tx, rx) = mpsc::channel(QUEUE);
         let (push, _) = broadcast::channel(PUSH_BUFFER);
-        tokio::spawn(run(socket, config, reconnect, rx, push.clone()));
-        Ok(Connection { tx, push, protocol })
+        let (reconnected, reconnects) = watch::channel(0);
+        tokio::spawn(run(
+            socket,
+            config,
+            reconnect,
+            rx,
+            push.clone(),
+            reconnected,
+        ));
+        Ok(Connection {
+            tx,
+            push,
+            reconnects,
+            protocol,
+        })
     }
 
     /// Sends a payload that yields `replies` replies and waits for them (as an array when
@@ -110,6 +142,7 @@ impl Connection {
         let request = Request {
             payload,
             replies,
+            push_replies: false,
             tx,
         };
         match self.tx.try_send(request) {
@@ -125,6 +158,27 @@ impl Connection {
             return Err(shut_down());
         }
         wait_reply(reply).await
+    }
+
+    /// Sends a RESP3 (un)subscribe command and waits for its `confirmations` push frames.
+    pub(crate) async fn subscribe_request(
+        &self,
+        payload: Payload,
+        confirmations: usize,
+    ) -> Result<Value> {
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            payload,
+            replies: confirmations,
+            push_replies: true,
+            tx,
+        };
+        self.queue_and_wait(request, rx).await
+    }
+
+    /// Counts reconnects: changes each time the connection is re-established.
+    pub(crate) fn reconnects(&self) -> watch::Receiver<u64> {
+        self.reconnects.clone()
     }
 
     /// Out-of-band RESP3 push frames received from now on. A receiver that falls more than
@@ -150,6 +204,7 @@ async fn run(
     reconnect: bool,
     mut requests: mpsc::Receiver<Request>,
     push: broadcast::Sender<Value>,
+    reconnected: watch::Sender<u64>,
 ) {
     loop {
         let cause = match driver::drive(&mut socket, &mut requests, &push, &config).await {
@@ -165,6 +220,7 @@ async fn run(
             Some(s) => socket = s,
             None => return,
         }
+        reconnected.send_modify(|n| *n += 1);
     }
 }
 

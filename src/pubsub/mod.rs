@@ -13,8 +13,15 @@
 //! beyond the buffer (default 4,096) are dropped and counted, and the next event the consumer
 //! reads is [`Event::Lagged`] with that count.
 
+mod listener;
 mod message;
+mod monitor;
+mod outbox;
+mod shared;
 mod subscriber;
 
+pub use listener::{Handler, Listener, handler};
 pub use message::{Event, Message, MessageKind};
+pub use monitor::{Monitor, MonitorEntry};
+pub use shared::SharedSubscriber;
 pub use subscriber::{Subscriber, SubscriberHandle, SubscriberOptions};

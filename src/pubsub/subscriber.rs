@@ -11,9 +11,10 @@ use futures::{SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::message::{Event, Message};
+use super::outbox::Outbox;
 use crate::cmd::Cmd;
 use crate::config::Config;
-use crate::conn::{Socket, connect};
+use crate::conn::{Socket, connect, is_confirmation};
 use crate::error::{Error, Result};
 use crate::resp::Value;
 use crate::value::{ArgBuf, ToArgs};
@@ -62,7 +63,7 @@ pub(crate) enum Family {
 }
 
 impl Family {
-    const ALL: [Family; 3] = [Family::Channel, Family::Pattern, Family::Shard];
+    pub(crate) const ALL: [Family; 3] = [Family::Channel, Family::Pattern, Family::Shard];
 
     pub(crate) fn command(self, subscribe: bool) -> &'static str {
         match (self, subscribe) {
@@ -75,24 +76,9 @@ impl Family {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
-}
-
-/// True for the frames that confirm a (un)subscription.
-pub(crate) fn is_confirmation(items: &[Value]) -> bool {
-    items.first().and_then(Value::as_bytes).is_some_and(|k| {
-        matches!(
-            &k[..],
-            b"subscribe"
-                | b"psubscribe"
-                | b"ssubscribe"
-                | b"unsubscribe"
-                | b"punsubscribe"
-                | b"sunsubscribe"
-        )
-    })
 }
 
 /// The names an argument list holds, one per argument.
@@ -199,18 +185,16 @@ impl Subscriber {
         options: SubscriberOptions,
     ) -> Result<Subscriber> {
         let (socket, _) = connect(&config).await?;
-        let (events_tx, events) = mpsc::channel(options.buffer.max(1));
+        let (outbox, events) = Outbox::new(options.buffer);
         let (control_tx, control) = mpsc::channel(64);
         let task = Task {
             config,
             options,
-            events: events_tx,
+            outbox,
             control,
             control_open: true,
             subscriptions: Default::default(),
             acks: VecDeque::new(),
-            dropped: 0,
-            gap: false,
         };
         tokio::spawn(task.run(socket));
         Ok(Subscriber {
@@ -281,16 +265,12 @@ struct PendingAck {
 struct Task {
     config: Arc<Config>,
     options: SubscriberOptions,
-    events: mpsc::Sender<Event>,
+    outbox: Outbox,
     control: mpsc::Receiver<Change>,
     control_open: bool,
     subscriptions: [BTreeSet<Bytes>; 3],
     /// Changes sent and not yet fully confirmed, in order.
     acks: VecDeque<PendingAck>,
-    /// Events dropped since the consumer last kept up.
-    dropped: u64,
-    /// A reconnect the consumer has not been told about.
-    gap: bool,
 }
 
 impl Task {
@@ -312,7 +292,7 @@ impl Task {
                 Some(s) => socket = s,
                 None => return,
             }
-            self.gap = true;
+            self.outbox.reconnected();
             for family in Family::ALL {
                 let names: Vec<Bytes> =
                     self.subscriptions[family.index()].iter().cloned().collect();
@@ -339,13 +319,14 @@ impl Task {
                     return Some(e);
                 }
             }
-            let notice = self.gap || self.dropped > 0;
+            let notice = self.outbox.notice_pending();
+            let events = self.outbox.sender();
             let step = tokio::select! {
                 frame = socket.next() => Step::Frame(frame),
                 change = self.control.recv(), if self.control_open => Step::Change(change),
                 _ = keepalive.tick() => Step::Keepalive,
-                permit = self.events.clone().reserve_owned(), if notice => Step::Notice(permit.ok()),
-                _ = self.events.closed() => return None,
+                permit = events.clone().reserve_owned(), if notice => Step::Notice(permit.ok()),
+                _ = events.closed() => return None,
             };
             match step {
                 Step::Frame(Some(Ok(value))) => {
@@ -364,7 +345,7 @@ impl Task {
                     awaiting_pong = true;
                 }
                 Step::Notice(Some(permit)) => {
-                    permit.send(self.take_notice());
+                    permit.send(self.outbox.take_notice());
                 }
                 Step::Notice(None) => return None,
             }
@@ -386,6 +367,7 @@ impl Task {
                 return None;
             }
             if failures > 0 {
+                let events = self.outbox.sender();
                 let pause = tokio::time::sleep(self.config.reconnect.delay(failures - 1));
                 tokio::pin!(pause);
                 loop {
@@ -395,7 +377,7 @@ impl Task {
                             Some(change) => self.apply(change, None),
                             None => self.control_open = false,
                         },
-                        _ = self.events.closed() => return None,
+                        _ = events.closed() => return None,
                     }
                 }
             }
@@ -410,42 +392,6 @@ impl Task {
                     last = e;
                 }
             }
-        }
-    }
-
-    fn take_notice(&mut self) -> Event {
-        if self.gap {
-            self.gap = false;
-            Event::Reconnected
-        } else {
-            let n = self.dropped;
-            self.dropped = 0;
-            Event::Lagged(n)
-        }
-    }
-
-    /// Hands an event to the consumer without ever waiting for it: a full buffer drops the
-    /// event and counts it. Pending notices go first so the consumer learns of a gap or lag
-    /// before any later message.
-    fn deliver(&mut self, event: Event) {
-        while self.gap || self.dropped > 0 {
-            let notice = if self.gap {
-                Event::Reconnected
-            } else {
-                Event::Lagged(self.dropped)
-            };
-            match self.events.try_send(notice) {
-                Ok(()) => {
-                    self.take_notice();
-                }
-                Err(_) => {
-                    self.dropped += 1;
-                    return;
-                }
-            }
-        }
-        if self.events.try_send(event).is_err() {
-            self.dropped += 1;
         }
     }
 
@@ -465,7 +411,7 @@ impl Task {
             _ => return,
         };
         if let Some(message) = Message::from_frame(&items) {
-            self.deliver(Event::Message(message));
+            self.outbox.deliver(Event::Message(message));
         } else if is_confirmation(&items)
             && let Some(front) = self.acks.front_mut()
         {
