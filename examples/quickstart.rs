@@ -7,30 +7,19 @@
 
 use std::time::Instant;
 
-use kermes::Client;
-use kermes::testing::{ServerKind, ServerOptions, TestServer};
+use kermes::prelude::*;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Keep the throwaway server (if any) alive until the end of main.
-    let (url, _server) = match std::env::var("REDIS_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let server = [ServerKind::Redis, ServerKind::Valkey]
-                .into_iter()
-                .find_map(|kind| TestServer::try_start(kind, ServerOptions::default()).ok())
-                .ok_or(
-                    "REDIS_URL is not set and no redis-server or valkey-server was found; \
-                        run `bash scripts/install-servers.sh` or set REDIS_URL",
-                )?;
-            println!(
-                "started a throwaway {} at {}",
-                server.kind().program(),
-                server.url()
-            );
-            (server.url(), Some(server))
-        }
-    };
+    let (url, server) = kermes::testing::url_from_env_or_start()?;
+    if let Some(server) = &server {
+        println!(
+            "started a throwaway {} at {}",
+            server.kind().program(),
+            server.url()
+        );
+    }
 
     let client = Client::connect(&url).await?;
     println!("connected to {url} over {:?}", client.protocol());

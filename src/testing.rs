@@ -92,6 +92,26 @@ impl ServerKind {
     }
 }
 
+/// The server to run against: `REDIS_URL` when set, otherwise a throwaway redis-server (or
+/// valkey-server) started from a local binary, returned so it lives as long as you keep it.
+/// For examples and quick experiments.
+pub fn url_from_env_or_start() -> Result<(String, Option<TestServer>), String> {
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        return Ok((url, None));
+    }
+    let mut reasons = Vec::new();
+    for kind in [ServerKind::Redis, ServerKind::Valkey] {
+        match TestServer::try_start(kind, ServerOptions::default()) {
+            Ok(server) => return Ok((server.url(), Some(server))),
+            Err(e) => reasons.push(e),
+        }
+    }
+    Err(format!(
+        "REDIS_URL is not set and no local server could be started: {}",
+        reasons.join("; ")
+    ))
+}
+
 /// Options for [`TestServer::start_with`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
