@@ -62,7 +62,7 @@ pub struct Listener {
     handle: SubscriberHandle,
     routes: Arc<Mutex<Routes>>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    task: Option<JoinHandle<Option<Subscriber>>>,
 }
 
 fn is_pattern(key: &str) -> bool {
@@ -183,13 +183,17 @@ impl Listener {
         Ok(())
     }
 
-    /// Stops the listener: the running handler finishes, the connection closes.
+    /// Stops the listener: the running handler finishes, every subscription is dropped
+    /// (confirmed by the server), and the connection closes.
     pub async fn close(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(task) = self.task.take()
+            && let Ok(Some(subscriber)) = task.await
+            && let Err(e) = subscriber.close().await
+        {
+            tracing::debug!(error = %e, "listener closed while its connection was down");
         }
     }
 }
@@ -202,17 +206,19 @@ impl Drop for Listener {
     }
 }
 
+/// Runs handlers until stopped (handing the subscriber back for a clean close) or until the
+/// subscriber ends.
 async fn dispatch(
     mut subscriber: Subscriber,
     routes: Arc<Mutex<Routes>>,
     mut stop: oneshot::Receiver<()>,
-) {
+) -> Option<Subscriber> {
     loop {
         let event = tokio::select! {
-            _ = &mut stop => return,
+            _ = &mut stop => return Some(subscriber),
             event = subscriber.next() => match event {
                 Some(e) => e,
-                None => return,
+                None => return None,
             },
         };
         let work = {

@@ -239,6 +239,15 @@ impl Subscriber {
     pub async fn sunsubscribe(&self, channels: impl ToArgs) -> Result<()> {
         self.handle.sunsubscribe(channels).await
     }
+
+    /// Unsubscribes from everything, waits for the server to confirm, and closes the
+    /// connection: once it returns, publishers no longer count this subscriber. (Dropping
+    /// the subscriber also closes it, without waiting.)
+    pub async fn close(self) -> Result<()> {
+        self.handle.unsubscribe(()).await?;
+        self.handle.punsubscribe(()).await?;
+        self.handle.sunsubscribe(()).await
+    }
 }
 
 impl Stream for Subscriber {
