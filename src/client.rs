@@ -72,6 +72,17 @@ impl Client {
         Query::new(self, cmd)
     }
 
+    /// An explicit pipeline: queue commands, then send them in one write.
+    pub fn pipeline(&self) -> crate::Pipeline<'_> {
+        crate::Pipeline::new(self, false)
+    }
+
+    /// A MULTI/EXEC transaction: queued commands run atomically on an exclusive connection.
+    /// See also [`atomic`](crate::atomic) for WATCH-based read-modify-write.
+    pub fn transaction(&self) -> crate::Pipeline<'_> {
+        crate::Pipeline::new(self, true)
+    }
+
     /// Checks a connection out of the pool for this caller alone (WATCH/MULTI/EXEC, a run of
     /// blocking commands). It returns to the pool when dropped.
     pub async fn exclusive(&self) -> Result<Exclusive> {

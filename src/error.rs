@@ -90,6 +90,8 @@ pub(crate) enum Kind {
     Config,
     /// The connection pool could not hand out a connection.
     Pool,
+    /// A transaction did not run: a watched key changed (or `atomic` ran out of attempts).
+    Aborted,
 }
 
 impl Error {
@@ -192,6 +194,12 @@ impl Error {
         matches!(self.inner.kind, Kind::Pool)
     }
 
+    /// A transaction did not run because a watched key changed, or
+    /// [`atomic`](crate::atomic) gave up after its last attempt.
+    pub fn is_aborted(&self) -> bool {
+        matches!(self.inner.kind, Kind::Aborted)
+    }
+
     /// The server's error reply, when this error is one.
     pub fn server_error(&self) -> Option<&ServerError> {
         match &self.inner.kind {
@@ -233,6 +241,7 @@ impl fmt::Display for Error {
             Kind::Type => "type error",
             Kind::Config => "invalid configuration",
             Kind::Pool => "pool error",
+            Kind::Aborted => "transaction aborted",
         };
         write!(f, "{what}")?;
         if !self.inner.message.is_empty() {

@@ -48,12 +48,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod atomic;
 mod client;
 mod cmd;
 pub mod commands;
 mod config;
 mod conn;
 mod error;
+mod pipeline;
 mod pool;
 pub mod pubsub;
 mod query;
@@ -62,12 +64,14 @@ pub mod resp;
 pub mod testing;
 mod value;
 
+pub use atomic::{Transaction, atomic};
 pub use client::{BoundCmd, Client, ClientBuilder};
 pub use cmd::{Cmd, cmd};
 pub use config::{Addr, Config, Password, Protocol, ReconnectPolicy};
 pub use error::{Error, Result, ServerError};
+pub use pipeline::{Pipeline, Queued};
 pub use pool::Exclusive;
-pub use query::Query;
+pub use query::{BoxedQuery, Query};
 pub use resp::{Limits, Value};
 pub use value::{ArgBuf, FromValue, ToArgs};
 

@@ -110,7 +110,7 @@ impl Exclusive {
     pub(crate) async fn request(&self, cmd: Cmd) -> Result<Value> {
         if cmd.route == Route::PubSub {
             return Err(Error::config(format!(
-                "{} puts a connection in pub/sub mode, which this version of kermes does not offer yet",
+                "{} puts a connection in pub/sub mode; use Client::subscriber() or Client::monitor()",
                 cmd.name()
             )));
         }
@@ -119,21 +119,36 @@ impl Exclusive {
             Route::Blocking => cmd.timeout,
             _ => cmd.timeout.or(self.response_timeout),
         };
+        self.request_payload(Payload::Args(cmd.args), 1, timeout)
+            .await
+    }
+
+    /// Sends a payload of `replies` replies (one command, or a pipeline).
+    pub(crate) async fn request_payload(
+        &self,
+        payload: Payload,
+        replies: usize,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Value> {
         // Cleared if this future is dropped before the reply: the connection is then
         // discarded instead of returned to the pool with a reply still due.
         self.obj.idle.store(false, Ordering::Relaxed);
-        let reply =
-            with_timeout(timeout, self.obj.conn.request(Payload::Args(cmd.args), 1)).await?;
+        let reply = with_timeout(timeout, self.obj.conn.request(payload, replies)).await?;
         self.obj.idle.store(true, Ordering::Relaxed);
         Ok(reply)
+    }
+
+    /// The client's response timeout, which this connection applies.
+    pub(crate) fn response_timeout(&self) -> Option<std::time::Duration> {
+        self.response_timeout
     }
 }
 
 impl crate::commands::CommandSink for Exclusive {
-    type Reply<'a, T: FromValue + 'a> = futures::future::BoxFuture<'a, Result<T>>;
+    type Reply<'a, T: FromValue + 'a> = crate::query::BoxedQuery<'a, T>;
 
     fn send<'a, T: FromValue + 'a>(&'a self, cmd: Cmd) -> Self::Reply<'a, T> {
-        Box::pin(self.query(cmd))
+        crate::query::BoxedQuery::new(Box::pin(self.request(cmd)))
     }
 }
 

@@ -132,3 +132,36 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
         Poll::Pending
     }
 }
+
+pin_project_lite::pin_project! {
+    /// A command on its way over an exclusive connection or in a transaction: await it for
+    /// the reply as `T`, or re-type it with [`to`](BoxedQuery::to) like [`Query`].
+    #[must_use = "a query does nothing unless awaited"]
+    pub struct BoxedQuery<'a, T> {
+        inner: BoxedReply<'a>,
+        reply: PhantomData<fn() -> T>,
+    }
+}
+
+impl<'a, T> BoxedQuery<'a, T> {
+    pub(crate) fn new(inner: BoxedReply<'a>) -> Self {
+        BoxedQuery {
+            inner,
+            reply: PhantomData,
+        }
+    }
+
+    /// The same command, with its reply converted to `U` instead.
+    pub fn to<U: FromValue>(self) -> BoxedQuery<'a, U> {
+        BoxedQuery::new(self.inner)
+    }
+}
+
+impl<T: FromValue> Future for BoxedQuery<'_, T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let value = ready!(self.project().inner.as_mut().poll(cx));
+        Poll::Ready(value.and_then(into_result))
+    }
+}

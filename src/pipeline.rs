@@ -1,0 +1,260 @@
+//! Explicit pipelines and MULTI/EXEC transactions.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::BytesMut;
+
+use crate::client::Client;
+use crate::cmd::{Cmd, Route};
+use crate::commands::CommandSink;
+use crate::conn::Payload;
+use crate::error::{Error, Kind, Result};
+use crate::pool::{Exclusive, with_timeout};
+use crate::resp::Value;
+use crate::value::FromValue;
+
+/// A reply parser: maps one reply; its error becomes that reply's error.
+type Parser = Box<dyn Fn(Value) -> Result<Value> + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct Queue {
+    buf: BytesMut,
+    count: usize,
+    parsers: Vec<(usize, Parser)>,
+    /// A queued command must not run on a shared connection (blocking, WATCH ...).
+    needs_exclusive: bool,
+}
+
+/// Commands gathered to be sent in one write, their replies read together.
+///
+/// Every generated command method queues into it (`pipe.set("k", 1)`), as does
+/// [`cmd`](Pipeline::cmd). Then:
+/// - [`run`](Pipeline::run) returns every reply in order, server errors as values;
+/// - [`query`](Pipeline::query) reads the replies as one typed value (a tuple, a `Vec`)
+///   and fails on the first error.
+///
+/// [`Client::transaction`] makes one whose commands run inside MULTI/EXEC.
+///
+/// ```no_run
+/// use kermes::prelude::*;
+///
+/// # async fn demo(client: Client) -> kermes::Result<()> {
+/// let pipe = client.pipeline();
+/// pipe.set("a", 1);
+/// pipe.incr("a");
+/// pipe.get("missing");
+/// let (ok, n, none): ((), i64, Option<String>) = pipe.query().await?;
+///
+/// let pipe = client.pipeline();
+/// pipe.incr("a");
+/// pipe.lpush("a", "x"); // WRONGTYPE: an error value, the rest still ran
+/// let replies = pipe.run().await?;
+/// assert!(replies[1].is_err());
+/// # Ok(()) }
+/// ```
+pub struct Pipeline<'a> {
+    client: &'a Client,
+    atomic: bool,
+    queue: Mutex<Queue>,
+}
+
+/// A command queued in a [`Pipeline`]; attach a parser to its reply with
+/// [`parse`](Queued::parse).
+pub struct Queued<'a> {
+    queue: &'a Mutex<Queue>,
+    index: usize,
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Queued<'_> {
+    /// Maps this command's reply when the pipeline runs. A parser that fails turns this
+    /// reply into an error; the other replies are unaffected. It is not called for an error
+    /// reply.
+    pub fn parse(self, f: impl Fn(Value) -> Result<Value> + Send + Sync + 'static) -> Self {
+        lock(self.queue).parsers.push((self.index, Box::new(f)));
+        self
+    }
+
+    /// Position of this command's reply.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl<'a> Pipeline<'a> {
+    pub(crate) fn new(client: &'a Client, atomic: bool) -> Self {
+        Pipeline {
+            client,
+            atomic,
+            queue: Mutex::default(),
+        }
+    }
+
+    /// Queues a raw command.
+    pub fn cmd(&self, cmd: Cmd) -> Queued<'_> {
+        let mut q = lock(&self.queue);
+        if cmd.route != Route::Shared {
+            q.needs_exclusive = true;
+        }
+        cmd.args.encode_into(&mut q.buf);
+        q.count += 1;
+        Queued {
+            queue: &self.queue,
+            index: q.count - 1,
+        }
+    }
+
+    /// Number of commands queued.
+    pub fn len(&self) -> usize {
+        lock(&self.queue).count
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends every command in one write and returns the replies in order, an error reply
+    /// (or a failed parser) as an `Err` in its place. The outer error is for the connection
+    /// (closed, timed out) or, for a transaction, an aborted one. Always a vector, even for
+    /// one command.
+    pub async fn run(self) -> Result<Vec<Result<Value>>> {
+        let client = self.client;
+        let atomic = self.atomic;
+        let queue = self.into_queue();
+        if queue.count == 0 {
+            return Ok(Vec::new());
+        }
+        if atomic || queue.needs_exclusive {
+            let conn = client.exclusive().await?;
+            execute(&conn, queue, atomic).await
+        } else {
+            let timeout = client.config().response_timeout;
+            let replies = queue.count;
+            let payload = Payload::Encoded(queue.buf.clone().freeze());
+            let reply = with_timeout(timeout, client.shared().request(payload, replies)).await?;
+            Ok(apply(split(reply, replies), queue.parsers))
+        }
+    }
+
+    pub(crate) fn into_queue(self) -> Queue {
+        self.queue
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs the pipeline and reads all replies as one value (a tuple or a `Vec`), failing on
+    /// the first error reply.
+    pub async fn query<T: FromValue>(self) -> Result<T> {
+        collect(self.run().await?)
+    }
+}
+
+impl Queue {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// The replies as one value, failing on the first error.
+pub(crate) fn collect<T: FromValue>(replies: Vec<Result<Value>>) -> Result<T> {
+    let values = replies.into_iter().collect::<Result<Vec<Value>>>()?;
+    T::from_value(Value::Array(values))
+}
+
+/// Sends a queue on an exclusive connection, inside MULTI/EXEC when `atomic`.
+pub(crate) async fn execute(
+    conn: &Exclusive,
+    queue: Queue,
+    atomic: bool,
+) -> Result<Vec<Result<Value>>> {
+    let timeout = conn.response_timeout();
+    if !atomic {
+        let payload = Payload::Encoded(queue.buf.freeze());
+        let reply = conn.request_payload(payload, queue.count, timeout).await?;
+        return Ok(apply(split(reply, queue.count), queue.parsers));
+    }
+    let mut buf = BytesMut::with_capacity(queue.buf.len() + 32);
+    Cmd::new("MULTI").args.encode_into(&mut buf);
+    buf.extend_from_slice(&queue.buf);
+    Cmd::new("EXEC").args.encode_into(&mut buf);
+    let replies = queue.count + 2;
+    let all = split(
+        conn.request_payload(Payload::Encoded(buf.freeze()), replies, timeout)
+            .await?,
+        replies,
+    );
+    let mut all = all.into_iter();
+    let multi = all
+        .next()
+        .unwrap_or_else(|| Err(Error::protocol("no reply to MULTI")));
+    multi?;
+    // An error while queueing (a syntax error, an unknown command) aborts the transaction.
+    let mut queued_error = None;
+    for r in all.by_ref().take(queue.count) {
+        if let Err(e) = r
+            && queued_error.is_none()
+        {
+            queued_error = Some(e);
+        }
+    }
+    match all.next() {
+        Some(Ok(Value::Array(results))) => Ok(apply(
+            results.into_iter().map(into_item).collect(),
+            queue.parsers,
+        )),
+        Some(Ok(Value::Nil)) => Err(Error::new(
+            Kind::Aborted,
+            "transaction aborted: a watched key changed",
+        )),
+        Some(Err(e)) => Err(queued_error.unwrap_or(e)),
+        other => Err(Error::protocol(format!(
+            "unexpected reply to EXEC: {other:?}"
+        ))),
+    }
+}
+
+/// One reply per command: the driver returns a lone reply as itself and several as an array.
+fn split(reply: Value, count: usize) -> Vec<Result<Value>> {
+    match (count, reply) {
+        (1, v) => vec![into_item(v)],
+        (_, Value::Array(items)) => items.into_iter().map(into_item).collect(),
+        (_, other) => vec![Err(Error::protocol(format!(
+            "expected {count} replies, got {}",
+            other.kind_name()
+        )))],
+    }
+}
+
+fn into_item(v: Value) -> Result<Value> {
+    match v {
+        Value::Error(e) => Err(e.into()),
+        v => Ok(v),
+    }
+}
+
+fn apply(mut replies: Vec<Result<Value>>, parsers: Vec<(usize, Parser)>) -> Vec<Result<Value>> {
+    for (i, parser) in parsers {
+        if let Some(slot) = replies.get_mut(i) {
+            *slot = match std::mem::replace(slot, Ok(Value::Nil)) {
+                Ok(v) => parser(v),
+                Err(e) => Err(e),
+            };
+        }
+    }
+    replies
+}
+
+impl<'p> CommandSink for Pipeline<'p> {
+    type Reply<'a, T: FromValue + 'a>
+        = Queued<'a>
+    where
+        Self: 'a;
+
+    fn send<'a, T: FromValue + 'a>(&'a self, cmd: Cmd) -> Queued<'a> {
+        self.cmd(cmd)
+    }
+}
