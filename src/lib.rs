@@ -60,6 +60,7 @@ mod pool;
 pub mod pubsub;
 mod query;
 pub mod resp;
+mod script;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod value;
@@ -73,6 +74,7 @@ pub use pipeline::{Pipeline, Queued};
 pub use pool::Exclusive;
 pub use query::{BoxedQuery, Query};
 pub use resp::{Limits, Value};
+pub use script::{Library, Script, lua};
 pub use value::{ArgBuf, FromValue, ToArgs};
 
 /// Everything needed to call commands: `use kermes::prelude::*;`.
