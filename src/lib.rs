@@ -55,6 +55,7 @@ pub mod commands;
 mod config;
 mod conn;
 mod error;
+pub mod helpers;
 mod pipeline;
 mod pool;
 pub mod pubsub;

@@ -108,6 +108,13 @@ impl std::fmt::Debug for ArgBuf {
     }
 }
 
+/// Arguments encoded earlier, appended as they are.
+impl ToArgs for ArgBuf {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.append(self);
+    }
+}
+
 /// No arguments at all: for an empty list, e.g. EVAL with no keys.
 impl ToArgs for () {
     fn write_args(&self, _: &mut ArgBuf) {}
