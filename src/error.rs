@@ -137,6 +137,17 @@ impl Error {
         Error::new(Kind::Timeout, message)
     }
 
+    /// A copy with the same kind and text, for errors that must be reported twice. The
+    /// source chain is flattened into the text because sources are not `Clone`.
+    pub(crate) fn duplicate(&self) -> Self {
+        let mut message = self.inner.message.clone();
+        if let Some(source) = &self.inner.source {
+            message.push_str(": ");
+            message.push_str(&source.to_string());
+        }
+        Error::new(self.inner.kind.clone(), message)
+    }
+
     /// An error for a command that was in flight when its connection died of `cause`: a
     /// protocol or I/O failure keeps its kind, anything else reads as a closed connection.
     pub(crate) fn in_flight(cause: &Error) -> Self {

@@ -76,7 +76,9 @@ pub use pool::Exclusive;
 pub use query::{BoxedQuery, Query};
 pub use resp::{Limits, Value};
 pub use script::{Library, Script, lua};
-pub use value::{ArgBuf, FromValue, ToArgs};
+pub use value::{
+    ArgBuf, Cipher, Compression, Format, FromValue, Frozen, Raw, Serde, ToArgs, ValueCodec,
+};
 
 /// Everything needed to call commands: `use kermes::prelude::*;`.
 pub mod prelude {

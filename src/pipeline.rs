@@ -23,6 +23,8 @@ pub(crate) struct Queue {
     parsers: Vec<(usize, Parser)>,
     /// A queued command must not run on a shared connection (blocking, WATCH ...).
     needs_exclusive: bool,
+    /// The first argument that could not be encoded: the pipeline fails without sending.
+    error: Option<Error>,
 }
 
 /// Commands gathered to be sent in one write, their replies read together.
@@ -94,8 +96,11 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Queues a raw command.
-    pub fn cmd(&self, cmd: Cmd) -> Queued<'_> {
+    pub fn cmd(&self, mut cmd: Cmd) -> Queued<'_> {
         let mut q = lock(&self.queue);
+        if let Some(e) = cmd.args.take_error() {
+            q.error.get_or_insert(e);
+        }
         if cmd.route != Route::Shared {
             q.needs_exclusive = true;
         }
@@ -124,7 +129,10 @@ impl<'a> Pipeline<'a> {
     pub async fn run(self) -> Result<Vec<Result<Value>>> {
         let client = self.client;
         let atomic = self.atomic;
-        let queue = self.into_queue();
+        let mut queue = self.into_queue();
+        if let Some(e) = queue.error.take() {
+            return Err(e);
+        }
         if queue.count == 0 {
             return Ok(Vec::new());
         }

@@ -107,7 +107,10 @@ impl Exclusive {
         self.request(cmd).await.and_then(into_result)
     }
 
-    pub(crate) async fn request(&self, cmd: Cmd) -> Result<Value> {
+    pub(crate) async fn request(&self, mut cmd: Cmd) -> Result<Value> {
+        if let Some(e) = cmd.args.take_error() {
+            return Err(e);
+        }
         if cmd.route == Route::PubSub {
             return Err(Error::config(format!(
                 "{} puts a connection in pub/sub mode; use Client::subscriber() or Client::monitor()",

@@ -75,7 +75,8 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
         let mut this = self.project();
         loop {
             match std::mem::replace(this.state, State::Done) {
-                State::Start(cmd) => match cmd.route {
+                State::Start(mut cmd) => match cmd.route {
+                    _ if let Some(e) = cmd.args.take_error() => return Poll::Ready(Err(e)),
                     Route::Shared => {
                         let config = this.client.config();
                         if let Some(t) = cmd.timeout.or(config.response_timeout) {

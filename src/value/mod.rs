@@ -2,7 +2,9 @@
 //! replies.
 
 mod from_value;
+mod serialized;
 mod to_args;
 
 pub use from_value::FromValue;
+pub use serialized::{Cipher, Compression, Format, Frozen, Raw, Serde, ValueCodec};
 pub use to_args::{ArgBuf, ToArgs};

@@ -6,10 +6,29 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// The encoded arguments of one command, as RESP bulk strings, ready to be copied into the
 /// connection's write buffer behind an array header.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub struct ArgBuf {
     pub(crate) buf: Vec<u8>,
     pub(crate) count: usize,
+    /// An argument that could not be encoded (a value serde refused): the command fails
+    /// with it instead of being sent.
+    error: Option<Box<crate::error::Error>>,
+}
+
+impl Clone for ArgBuf {
+    fn clone(&self) -> Self {
+        ArgBuf {
+            buf: self.buf.clone(),
+            count: self.count,
+            error: self.error.as_ref().map(|e| Box::new(e.duplicate())),
+        }
+    }
+}
+
+impl PartialEq for ArgBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.buf == other.buf && self.count == other.count
+    }
 }
 
 impl ArgBuf {
@@ -17,7 +36,18 @@ impl ArgBuf {
         ArgBuf {
             buf: Vec::with_capacity(bytes),
             count: 0,
+            error: None,
         }
+    }
+
+    /// Records that an argument could not be encoded; the command will fail with `error`.
+    pub fn fail(&mut self, error: crate::error::Error) {
+        self.error.get_or_insert(Box::new(error));
+    }
+
+    /// The first encoding failure, if any.
+    pub(crate) fn take_error(&mut self) -> Option<crate::error::Error> {
+        self.error.take().map(|e| *e)
     }
 
     /// Appends one argument, binary-safe.
@@ -78,10 +108,13 @@ impl ArgBuf {
         None
     }
 
-    /// Appends every argument of `other`.
+    /// Appends every argument of `other` (and its encoding failure, if any).
     pub(crate) fn append(&mut self, other: &ArgBuf) {
         self.buf.extend_from_slice(&other.buf);
         self.count += other.count;
+        if let Some(e) = &other.error {
+            self.fail(e.duplicate());
+        }
     }
 
     pub(crate) fn encode_into(&self, out: &mut BytesMut) {
