@@ -1,5 +1,8 @@
 //! [`atomic`]: Carmine's WATCH/MULTI/EXEC read-modify-write with retries.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use crate::client::Client;
 use crate::cmd::{Cmd, cmd};
 use crate::commands::CommandSink;
@@ -11,35 +14,65 @@ use crate::resp::Value;
 use crate::value::{FromValue, ToArgs};
 
 /// One attempt of [`atomic`]: an exclusive connection for WATCH and reads, and a queue of
-/// writes that run inside MULTI/EXEC when the body returns.
+/// writes that run inside MULTI/EXEC when the body returns. Cheap to clone; an owned handle,
+/// so the body's future is `Send` whenever what it holds is.
 ///
-/// Generated command methods called on the transaction itself run at once (reads after
-/// WATCH); those called on [`writes`](Transaction::writes) are queued.
-pub struct Transaction<'a> {
-    conn: Exclusive,
-    writes: Pipeline<'a>,
+/// Generated command methods called on the transaction run at once (reads after WATCH);
+/// those called on [`writes`](Transaction::writes) are queued.
+#[derive(Clone)]
+pub struct Transaction {
+    inner: Arc<Attempt>,
 }
 
-impl<'a> Transaction<'a> {
+struct Attempt {
+    conn: Exclusive,
+    writes: Pipeline,
+}
+
+impl Transaction {
+    pub(crate) async fn begin(client: &Client) -> Result<Transaction> {
+        Ok(Transaction {
+            inner: Arc::new(Attempt {
+                conn: client.exclusive().await?,
+                writes: Pipeline::new(client, true),
+            }),
+        })
+    }
+
     /// WATCHes keys: if any changes before EXEC, the attempt is retried.
     pub async fn watch(&self, keys: impl ToArgs) -> Result<()> {
-        self.conn.query(cmd("WATCH").arg(keys)).await
+        self.inner.conn.query(cmd("WATCH").arg(keys)).await
     }
 
     /// The commands to run atomically at the end of the attempt.
-    pub fn writes(&self) -> &Pipeline<'a> {
-        &self.writes
+    pub fn writes(&self) -> &Pipeline {
+        &self.inner.writes
+    }
+
+    /// Runs the queued writes in MULTI/EXEC (UNWATCH alone when none are queued). An
+    /// [`is_aborted()`](Error::is_aborted) error means a watched key changed.
+    pub(crate) async fn commit(&self) -> Result<Vec<Result<Value>>> {
+        let queue = self.inner.writes.take_queue();
+        if queue.is_empty() {
+            self.inner.conn.query::<()>(cmd("UNWATCH")).await?;
+            return Ok(Vec::new());
+        }
+        execute(&self.inner.conn, queue, true).await
+    }
+
+    /// Gives up the attempt: nothing queued runs, WATCH is dropped.
+    pub(crate) async fn rollback(&self) {
+        // MULTI is only sent at commit, so there is nothing to DISCARD.
+        self.inner.writes.take_queue();
+        let _ = self.inner.conn.query::<()>(cmd("UNWATCH")).await;
     }
 }
 
-impl CommandSink for Transaction<'_> {
-    type Reply<'r, T: FromValue + 'r>
-        = BoxedQuery<'r, T>
-    where
-        Self: 'r;
+impl CommandSink for Transaction {
+    type Reply<'r, T: FromValue + 'r> = BoxedQuery<'r, T>;
 
     fn send<'r, T: FromValue + 'r>(&'r self, cmd: Cmd) -> Self::Reply<'r, T> {
-        self.conn.send(cmd)
+        self.inner.conn.send(cmd)
     }
 }
 
@@ -56,7 +89,7 @@ impl CommandSink for Transaction<'_> {
 /// use kermes::prelude::*;
 ///
 /// # async fn demo(client: Client) -> kermes::Result<()> {
-/// let (old, _) = kermes::atomic(&client, 10, async |tx| {
+/// let (old, _) = kermes::atomic(&client, 10, |tx| async move {
 ///     tx.watch("balance").await?;
 ///     let balance: i64 = tx.get("balance").to::<Option<i64>>().await?.unwrap_or(0);
 ///     tx.writes().set("balance", balance + 10);
@@ -65,37 +98,28 @@ impl CommandSink for Transaction<'_> {
 /// .await?;
 /// # Ok(()) }
 /// ```
-pub async fn atomic<T, F>(
+pub async fn atomic<T, F, Fut>(
     client: &Client,
     max_attempts: usize,
     mut body: F,
 ) -> Result<(T, Vec<Result<Value>>)>
 where
-    F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    F: FnMut(Transaction) -> Fut,
+    Fut: Future<Output = Result<T>>,
 {
     if max_attempts == 0 {
         return Err(Error::config("atomic: max_attempts must be at least 1"));
     }
     for attempt in 1..=max_attempts {
-        let tx = Transaction {
-            conn: client.exclusive().await?,
-            writes: Pipeline::new(client, true),
-        };
-        let value = match body(&tx).await {
+        let tx = Transaction::begin(client).await?;
+        let value = match body(tx.clone()).await {
             Ok(v) => v,
             Err(e) => {
-                // Nothing was queued on the server (MULTI comes at the end): dropping the
-                // WATCH is all the cleanup there is.
-                let _ = tx.conn.query::<()>(cmd("UNWATCH")).await;
+                tx.rollback().await;
                 return Err(e);
             }
         };
-        let queue = tx.writes.into_queue();
-        if queue.is_empty() {
-            tx.conn.query::<()>(cmd("UNWATCH")).await?;
-            return Ok((value, Vec::new()));
-        }
-        match execute(&tx.conn, queue, true).await {
+        match tx.commit().await {
             Ok(replies) => return Ok((value, replies)),
             Err(e) if e.is_aborted() => {
                 tracing::debug!(attempt, "atomic: a watched key changed; retrying");
@@ -103,8 +127,12 @@ where
             Err(e) => return Err(e),
         }
     }
-    Err(Error::new(
+    Err(gave_up(max_attempts))
+}
+
+pub(crate) fn gave_up(max_attempts: usize) -> Error {
+    Error::new(
         Kind::Aborted,
         format!("atomic gave up after {max_attempts} attempts: watched keys kept changing"),
-    ))
+    )
 }

@@ -73,13 +73,13 @@ impl Client {
     }
 
     /// An explicit pipeline: queue commands, then send them in one write.
-    pub fn pipeline(&self) -> crate::Pipeline<'_> {
+    pub fn pipeline(&self) -> crate::Pipeline {
         crate::Pipeline::new(self, false)
     }
 
     /// A MULTI/EXEC transaction: queued commands run atomically on an exclusive connection.
     /// See also [`atomic`](crate::atomic) for WATCH-based read-modify-write.
-    pub fn transaction(&self) -> crate::Pipeline<'_> {
+    pub fn transaction(&self) -> crate::Pipeline {
         crate::Pipeline::new(self, true)
     }
 

@@ -54,8 +54,8 @@ pub(crate) struct Queue {
 /// assert!(replies[1].is_err());
 /// # Ok(()) }
 /// ```
-pub struct Pipeline<'a> {
-    client: &'a Client,
+pub struct Pipeline {
+    client: Client,
     atomic: bool,
     queue: Mutex<Queue>,
 }
@@ -86,10 +86,10 @@ impl Queued<'_> {
     }
 }
 
-impl<'a> Pipeline<'a> {
-    pub(crate) fn new(client: &'a Client, atomic: bool) -> Self {
+impl Pipeline {
+    pub(crate) fn new(client: &Client, atomic: bool) -> Self {
         Pipeline {
-            client,
+            client: client.clone(),
             atomic,
             queue: Mutex::default(),
         }
@@ -127,7 +127,7 @@ impl<'a> Pipeline<'a> {
     /// (closed, timed out) or, for a transaction, an aborted one. Always a vector, even for
     /// one command.
     pub async fn run(self) -> Result<Vec<Result<Value>>> {
-        let client = self.client;
+        let client = self.client.clone();
         let atomic = self.atomic;
         let mut queue = self.into_queue();
         if let Some(e) = queue.error.take() {
@@ -152,6 +152,11 @@ impl<'a> Pipeline<'a> {
         self.queue
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Empties the pipeline, handing back what was queued.
+    pub(crate) fn take_queue(&self) -> Queue {
+        std::mem::take(&mut *lock(&self.queue))
     }
 
     /// Runs the pipeline and reads all replies as one value (a tuple or a `Vec`), failing on
@@ -256,7 +261,7 @@ fn apply(mut replies: Vec<Result<Value>>, parsers: Vec<(usize, Parser)>) -> Vec<
     replies
 }
 
-impl<'p> CommandSink for Pipeline<'p> {
+impl CommandSink for Pipeline {
     type Reply<'a, T: FromValue + 'a>
         = Queued<'a>
     where

@@ -56,6 +56,15 @@ impl<'a, T> Query<'a, T> {
         }
     }
 
+    /// Maps the reply through a parser once it arrives; a parser's error is the command's
+    /// error. `client.get("n").to::<Option<i64>>().parse(|n| Ok(n.unwrap_or(0) * 2))`.
+    pub async fn parse<U>(self, parser: impl FnOnce(T) -> Result<U>) -> Result<U>
+    where
+        T: FromValue,
+    {
+        parser(self.await?)
+    }
+
     /// The same command, with its reply converted to `U` instead:
     /// `client.get("k").to::<String>().await?`.
     pub fn to<U: FromValue>(self) -> Query<'a, U> {
@@ -150,6 +159,15 @@ impl<'a, T> BoxedQuery<'a, T> {
             inner,
             reply: PhantomData,
         }
+    }
+
+    /// Maps the reply through a parser once it arrives; a parser's error is the command's
+    /// error.
+    pub async fn parse<U>(self, parser: impl FnOnce(T) -> Result<U>) -> Result<U>
+    where
+        T: FromValue,
+    {
+        parser(self.await?)
     }
 
     /// The same command, with its reply converted to `U` instead.

@@ -55,6 +55,13 @@ server_tests! {
         assert_eq!(replies[0].as_ref().unwrap(), &Value::Int(42));
         assert_eq!(replies[1].as_ref().unwrap_err().server_error().unwrap().code(), "TOOBIG");
         assert_eq!(replies[2].as_ref().unwrap().as_bytes().unwrap(), "after");
+        // Single commands take parsers too, on the client and on exclusive connections.
+        let doubled = c.get("n").to::<i64>().parse(|n| Ok(n * 2)).await.unwrap();
+        assert_eq!(doubled, 42);
+        let refused = c.get("n").to::<i64>().parse(|_| -> kermes::Result<()> { Err(kermes::ServerError::new("NOPE").into()) }).await;
+        assert_eq!(refused.unwrap_err().server_error().unwrap().code(), "NOPE");
+        let ex = c.exclusive().await.unwrap();
+        assert_eq!(ex.get("n").to::<i64>().parse(|n| Ok(n + 1)).await.unwrap(), 22);
     }
 
     async fn ten_thousand_commands_in_one_pipeline(kind) {
@@ -113,7 +120,7 @@ server_tests! {
                 let c = c.clone();
                 tokio::spawn(async move {
                     for _ in 0..10 {
-                        atomic(&c, 1000, async |tx| {
+                        atomic(&c, 1000, |tx| async move {
                             tx.watch("counter").await?;
                             let n: i64 = tx.get("counter").to::<Option<i64>>().await?.unwrap_or(0);
                             tokio::task::yield_now().await; // widen the race window
@@ -135,10 +142,10 @@ server_tests! {
     async fn atomic_returns_the_body_error_and_gives_up_after_max_attempts(kind) {
         let server = TestServer::start(kind);
         let c = Client::connect(&server.url()).await.unwrap();
-        let err = atomic(&c, 3, async |tx| -> kermes::Result<()> {
+        let err = atomic(&c, 3, |tx| async move {
             tx.watch("k").await?;
             tx.writes().set("k", "never");
-            Err(kermes::ServerError::new("BODY failed").into())
+            Err::<(), _>(kermes::ServerError::new("BODY failed").into())
         })
         .await
         .unwrap_err();
@@ -146,18 +153,22 @@ server_tests! {
         assert_eq!(c.get("k").await.unwrap(), None);
 
         let other = c.clone();
-        let mut attempts = 0;
-        let err = atomic(&c, 3, async |tx| {
-            attempts += 1;
-            tx.watch("k").await?;
-            other.incr("k").await?; // a conflicting write every time
-            tx.writes().set("k", "mine");
-            Ok(())
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = attempts.clone();
+        let err = atomic(&c, 3, move |tx| {
+            let (other, counted) = (other.clone(), counted.clone());
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tx.watch("k").await?;
+                other.incr("k").await?; // a conflicting write every time
+                tx.writes().set("k", "mine");
+                Ok(())
+            }
         })
         .await
         .unwrap_err();
         assert!(err.is_aborted(), "{err}");
-        assert_eq!(attempts, 3);
+        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
         assert_eq!(c.get("k").to::<i64>().await.unwrap(), 3);
     }
 }

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 
-use crate::atomic::atomic;
+use crate::atomic::{Transaction, gave_up};
 use crate::client::Client;
 use crate::commands::{GenericCommands, StringCommands};
 use crate::error::Result;
@@ -55,10 +55,10 @@ pub async fn swap<F>(
 where
     F: FnMut(Option<Bytes>) -> Option<Bytes>,
 {
-    let (new, _) = atomic(client, max_attempts, async |tx| {
+    for _ in 0..max_attempts {
+        let tx = Transaction::begin(client).await?;
         tx.watch(key).await?;
-        let current = tx.get(key).await?;
-        let new = f(current);
+        let new = f(tx.get(key).await?);
         match &new {
             Some(v) => {
                 tx.writes().set(key, v);
@@ -67,8 +67,11 @@ where
                 tx.writes().del(key);
             }
         }
-        Ok(new)
-    })
-    .await?;
-    Ok(new)
+        match tx.commit().await {
+            Ok(_) => return Ok(new),
+            Err(e) if e.is_aborted() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(gave_up(max_attempts.max(1)))
 }

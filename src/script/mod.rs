@@ -98,7 +98,7 @@ impl Script {
     /// (EVAL), which works whether or not the server has the script cached.
     pub fn queue<'p>(
         &self,
-        pipeline: &'p Pipeline<'_>,
+        pipeline: &'p Pipeline,
         keys: impl ToArgs,
         args: impl ToArgs,
     ) -> Queued<'p> {
