@@ -4,12 +4,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// `Bytes` arguments at least this long are kept by reference rather than copied into the
+/// command: the only copy is the one into the connection's write buffer.
+const SHARE_FROM: usize = 16 * 1024;
+
 /// The encoded arguments of one command, as RESP bulk strings, ready to be copied into the
-/// connection's write buffer behind an array header.
+/// connection's write buffer behind an array header. Large `Bytes` arguments are held by
+/// reference, not copied.
 #[derive(Default)]
 pub struct ArgBuf {
-    pub(crate) buf: Vec<u8>,
-    pub(crate) count: usize,
+    buf: Vec<u8>,
+    /// Large arguments held by reference: where in `buf` each belongs, and its bytes.
+    shared: Vec<(usize, Bytes)>,
+    count: usize,
     /// An argument that could not be encoded (a value serde refused): the command fails
     /// with it instead of being sent.
     error: Option<Box<crate::error::Error>>,
@@ -19,6 +26,7 @@ impl Clone for ArgBuf {
     fn clone(&self) -> Self {
         ArgBuf {
             buf: self.buf.clone(),
+            shared: self.shared.clone(),
             count: self.count,
             error: self.error.as_ref().map(|e| Box::new(e.duplicate())),
         }
@@ -27,7 +35,7 @@ impl Clone for ArgBuf {
 
 impl PartialEq for ArgBuf {
     fn eq(&self, other: &Self) -> bool {
-        self.buf == other.buf && self.count == other.count
+        self.count == other.count && self.iter().eq(other.iter())
     }
 }
 
@@ -35,8 +43,7 @@ impl ArgBuf {
     pub(crate) fn with_capacity(bytes: usize) -> Self {
         ArgBuf {
             buf: Vec::with_capacity(bytes),
-            count: 0,
-            error: None,
+            ..ArgBuf::default()
         }
     }
 
@@ -53,6 +60,20 @@ impl ArgBuf {
     /// Appends one argument, binary-safe.
     pub fn push(&mut self, arg: &[u8]) {
         crate::resp::bulk(&mut self.buf, arg);
+        self.count += 1;
+    }
+
+    /// Appends one argument held by reference when it is large (no copy until the write).
+    pub fn push_bytes(&mut self, arg: &Bytes) {
+        if arg.len() < SHARE_FROM {
+            return self.push(arg);
+        }
+        self.buf.push(b'$');
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+        self.shared.push((self.buf.len(), arg.clone()));
+        self.buf.extend_from_slice(b"\r\n");
         self.count += 1;
     }
 
@@ -74,6 +95,7 @@ impl ArgBuf {
     /// The arguments, decoded back from the buffer.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let mut pos = 0;
+        let mut shared = self.shared.iter().peekable();
         (0..self.count).map(move |_| {
             let line_end = pos
                 + self.buf[pos..]
@@ -85,41 +107,47 @@ impl ArgBuf {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             let start = line_end + 2;
-            pos = start + len + 2;
-            &self.buf[start..start + len]
+            match shared.next_if(|(at, _)| *at == start) {
+                Some((_, bytes)) => {
+                    pos = start + 2;
+                    &bytes[..]
+                }
+                None => {
+                    pos = start + len + 2;
+                    &self.buf[start..start + len]
+                }
+            }
         })
     }
 
     /// The `i`-th argument, decoded back from the buffer (slow; for routing and diagnostics).
     pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
-        let mut pos = 0;
-        for n in 0..self.count {
-            let line_end = pos + self.buf[pos..].iter().position(|&b| b == b'\r')?;
-            let len: usize = std::str::from_utf8(&self.buf[pos + 1..line_end])
-                .ok()?
-                .parse()
-                .ok()?;
-            let start = line_end + 2;
-            if n == i {
-                return Some(&self.buf[start..start + len]);
-            }
-            pos = start + len + 2;
-        }
-        None
+        self.iter().nth(i)
     }
 
     /// Appends every argument of `other` (and its encoding failure, if any).
     pub(crate) fn append(&mut self, other: &ArgBuf) {
+        let base = self.buf.len();
         self.buf.extend_from_slice(&other.buf);
+        self.shared
+            .extend(other.shared.iter().map(|(at, b)| (base + at, b.clone())));
         self.count += other.count;
         if let Some(e) = &other.error {
             self.fail(e.duplicate());
         }
     }
 
+    /// Writes the command: the array header, then each argument, copying shared ones in
+    /// place from where they are held.
     pub(crate) fn encode_into(&self, out: &mut BytesMut) {
         crate::resp::array_header(out, self.count);
-        out.put_slice(&self.buf);
+        let mut pos = 0;
+        for (at, bytes) in &self.shared {
+            out.put_slice(&self.buf[pos..*at]);
+            out.put_slice(bytes);
+            pos = *at;
+        }
+        out.put_slice(&self.buf[pos..]);
     }
 }
 
@@ -197,7 +225,7 @@ impl ToArgs for Vec<u8> {
 
 impl ToArgs for Bytes {
     fn write_args(&self, out: &mut ArgBuf) {
-        out.push(self)
+        out.push_bytes(self)
     }
 }
 
@@ -321,6 +349,27 @@ mod tests {
         let mut b = ArgBuf::default();
         v.write_args(&mut b);
         (0..b.len()).map(|i| b.get(i).unwrap().to_vec()).collect()
+    }
+
+    #[test]
+    fn large_bytes_are_shared_and_encode_like_copied_ones() {
+        let big = Bytes::from(vec![7u8; super::SHARE_FROM + 5]);
+        let mut shared = ArgBuf::default();
+        ("SET", "k", &big, "EX", 10).write_args(&mut shared);
+        let mut copied = ArgBuf::default();
+        ("SET", "k", &big[..], "EX", 10).write_args(&mut copied);
+        assert_eq!(shared.shared.len(), 1);
+        assert!(copied.shared.is_empty());
+        assert_eq!(shared, copied);
+        let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+        shared.encode_into(&mut a);
+        copied.encode_into(&mut b);
+        assert_eq!(a, b);
+        let mut joined = ArgBuf::default();
+        joined.push(b"x");
+        joined.append(&shared);
+        assert_eq!(joined.get(3).unwrap(), &big[..]);
+        assert_eq!(joined.get(5).unwrap(), b"10");
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl Frozen {
 
 impl ToArgs for Frozen {
     fn write_args(&self, out: &mut ArgBuf) {
-        out.push(&self.0)
+        out.push_bytes(&self.0)
     }
 }
 
@@ -190,7 +190,7 @@ pub struct Serde<T>(pub T);
 impl<T: Serialize> ToArgs for Serde<T> {
     fn write_args(&self, out: &mut ArgBuf) {
         match ValueCodec::installed().freeze(&self.0) {
-            Ok(frozen) => out.push(&frozen.0),
+            Ok(frozen) => out.push_bytes(&frozen.0),
             Err(e) => out.fail(e),
         }
     }
@@ -209,7 +209,7 @@ pub struct Raw(pub Bytes);
 
 impl ToArgs for Raw {
     fn write_args(&self, out: &mut ArgBuf) {
-        out.push(&self.0)
+        out.push_bytes(&self.0)
     }
 }
 
