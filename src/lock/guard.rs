@@ -1,0 +1,208 @@
+//! [`LockGuard`]: a held lock, its fencing token, its renewal, and how it can be lost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::scripts::{EXTEND, LockKeys, RELEASE};
+use crate::client::Client;
+use crate::commands::StringCommands;
+use crate::error::Result;
+
+/// A held lock. Dropping it releases the lock (in a spawned task); call
+/// [`release`](LockGuard::release) to learn whether it was still held.
+pub struct LockGuard {
+    client: Client,
+    keys: LockKeys,
+    token: String,
+    fence: u64,
+    lease: Duration,
+    lost: CancellationToken,
+    /// The lease's end as this client reckons it, in ms since `epoch` (moved by `extend`).
+    expires: Arc<AtomicU64>,
+    epoch: Instant,
+    keeper: Option<JoinHandle<()>>,
+    released: bool,
+}
+
+impl LockGuard {
+    pub(crate) fn new(
+        client: Client,
+        keys: LockKeys,
+        token: String,
+        fence: u64,
+        lease: Duration,
+        watchdog: bool,
+    ) -> LockGuard {
+        let epoch = Instant::now();
+        let expires = Arc::new(AtomicU64::new(lease.as_millis() as u64));
+        let lost = CancellationToken::new();
+        let keeper = if watchdog {
+            tokio::spawn(renew(
+                client.clone(),
+                keys.clone(),
+                token.clone(),
+                lease,
+                lost.clone(),
+            ))
+        } else {
+            tokio::spawn(expire(expires.clone(), epoch, lost.clone()))
+        };
+        LockGuard {
+            client,
+            keys,
+            token,
+            fence,
+            lease,
+            lost,
+            expires,
+            epoch,
+            keeper: Some(keeper),
+            released: false,
+        }
+    }
+
+    /// The fencing token: strictly greater than every token of earlier holders of this lock.
+    /// Hand it to storage that should refuse writes from a stale holder.
+    pub fn fencing_token(&self) -> u64 {
+        self.fence
+    }
+
+    /// The owner token of this acquisition (the lock key's value while held).
+    pub fn owner_token(&self) -> &str {
+        &self.token
+    }
+
+    /// Resolves when the lock is lost: its lease ran out, renewal failed, or someone
+    /// removed it. Select on it to stop work that must not outlive the lock.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await
+    }
+
+    /// True once [`lost`](Self::lost) has fired.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    /// A token cancelled when the lock is lost, for work spawned elsewhere.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.lost.child_token()
+    }
+
+    /// Asks the server whether this acquisition still holds the lock.
+    pub async fn have_lock(&self) -> Result<bool> {
+        let current = self.client.get(&self.keys.lock).await?;
+        Ok(current.as_deref() == Some(self.token.as_bytes()))
+    }
+
+    /// Resets the lease to `lease` from now, if this acquisition still holds the lock.
+    pub async fn extend(&self, lease: Duration) -> Result<bool> {
+        let ok: i64 = EXTEND
+            .run(
+                &self.client,
+                &self.keys.lock,
+                (&self.token, lease.as_millis() as u64),
+            )
+            .await?;
+        if ok == 1 {
+            let until = self.epoch.elapsed() + lease;
+            self.expires
+                .store(until.as_millis() as u64, Ordering::Relaxed);
+        }
+        Ok(ok == 1)
+    }
+
+    /// The lease this lock was taken (and is renewed) with.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Releases the lock. `Ok(false)`: it was no longer ours (the lease ran out, or it was
+    /// taken over), so whatever ran under it may have overlapped another holder.
+    pub async fn release(mut self) -> Result<bool> {
+        self.released = true;
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+        }
+        release(&self.client, &self.keys, &self.token).await
+    }
+}
+
+async fn release(client: &Client, keys: &LockKeys, token: &str) -> Result<bool> {
+    let done: i64 = RELEASE
+        .run(client, &keys.lock, (token, &keys.channel))
+        .await?;
+    Ok(done == 1)
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+        }
+        if !self.released
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (client, keys, token) =
+                (self.client.clone(), self.keys.clone(), self.token.clone());
+            rt.spawn(async move {
+                if let Err(e) = release(&client, &keys, &token).await {
+                    tracing::warn!(lock = %keys.lock, error = %e, "releasing a dropped lock failed; it expires with its lease");
+                }
+            });
+        }
+    }
+}
+
+/// The watchdog: renews the lease every third of it; the lock is lost when the server says
+/// it is no longer ours, or when renewal keeps failing until the lease must have run out.
+async fn renew(
+    client: Client,
+    keys: LockKeys,
+    token: String,
+    lease: Duration,
+    lost: CancellationToken,
+) {
+    let every = (lease / 3).max(Duration::from_millis(10));
+    let mut held_until = Instant::now() + lease;
+    loop {
+        tokio::time::sleep(every).await;
+        let attempt = Instant::now();
+        match EXTEND
+            .run::<_, i64>(&client, &keys.lock, (&token, lease.as_millis() as u64))
+            .await
+        {
+            Ok(1) => held_until = attempt + lease,
+            Ok(_) => {
+                tracing::warn!(lock = %keys.lock, "lock lost: its key no longer holds our token");
+                lost.cancel();
+                return;
+            }
+            Err(e) if Instant::now() >= held_until => {
+                tracing::warn!(lock = %keys.lock, error = %e, "lock lost: renewal failed until the lease ran out");
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(lock = %keys.lock, error = %e, "lease renewal failed; retrying")
+            }
+        }
+    }
+}
+
+/// Without a watchdog, the lock is lost when its lease runs out (as this client reckons
+/// it, `extend` included).
+async fn expire(expires: Arc<AtomicU64>, epoch: Instant, lost: CancellationToken) {
+    loop {
+        let until = epoch + Duration::from_millis(expires.load(Ordering::Relaxed));
+        tokio::time::sleep_until(until).await;
+        if epoch + Duration::from_millis(expires.load(Ordering::Relaxed)) <= Instant::now() {
+            lost.cancel();
+            return;
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Distributed locks: exclusion across processes, one attempt for wait 0, expiry and loss
+//! reported, renewal, fencing, owner checks, and waiting without spinning.
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use kermes::helpers::info_map;
+use kermes::lock::{LockOptions, Locks};
+use kermes::prelude::*;
+use kermes::testing::TestServer;
+
+const CHILD_URL: &str = "KERMES_LOCK_TEST_CHILD_URL";
+
+/// Increments `counter` non-atomically (GET, pause, SET) under the lock, `rounds` times in
+/// each of `tasks` tasks: only mutual exclusion keeps the count exact.
+async fn increment_under_lock(url: &str, tasks: usize, rounds: usize) {
+    let client = Client::connect(url).await.unwrap();
+    let locks = Locks::new(&client);
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (client, locks) = (client.clone(), locks.clone());
+            tokio::spawn(async move {
+                for _ in 0..rounds {
+                    let guard = locks
+                        .acquire("counter", None, Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .expect("lock within 60 s");
+                    let n: i64 = client
+                        .get("counter")
+                        .to::<Option<i64>>()
+                        .await
+                        .unwrap()
+                        .unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    client.set("counter", n + 1).await.unwrap();
+                    assert!(
+                        guard.release().await.unwrap(),
+                        "the lock was held throughout"
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+/// The second process of the two-process test: this test binary runs itself with this test
+/// selected and the server's URL in the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "entry point of the second process in mutual_exclusion_holds_across_two_processes"]
+async fn lock_test_child_process() {
+    let url = std::env::var(CHILD_URL).expect("run by mutual_exclusion_holds_across_two_processes");
+    increment_under_lock(&url, 25, 4).await;
+}
+
+/// Lock attempts served so far: the acquire script's EVALSHA (or EVAL) calls. (Commands run
+/// inside scripts count separately in commandstats, so they are left out.)
+async fn attempts_served(client: &Client) -> u64 {
+    let info = info_map(client, "commandstats").await.unwrap();
+    let calls = |name: &str| {
+        info.get("commandstats", name).map_or(0, |v| {
+            v.split(',')
+                .next()
+                .unwrap()
+                .trim_start_matches("calls=")
+                .parse::<u64>()
+                .unwrap()
+        })
+    };
+    calls("cmdstat_evalsha") + calls("cmdstat_eval")
+}
+
+server_tests! {
+    async fn mutual_exclusion_holds_across_two_processes(kind) {
+        let server = TestServer::start(kind);
+        let url = server.url();
+        let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["lock_test_child_process", "--exact", "--ignored", "--nocapture"])
+            .env(CHILD_URL, &url)
+            .kill_on_drop(true)
+            .status();
+        let (status, ()) = tokio::join!(child, increment_under_lock(&url, 25, 4));
+        assert!(status.unwrap().success(), "the second process failed");
+        let client = Client::connect(&url).await.unwrap();
+        assert_eq!(client.get("counter").to::<i64>().await.unwrap(), 200, "50 tasks x 4 increments");
+    }
+
+    async fn wait_zero_makes_exactly_one_attempt(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let locks = Locks::new(&client);
+        let held = locks.try_acquire("one", None).await.unwrap().unwrap();
+        let before = attempts_served(&client).await;
+        assert!(locks.try_acquire("one", None).await.unwrap().is_none());
+        assert_eq!(attempts_served(&client).await - before, 1, "exactly one attempt");
+        held.release().await.unwrap();
+    }
+
+    async fn expiry_during_the_body_is_reported_with_the_body_result(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let locks = Locks::new(&client);
+        let other = locks.clone();
+        let out = locks
+            .with_lock("short", Some(Duration::from_millis(200)), Duration::ZERO, async move {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                // Another holder took it meanwhile.
+                let intruder = other.try_acquire("short", Some(Duration::from_secs(5))).await.unwrap();
+                assert!(intruder.is_some());
+                std::mem::forget(intruder);
+                Err::<(), &str>("the body's own error")
+            })
+            .await
+            .unwrap()
+            .expect("the lock was free");
+        assert!(out.lease_lost);
+        assert_eq!(out.value, Err("the body's own error"));
+    }
+
+    async fn the_watchdog_keeps_a_lock_past_three_leases(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let locks = Locks::new(&client);
+        let lease = Duration::from_millis(300);
+        let guard = locks.acquire_with("renewed", LockOptions::new().lease(lease).watchdog(true)).await.unwrap().unwrap();
+        tokio::time::sleep(lease * 4).await;
+        assert!(!guard.is_lost());
+        assert!(guard.have_lock().await.unwrap());
+        assert!(locks.try_acquire("renewed", None).await.unwrap().is_none());
+        assert!(guard.release().await.unwrap());
+        assert!(locks.try_acquire("renewed", None).await.unwrap().is_some());
+    }
+
+    async fn deleting_the_key_or_running_out_of_lease_fires_lost(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let locks = Locks::new(&client);
+        let guard = locks.acquire_with("gone", LockOptions::new().lease(Duration::from_millis(300)).watchdog(true)).await.unwrap().unwrap();
+        let token = guard.cancellation_token();
+        client.del("kermes:lock:{gone}").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(2), guard.lost()).await.expect("lost() fired");
+        assert!(token.is_cancelled());
+        assert!(!guard.release().await.unwrap());
+
+        let started = Instant::now();
+        let short = locks.try_acquire("brief", Some(Duration::from_millis(200))).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(2), short.lost()).await.expect("lost() at lease end");
+        assert!(started.elapsed() >= Duration::from_millis(190));
+    }
+
+    async fn fencing_tokens_strictly_increase_across_holders(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let locks = Locks::new(&client);
+        let mut last = 0;
+        for _ in 0..5 {
+            let g = locks.acquire("fenced", Some(Duration::from_secs(5)), Duration::from_secs(5)).await.unwrap().unwrap();
+            assert!(g.fencing_token() > last, "{} after {last}", g.fencing_token());
+            last = g.fencing_token();
+            g.release().await.unwrap();
+        }
+        // Taken over after an expiry: the new holder's token is greater still.
+        let stale = locks.try_acquire("fenced", Some(Duration::from_millis(100))).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let fresh = locks.try_acquire("fenced", Some(Duration::from_secs(5))).await.unwrap().unwrap();
+        assert!(fresh.fencing_token() > stale.fencing_token());
+        // The stale holder cannot release the new holder's lock.
+        assert!(!stale.release().await.unwrap());
+        assert!(fresh.have_lock().await.unwrap());
+    }
+
+    async fn fifty_waiters_do_not_spin(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let locks = Locks::new(&client);
+        let holder = locks.try_acquire("busy", None).await.unwrap().unwrap();
+        let before = attempts_served(&client).await;
+        let waiters: Vec<_> = (0..50)
+            .map(|_| {
+                let locks = locks.clone();
+                tokio::spawn(async move { locks.acquire("busy", None, Duration::from_secs(2)).await.unwrap().is_some() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let waiting = attempts_served(&client).await - before;
+        drop(holder);
+        let mut got = 0;
+        for w in waiters {
+            got += usize::from(w.await.unwrap());
+        }
+        assert!(got >= 1, "a waiter took the lock after the release");
+        // A 1 ms spin would be ~75,000 commands in 1.5 s; waiting costs a few per waiter.
+        // A 1 ms spin would be ~75,000 attempts in 1.5 s; each waiter tries twice, then waits.
+        assert!(waiting <= 100, "{waiting} attempts while 50 waiters waited 1.5 s");
+        // Draining: one release wakes one waiter, so attempts stay linear in the waiters.
+        let total = attempts_served(&client).await - before;
+        assert!(total < 250, "{total} attempts for 50 waiters in all");
+    }
+}
