@@ -89,6 +89,11 @@ impl Cmd {
         self
     }
 
+    /// Appends the command as it goes on the wire (a RESP array of bulk strings).
+    pub fn write_to(&self, out: &mut bytes::BytesMut) {
+        self.args.encode_into(out);
+    }
+
     /// Number of arguments, the name included.
     pub fn arg_count(&self) -> usize {
         self.args.len()

@@ -94,7 +94,8 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
                         let conn = this.client.shared();
                         *this.state = match conn.try_request(Payload::Args(cmd.args), 1) {
                             Ok(reply) => State::Waiting(reply),
-                            Err(TryRequest::Full(request, reply)) => {
+                            Err(TryRequest::Full(full)) => {
+                                let (request, reply) = *full;
                                 State::Boxed(Box::pin(conn.queue_and_wait(request, reply)))
                             }
                             Err(TryRequest::Closed) => return Poll::Ready(Err(shut_down())),

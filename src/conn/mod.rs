@@ -64,8 +64,9 @@ pub(crate) type ReplyRx = oneshot::Receiver<Result<Value>>;
 
 /// Why a request was not queued at once.
 pub(crate) enum TryRequest {
-    /// The queue is full; the request and its reply receiver come back.
-    Full(Request, ReplyRx),
+    /// The queue is full; the request and its reply receiver come back (boxed: this is the
+    /// rare path, and a request holds its arguments inline).
+    Full(Box<(Request, ReplyRx)>),
     /// The connection has shut down for good.
     Closed,
 }
@@ -126,7 +127,10 @@ impl Connection {
     pub(crate) async fn request(&self, payload: Payload, replies: usize) -> Result<Value> {
         match self.try_request(payload, replies) {
             Ok(reply) => wait_reply(reply).await,
-            Err(TryRequest::Full(request, reply)) => self.queue_and_wait(request, reply).await,
+            Err(TryRequest::Full(full)) => {
+                let (request, reply) = *full;
+                self.queue_and_wait(request, reply).await
+            }
             Err(TryRequest::Closed) => Err(shut_down()),
         }
     }
@@ -147,7 +151,9 @@ impl Connection {
         };
         match self.tx.try_send(request) {
             Ok(()) => Ok(rx),
-            Err(mpsc::error::TrySendError::Full(request)) => Err(TryRequest::Full(request, rx)),
+            Err(mpsc::error::TrySendError::Full(request)) => {
+                Err(TryRequest::Full(Box::new((request, rx))))
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(TryRequest::Closed),
         }
     }

@@ -3,7 +3,7 @@
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::decode::{ScanState, parse, scan};
+use super::decode::{ScanState, decode_flat, parse, scan};
 use super::{Limits, Value, encode_value};
 use crate::error::Error;
 
@@ -32,6 +32,11 @@ impl Decoder for RespCodec {
     type Error = Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, Error> {
+        if self.scan.is_fresh()
+            && let Some(value) = decode_flat(src, &self.limits)?
+        {
+            return Ok(Some(value));
+        }
         match scan(src, &mut self.scan, &self.limits)? {
             None => Ok(None),
             Some(len) => parse(&src.split_to(len).freeze()).map(Some),

@@ -16,6 +16,58 @@ pub(crate) struct ScanState {
     open: Vec<usize>,
 }
 
+impl ScanState {
+    /// True between frames: no partial frame has been scanned.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.pos == 0 && self.open.is_empty()
+    }
+}
+
+/// Decodes in one pass the replies most commands get (a whole bulk string, simple string or
+/// integer at the front of `buf`), without scanning first. `Ok(None)` when the frame is of
+/// another kind or not complete yet: the resumable scan takes those.
+pub(crate) fn decode_flat(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Value>> {
+    let Some(&tag) = buf.first() else {
+        return Ok(None);
+    };
+    if !matches!(tag, b'$' | b'+' | b':') {
+        return Ok(None);
+    }
+    let Some(line_end) = find_crlf(&buf[1..]).map(|i| 1 + i) else {
+        return Ok(None);
+    };
+    let after = line_end + 2;
+    match tag {
+        b':' => {
+            let n = parse_int(&buf[1..line_end])?;
+            bytes::Buf::advance(buf, after);
+            Ok(Some(Value::Int(n)))
+        }
+        b'+' => {
+            let frame = buf.split_to(after).freeze();
+            Ok(Some(Value::Simple(frame.slice(1..line_end))))
+        }
+        _ => match parse_len(&buf[1..line_end], true)? {
+            None => {
+                bytes::Buf::advance(buf, after);
+                Ok(Some(Value::Nil))
+            }
+            Some(len) => {
+                let end = after + len + 2;
+                if len > limits.max_bulk_len || buf.len() < end {
+                    // Too long (the scan reports it) or incomplete (the scan reserves room).
+                    return Ok(None);
+                }
+                if &buf[end - 2..end] != b"\r\n" {
+                    return Err(Error::protocol("bulk string not terminated by CRLF"));
+                }
+                let frame = buf.split_to(end).freeze();
+                Ok(Some(Value::Bulk(frame.slice(after..after + len))))
+            }
+        },
+    }
+}
+
 /// Checks whether `buf` holds one whole frame. Returns its length once it does.
 pub(crate) fn scan(
     buf: &mut BytesMut,

@@ -44,11 +44,6 @@ pub(crate) fn array_header(out: &mut BytesMut, n: usize) {
     header(out, b'*', n);
 }
 
-/// Appends a bulk string, `$<len>\r\n<data>\r\n`.
-pub(crate) fn bulk(out: &mut impl BufMut, data: &[u8]) {
-    blob(out, b'$', data);
-}
-
 fn has_line_break(s: &[u8]) -> bool {
     s.iter().any(|&b| b == b'\r' || b == b'\n')
 }

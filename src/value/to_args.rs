@@ -3,6 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use smallvec::SmallVec;
+
+/// Bytes of encoded arguments a command holds without allocating.
+const INLINE: usize = 64;
 
 /// `Bytes` arguments at least this long are kept by reference rather than copied into the
 /// command: the only copy is the one into the connection's write buffer.
@@ -13,7 +17,8 @@ const SHARE_FROM: usize = 16 * 1024;
 /// reference, not copied.
 #[derive(Default)]
 pub struct ArgBuf {
-    buf: Vec<u8>,
+    /// Inline up to `INLINE` bytes: most commands (`GET key`) never allocate.
+    buf: SmallVec<[u8; INLINE]>,
     /// Large arguments held by reference: where in `buf` each belongs, and its bytes.
     shared: Vec<(usize, Bytes)>,
     count: usize,
@@ -42,7 +47,7 @@ impl PartialEq for ArgBuf {
 impl ArgBuf {
     pub(crate) fn with_capacity(bytes: usize) -> Self {
         ArgBuf {
-            buf: Vec::with_capacity(bytes),
+            buf: SmallVec::with_capacity(bytes),
             ..ArgBuf::default()
         }
     }
@@ -59,7 +64,14 @@ impl ArgBuf {
 
     /// Appends one argument, binary-safe.
     pub fn push(&mut self, arg: &[u8]) {
-        crate::resp::bulk(&mut self.buf, arg);
+        let mut len = itoa::Buffer::new();
+        let len = len.format(arg.len()).as_bytes();
+        self.buf.reserve(arg.len() + len.len() + 5);
+        self.buf.push(b'$');
+        self.buf.extend_from_slice(len);
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf.extend_from_slice(arg);
+        self.buf.extend_from_slice(b"\r\n");
         self.count += 1;
     }
 

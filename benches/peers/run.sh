@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The peers matrix: kermes, redis-rs, fred and rustis side by side, plus redis-benchmark for
+# reference, with the server pinned to core 0 and every client to core 1. Prints a markdown
+# table of medians over RUNS runs (the run with the median ops/s for each cell).
+#
+#   bash benches/peers/run.sh > /tmp/table.md
+#   RUNS=5 SECONDS_PER=5 CONCURRENCY="50 500" SIZES=64 RUNTIMES=current bash benches/peers/run.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUNS=${RUNS:-3}
+SECONDS_PER=${SECONDS_PER:-3}
+CONCURRENCY=${CONCURRENCY:-"1 50 500"}
+SIZES=${SIZES:-"64 16384"}
+RUNTIMES=${RUNTIMES:-"current multi"}
+WORKLOAD=${WORKLOAD:-get}
+SERVER=${SERVER:-redis-server}
+
+(cd "$root" && cargo build --quiet --release -p kermes-peers)
+peers="$root/target/release/peers"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+taskset -c 0 "$SERVER" --port "$port" --save "" --appendonly no --daemonize no --logfile /dev/null &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null' EXIT
+until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+
+echo "Workload: $WORKLOAD over 10,000 keys; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
+echo
+echo "| runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for rt in $RUNTIMES; do
+  for size in $SIZES; do
+    for c in $CONCURRENCY; do
+      lines=""
+      for _ in $(seq "$RUNS"); do
+        lines+=$(taskset -c 1 "$peers" --url "redis://127.0.0.1:$port" --concurrency "$c" --value-size "$size" \
+          --workload "$WORKLOAD" --seconds "$SECONDS_PER" --runtime "$rt" --markdown)$'\n'
+      done
+      bench() {
+        taskset -c 1 redis-benchmark -p "$port" -c "$c" -n $((c < 50 ? 50000 : 400000)) -d "$size" -t "$WORKLOAD" -r 10000 "$@" -q 2>/dev/null \
+          | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1
+      }
+      rb=$(bench); rb16=$(bench -P 16)
+      LINES="$lines" RT="$rt" SIZE="$size" C="$c" RB="$rb" RB16="$rb16" python3 - <<'PY'
+import os, statistics
+rows = {}
+for line in os.environ["LINES"].strip().splitlines():
+    cells = [x.strip() for x in line.strip("|").split("|")]
+    rows.setdefault(cells[0], []).append([float(x) for x in cells[1:]])
+med = {}
+for name, runs in rows.items():
+    runs.sort(key=lambda r: r[0])
+    med[name] = runs[len(runs) // 2]
+best_peer = max(v[0] for k, v in med.items() if k != "kermes")
+for name, (ops, allocs, cpu, mem) in med.items():
+    ratio = f"{ops / best_peer:.2f}x"
+    print(f"| {os.environ['RT']} | {os.environ['SIZE']} B | {os.environ['C']} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} |")
+for label, key in (("redis-benchmark", "RB"), ("redis-benchmark -P 16", "RB16")):
+    v = os.environ.get(key) or "0"
+    print(f"| {os.environ['RT']} | {os.environ['SIZE']} B | {os.environ['C']} | {label} | {float(v):,.0f} | | | | |")
+PY
+    done
+  done
+done

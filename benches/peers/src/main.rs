@@ -1,0 +1,314 @@
+//! One workload through kermes, redis-rs, fred and rustis: N tasks share ONE client handle
+//! and loop GET, SET or a 50/50 mix over 10,000 pre-seeded keys for a fixed time. Prints, per
+//! client: ops/s, heap allocations per command, client CPU ns per command, and heap bytes
+//! held per in-flight command.
+//!
+//!     peers --url redis://127.0.0.1:6379 [--clients kermes,redis-rs,fred,rustis]
+//!           [--concurrency 50] [--value-size 64] [--workload get|set|mix]
+//!           [--seconds 5] [--runtime current|multi] [--markdown]
+
+mod alloc;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+const KEYS: u64 = 10_000;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    Get,
+    Set,
+    Mix,
+}
+
+struct Args {
+    url: String,
+    clients: Vec<String>,
+    concurrency: usize,
+    value_size: usize,
+    workload: Workload,
+    seconds: u64,
+    multi_thread: bool,
+    markdown: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        url: "redis://127.0.0.1:6379".into(),
+        clients: ["kermes", "redis-rs", "fred", "rustis"]
+            .map(String::from)
+            .to_vec(),
+        concurrency: 50,
+        value_size: 64,
+        workload: Workload::Get,
+        seconds: 5,
+        multi_thread: false,
+        markdown: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--url" => a.url = value(),
+            "--clients" => a.clients = value().split(',').map(String::from).collect(),
+            "--concurrency" => a.concurrency = value().parse().expect("a number"),
+            "--value-size" => a.value_size = value().parse().expect("a number"),
+            "--seconds" => a.seconds = value().parse().expect("a number"),
+            "--workload" => {
+                a.workload = match value().as_str() {
+                    "get" => Workload::Get,
+                    "set" => Workload::Set,
+                    "mix" => Workload::Mix,
+                    other => panic!("unknown workload {other}"),
+                }
+            }
+            "--runtime" => a.multi_thread = value() == "multi",
+            "--markdown" => a.markdown = true,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+/// What one client does for one operation; `key` in 0..KEYS.
+trait Peer: Clone + Send + Sync + 'static {
+    fn get(&self, key: Arc<str>) -> impl Future<Output = ()> + Send;
+    fn set(&self, key: Arc<str>, value: Bytes) -> impl Future<Output = ()> + Send;
+}
+
+#[derive(Clone)]
+struct Kermes(kermes::Client);
+
+impl Peer for Kermes {
+    async fn get(&self, key: Arc<str>) {
+        use kermes::commands::StringCommands;
+        let v: Option<Bytes> = self.0.get(&*key).await.expect("kermes GET");
+        assert!(v.is_some());
+    }
+    async fn set(&self, key: Arc<str>, value: Bytes) {
+        use kermes::commands::StringCommands;
+        self.0.set(&*key, &value).await.expect("kermes SET");
+    }
+}
+
+#[derive(Clone)]
+struct RedisRs(redis::aio::MultiplexedConnection);
+
+impl Peer for RedisRs {
+    async fn get(&self, key: Arc<str>) {
+        let mut c = self.0.clone();
+        let v: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&*key)
+            .query_async(&mut c)
+            .await
+            .expect("redis-rs GET");
+        assert!(v.is_some());
+    }
+    async fn set(&self, key: Arc<str>, value: Bytes) {
+        let mut c = self.0.clone();
+        let () = redis::cmd("SET")
+            .arg(&*key)
+            .arg(&value[..])
+            .query_async(&mut c)
+            .await
+            .expect("redis-rs SET");
+    }
+}
+
+#[derive(Clone)]
+struct Fred(fred::clients::Client);
+
+impl Peer for Fred {
+    async fn get(&self, key: Arc<str>) {
+        use fred::interfaces::KeysInterface;
+        let v: Option<Bytes> = self.0.get(&*key).await.expect("fred GET");
+        assert!(v.is_some());
+    }
+    async fn set(&self, key: Arc<str>, value: Bytes) {
+        use fred::interfaces::KeysInterface;
+        let () = self
+            .0
+            .set(&*key, value, None, None, false)
+            .await
+            .expect("fred SET");
+    }
+}
+
+#[derive(Clone)]
+struct Rustis(rustis::client::Client);
+
+impl Peer for Rustis {
+    async fn get(&self, key: Arc<str>) {
+        use rustis::commands::StringCommands;
+        let v: Option<rustis::resp::BulkString> = self.0.get(&*key).await.expect("rustis GET");
+        assert!(v.is_some());
+    }
+    async fn set(&self, key: Arc<str>, value: Bytes) {
+        use rustis::commands::StringCommands;
+        self.0
+            .set(&*key, rustis::resp::BulkString::from(value.to_vec()))
+            .await
+            .expect("rustis SET");
+    }
+}
+
+struct Measured {
+    ops_per_sec: f64,
+    allocs_per_op: f64,
+    cpu_ns_per_op: f64,
+    bytes_per_in_flight: f64,
+}
+
+fn cpu_time() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+async fn drive<P: Peer>(peer: P, args: &Args) -> Measured {
+    let keys: Arc<Vec<Arc<str>>> = Arc::new(
+        (0..KEYS)
+            .map(|i| Arc::from(format!("peers:key:{i}")))
+            .collect(),
+    );
+    let value = Bytes::from(vec![b'v'; args.value_size]);
+    for k in keys.iter() {
+        peer.set(k.clone(), value.clone()).await;
+    }
+    let ops = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..args.concurrency as u64)
+        .map(|t| {
+            let (peer, keys, value, ops, stop) = (
+                peer.clone(),
+                keys.clone(),
+                value.clone(),
+                ops.clone(),
+                stop.clone(),
+            );
+            let workload = args.workload;
+            tokio::spawn(async move {
+                let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = keys[(x % KEYS) as usize].clone();
+                    let write = match workload {
+                        Workload::Get => false,
+                        Workload::Set => true,
+                        Workload::Mix => x & 1 == 0,
+                    };
+                    if write {
+                        peer.set(key, value.clone()).await;
+                    } else {
+                        peer.get(key).await;
+                    }
+                    ops.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Warm up, then measure a window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (ops0, allocs0, cpu0, t0) = (
+        ops.load(Ordering::Relaxed),
+        alloc::count(),
+        cpu_time(),
+        Instant::now(),
+    );
+    let mut live_samples = Vec::new();
+    let deadline = t0 + Duration::from_secs(args.seconds);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        live_samples.push(alloc::live_bytes());
+    }
+    let (ops1, allocs1, cpu1, elapsed) = (
+        ops.load(Ordering::Relaxed),
+        alloc::count(),
+        cpu_time(),
+        t0.elapsed(),
+    );
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let idle_live = alloc::live_bytes();
+    live_samples.sort_unstable();
+    let busy_live = live_samples[live_samples.len() / 2];
+    let n = (ops1 - ops0).max(1) as f64;
+    Measured {
+        ops_per_sec: n / elapsed.as_secs_f64(),
+        allocs_per_op: (allocs1 - allocs0) as f64 / n,
+        cpu_ns_per_op: (cpu1 - cpu0).as_nanos() as f64 / n,
+        bytes_per_in_flight: busy_live.saturating_sub(idle_live) as f64 / args.concurrency as f64,
+    }
+}
+
+async fn run(args: &Args) {
+    let label = |m: &Measured, name: &str| {
+        if args.markdown {
+            format!(
+                "| {name} | {:.0} | {:.2} | {:.0} | {:.0} |",
+                m.ops_per_sec, m.allocs_per_op, m.cpu_ns_per_op, m.bytes_per_in_flight
+            )
+        } else {
+            format!(
+                "{name:>9}: {:>10.0} ops/s  {:>6.2} allocs/op  {:>7.0} cpu ns/op  {:>7.0} B/in-flight",
+                m.ops_per_sec, m.allocs_per_op, m.cpu_ns_per_op, m.bytes_per_in_flight
+            )
+        }
+    };
+    for name in &args.clients {
+        let m = match name.as_str() {
+            "kermes" => {
+                let c = kermes::Client::connect(&args.url)
+                    .await
+                    .expect("kermes connect");
+                drive(Kermes(c), args).await
+            }
+            "redis-rs" => {
+                let c = redis::Client::open(args.url.as_str()).expect("redis-rs url");
+                let conn = c
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("redis-rs connect");
+                drive(RedisRs(conn), args).await
+            }
+            "fred" => {
+                use fred::interfaces::ClientLike;
+                let config = fred::types::config::Config::from_url(&args.url).expect("fred url");
+                let c = fred::types::Builder::from_config(config)
+                    .build()
+                    .expect("fred client");
+                c.init().await.expect("fred connect");
+                drive(Fred(c), args).await
+            }
+            "rustis" => {
+                let c = rustis::client::Client::connect(args.url.as_str())
+                    .await
+                    .expect("rustis connect");
+                drive(Rustis(c), args).await
+            }
+            other => panic!("unknown client {other}"),
+        };
+        println!("{}", label(&m, name));
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let mut builder = if args.multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = builder.enable_all().build().expect("runtime");
+    rt.block_on(run(&args));
+}
