@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::message::{Event, Message, MessageKind};
 use super::outbox::Outbox;
-use super::subscriber::{Family, names};
+use super::subscriber::{Family, names, update};
 use crate::cmd::Cmd;
 use crate::config::Protocol;
 use crate::conn::{Connection, Payload};
@@ -61,24 +61,13 @@ impl SharedSubscriber {
     }
 
     async fn change(&self, family: Family, subscribe: bool, list: impl ToArgs) -> Result<()> {
-        let mut list = names(list);
-        {
+        let list = {
             let mut subs = self
                 .subscriptions
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let set = &mut subs[family.index()];
-            if !subscribe && list.is_empty() {
-                list = set.iter().cloned().collect();
-            }
-            for name in &list {
-                if subscribe {
-                    set.insert(name.clone());
-                } else {
-                    set.remove(name);
-                }
-            }
-        }
+            update(&mut subs[family.index()], subscribe, names(list))
+        };
         send(&self.conn, family, subscribe, &list).await
     }
 

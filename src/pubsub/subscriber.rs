@@ -81,6 +81,24 @@ impl Family {
     }
 }
 
+/// Applies a (un)subscription to the recorded set and returns the names it concerns: an
+/// unsubscribe naming nothing means every name in the set.
+pub(crate) fn update(set: &mut BTreeSet<Bytes>, subscribe: bool, names: Vec<Bytes>) -> Vec<Bytes> {
+    let names = if !subscribe && names.is_empty() {
+        set.iter().cloned().collect()
+    } else {
+        names
+    };
+    for name in &names {
+        if subscribe {
+            set.insert(name.clone());
+        } else {
+            set.remove(name);
+        }
+    }
+    names
+}
+
 /// The names an argument list holds, one per argument.
 pub(crate) fn names(list: impl ToArgs) -> Vec<Bytes> {
     let mut args = ArgBuf::default();
@@ -437,18 +455,7 @@ impl Task {
     /// Records a change and, when connected, sends it.
     fn apply(&mut self, change: Change, socket: Option<&mut Socket>) {
         let set = &mut self.subscriptions[change.family.index()];
-        let names = if !change.subscribe && change.names.is_empty() {
-            set.iter().cloned().collect()
-        } else {
-            change.names
-        };
-        for name in &names {
-            if change.subscribe {
-                set.insert(name.clone());
-            } else {
-                set.remove(name);
-            }
-        }
+        let names = update(set, change.subscribe, change.names);
         if names.is_empty() {
             let _ = change.ack.send(Ok(()));
             return;
