@@ -141,10 +141,15 @@ impl Pipeline {
             execute(&conn, queue, atomic).await
         } else {
             let timeout = client.config().response_timeout;
-            let replies = queue.count;
-            let payload = Payload::Encoded(queue.buf.clone().freeze());
-            let reply = with_timeout(timeout, client.shared().request(payload, replies)).await?;
-            Ok(apply(split(reply, replies), queue.parsers))
+            let Queue {
+                buf,
+                count,
+                parsers,
+                ..
+            } = queue;
+            let payload = Payload::Encoded(buf.freeze());
+            let reply = with_timeout(timeout, client.shared().request(payload, count)).await?;
+            Ok(apply(split(reply, count), parsers))
         }
     }
 
