@@ -9,7 +9,8 @@ use crate::cmd::{Cmd, Route};
 use crate::commands::CommandSink;
 use crate::conn::Payload;
 use crate::error::{Error, Kind, Result};
-use crate::pool::{Exclusive, with_timeout};
+use crate::pool::Exclusive;
+use crate::query::with_timeout;
 use crate::resp::Value;
 use crate::value::FromValue;
 

@@ -11,6 +11,7 @@ use crate::cmd::{Cmd, Route, cmd};
 use crate::config::Config;
 use crate::conn::{Connection, Payload};
 use crate::error::{Error, Kind, Result};
+use crate::query::{into_result, with_timeout};
 use crate::resp::Value;
 use crate::value::FromValue;
 
@@ -152,27 +153,6 @@ impl crate::commands::CommandSink for Exclusive {
 
     fn send<'a, T: FromValue + 'a>(&'a self, cmd: Cmd) -> Self::Reply<'a, T> {
         crate::query::BoxedQuery::new(Box::pin(self.request(cmd)))
-    }
-}
-
-/// Waits for a reply, up to `timeout` when there is one.
-pub(crate) async fn with_timeout(
-    timeout: Option<std::time::Duration>,
-    reply: impl std::future::Future<Output = Result<Value>>,
-) -> Result<Value> {
-    match timeout {
-        None => reply.await,
-        Some(t) => tokio::time::timeout(t, reply)
-            .await
-            .unwrap_or_else(|_| Err(Error::timeout(format!("no reply within {t:?}")))),
-    }
-}
-
-/// A reply as the caller's type; an error reply becomes an [`Error`].
-pub(crate) fn into_result<T: FromValue>(reply: Value) -> Result<T> {
-    match reply {
-        Value::Error(e) => Err(e.into()),
-        v => T::from_value(v),
     }
 }
 

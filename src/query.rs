@@ -11,7 +11,6 @@ use crate::client::Client;
 use crate::cmd::{Cmd, Route};
 use crate::conn::{Payload, ReplyRx, TryRequest, shut_down};
 use crate::error::{Error, Result};
-use crate::pool::into_result;
 use crate::resp::Value;
 use crate::value::FromValue;
 
@@ -183,5 +182,26 @@ impl<T: FromValue> Future for BoxedQuery<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let value = ready!(self.project().inner.as_mut().poll(cx));
         Poll::Ready(value.and_then(into_result))
+    }
+}
+
+/// Waits for a reply, up to `timeout` when there is one.
+pub(crate) async fn with_timeout(
+    timeout: Option<std::time::Duration>,
+    reply: impl std::future::Future<Output = Result<Value>>,
+) -> Result<Value> {
+    match timeout {
+        None => reply.await,
+        Some(t) => tokio::time::timeout(t, reply)
+            .await
+            .unwrap_or_else(|_| Err(Error::timeout(format!("no reply within {t:?}")))),
+    }
+}
+
+/// A reply as the caller's type; an error reply becomes an [`Error`].
+pub(crate) fn into_result<T: FromValue>(reply: Value) -> Result<T> {
+    match reply {
+        Value::Error(e) => Err(e.into()),
+        v => T::from_value(v),
     }
 }
