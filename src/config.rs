@@ -116,7 +116,7 @@ impl ReconnectPolicy {
 }
 
 /// A number in [0, 1) that differs between calls and processes; jitter needs no better.
-fn jitter_fraction() -> f64 {
+pub(crate) fn jitter_fraction() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -120,6 +120,9 @@ pub struct ServerOptions {
     pub unix_socket: bool,
     /// Extra command-line arguments, e.g. `["--requirepass", "secret"]`.
     pub args: Vec<String>,
+    /// Extra environment variables for the server process (e.g. `LD_PRELOAD` of
+    /// libfaketime, to give the server a clock of its own).
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerOptions {
@@ -132,6 +135,12 @@ impl ServerOptions {
     /// Adds server arguments.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable of the server process.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 }
@@ -215,6 +224,7 @@ impl TestServer {
             cmd.args(["--unixsocketperm", "700"]);
         }
         cmd.args(&self.options.args);
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -158,8 +158,7 @@ impl Drop for LockGuard {
     }
 }
 
-/// The watchdog: renews the lease every third of it; the lock is lost when the server says
-/// it is no longer ours, or when renewal keeps failing until the lease must have run out.
+/// The watchdog: renews the lease every third of it until the lock is lost.
 async fn renew(
     client: Client,
     keys: LockKeys,
@@ -167,31 +166,13 @@ async fn renew(
     lease: Duration,
     lost: CancellationToken,
 ) {
-    let every = (lease / 3).max(Duration::from_millis(10));
-    let mut held_until = Instant::now() + lease;
-    loop {
-        tokio::time::sleep(every).await;
-        let attempt = Instant::now();
-        match EXTEND
-            .run::<_, i64>(&client, &keys.lock, (&token, lease.as_millis() as u64))
-            .await
-        {
-            Ok(1) => held_until = attempt + lease,
-            Ok(_) => {
-                tracing::warn!(lock = %keys.lock, "lock lost: its key no longer holds our token");
-                lost.cancel();
-                return;
-            }
-            Err(e) if Instant::now() >= held_until => {
-                tracing::warn!(lock = %keys.lock, error = %e, "lock lost: renewal failed until the lease ran out");
-                lost.cancel();
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(lock = %keys.lock, error = %e, "lease renewal failed; retrying")
-            }
-        }
-    }
+    let extend = || async {
+        let renewed: i64 = EXTEND
+            .run(&client, &keys.lock, (&token, lease.as_millis() as u64))
+            .await?;
+        Ok(renewed == 1)
+    };
+    crate::lease::keep(lease, extend, lost, &keys.lock).await
 }
 
 /// Without a watchdog, the lock is lost when its lease runs out (as this client reckons

@@ -240,7 +240,7 @@ impl Locks {
 }
 
 /// A token unique to one acquisition across processes and time.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut words = [0u64; 2];
     for (i, w) in words.iter_mut().enumerate() {

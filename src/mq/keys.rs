@@ -1,0 +1,97 @@
+//! The keys of one queue. Every key carries the hash tag `{queue}`, so a queue lives on one
+//! cluster slot and its scripts never touch another queue.
+
+use crate::error::{Error, Result};
+use crate::value::{ArgBuf, ToArgs};
+
+/// The suffixes of a queue's keys, in the order the scripts receive them as KEYS.
+pub(crate) const SUFFIXES: [&str; 13] = [
+    "msg",      // HASH id -> payload
+    "meta",     // HASH id -> "born_ms,lock_ms,priority"
+    "attempts", // HASH id -> attempts started
+    "due",      // HASH id -> when it became (or becomes) runnable, server ms
+    "lock",     // HASH id -> fencing token of the current holder
+    "ready",    // ZSET id by priority, then FIFO
+    "delayed",  // ZSET id by due time
+    "locked",   // ZSET id by lease deadline
+    "requeue",  // SET ids to run again once their current handling ends
+    "done",     // ZSET id by end of its de-duplication window
+    "dead",     // ZSET id by when it was dead-lettered
+    "errors",   // HASH id -> last error of a dead letter
+    "seq",      // STRING counter: FIFO order and fencing tokens
+];
+
+/// The prefix every queue key starts with; `queue_names` scans for it.
+pub(crate) const PREFIX: &str = "kermes:mq:";
+
+/// A queue's name, keys and wake-up channel.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueKeys {
+    pub(crate) name: String,
+    keys: ArgBuf,
+    pub(crate) channel: String,
+}
+
+impl QueueKeys {
+    /// Checks the name: it becomes a hash tag, so it must be non-empty and free of braces.
+    pub(crate) fn new(name: &str) -> Result<QueueKeys> {
+        if name.is_empty() || name.contains(['{', '}']) || name.len() > 1024 {
+            return Err(Error::config(format!(
+                "invalid queue name {name:?}: it must be 1 to 1024 bytes without '{{' or '}}'"
+            )));
+        }
+        let mut keys = ArgBuf::default();
+        for suffix in SUFFIXES {
+            keys.push(key(name, suffix).as_bytes());
+        }
+        Ok(QueueKeys {
+            name: name.to_owned(),
+            keys,
+            channel: key(name, "wake"),
+        })
+    }
+
+    /// Every key name (for DEL and for tests of the hash tag).
+    pub(crate) fn names(&self) -> Vec<String> {
+        SUFFIXES.iter().map(|s| key(&self.name, s)).collect()
+    }
+}
+
+impl ToArgs for QueueKeys {
+    fn write_args(&self, out: &mut ArgBuf) {
+        out.append(&self.keys)
+    }
+}
+
+fn key(queue: &str, suffix: &str) -> String {
+    format!("{PREFIX}{{{queue}}}:{suffix}")
+}
+
+/// The queue a key belongs to, when it is a queue key.
+pub(crate) fn queue_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(PREFIX)?.strip_prefix('{')?;
+    let end = rest.find('}')?;
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_the_queue_hash_tag() {
+        let keys = QueueKeys::new("jobs").unwrap();
+        for k in keys.names().iter().chain([&keys.channel]) {
+            assert_eq!(queue_of(k), Some("jobs"), "{k}");
+            assert!(k.contains("{jobs}"), "{k}");
+        }
+        assert_eq!(keys.keys.len(), SUFFIXES.len());
+    }
+
+    #[test]
+    fn names_that_break_the_hash_tag_are_refused() {
+        for bad in ["", "a{b", "a}b"] {
+            assert!(QueueKeys::new(bad).unwrap_err().is_config(), "{bad:?}");
+        }
+    }
+}

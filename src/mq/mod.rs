@@ -1,0 +1,77 @@
+//! A durable message queue, Carmine's design without its flaws: messages live in Redis
+//! (durable as the server is configured), every state change is one Lua script, workers are
+//! spawned Tokio tasks.
+//!
+//! - [`enqueue`] with Carmine's options: a message id for de-duplication, can-update,
+//!   can-requeue, init-backoff (a delay) and reset-init-backoff, per-message lock time;
+//!   beyond Carmine, [`run_at`](EnqueueOptions::run_at) and
+//!   [`priority`](EnqueueOptions::priority).
+//! - [`Worker`]: an async handler per message returning [`Outcome::Success`] (optionally
+//!   with a de-dup window), [`Outcome::Retry`] or [`Outcome::Error`]; a panic is an error.
+//!   Failed attempts back off ([`Backoff`]) up to
+//!   [`max_attempts`](WorkerOptions::max_attempts), then go to the dead letters (or are
+//!   dropped).
+//! - Monitoring: [`queue_status`], [`queue_size`], [`queue_content`], [`message_status`],
+//!   [`queue_names`], [`dead_letters`], [`requeue_dead`], [`clear`].
+//!
+//! The guarantees, each tested against real servers:
+//! - No loss: a message whose worker dies mid-handler is handed out again, with the next
+//!   attempt number, once its lease runs out.
+//! - Fenced acks: each claim gets a fencing token; an outcome reported with a stale token
+//!   (the lease ran out and another worker took the message) is rejected, counted in
+//!   [`WorkerStats::rejected_acks`], and the message stays with its new holder.
+//! - Leases renew while a handler runs; a handler whose lease is lost is told so
+//!   ([`Job::lease_lost`]).
+//! - Idle workers block on a wake-up subscription instead of polling: an enqueue wakes them
+//!   at once, delayed messages and lease ends at their time.
+//! - Deadlines (locks, delays, backoffs, de-dup windows) use the server's clock (`TIME`
+//!   inside the scripts), never a client's.
+//! - Every key of a queue shares the hash tag `{queue}` (`kermes:mq:{queue}:...`), and
+//!   each script is given only that queue's keys.
+//! - A finished message is removed by the script that records its outcome (or kept, just
+//!   its id, for its de-dup window); no garbage-collection lap.
+//! - [`Worker::stop`] lets running handlers finish within a grace period and puts back
+//!   what is still running after it, so nothing stays locked by a stopped worker.
+//!
+//! ```no_run
+//! # async fn demo(client: kermes::Client) -> kermes::Result<()> {
+//! use std::time::Duration;
+//! use kermes::mq::{self, EnqueueOptions, EnqueueResult, Outcome, Worker, WorkerOptions};
+//!
+//! let sent = mq::enqueue(&client, "thumbnails", "img/42.png",
+//!     EnqueueOptions::new().id("img-42").priority(5)).await?;
+//! assert_eq!(sent.result, EnqueueResult::Added);
+//!
+//! let worker = Worker::start(&client, "thumbnails",
+//!     WorkerOptions::new().concurrency(8).lock_time(Duration::from_secs(60)),
+//!     |job: mq::Job<String>| async move {
+//!         // ... resize job.message() ...
+//!         Outcome::Success(Some(Duration::from_secs(3600))) // refuse img-42 for an hour
+//!     }).await?;
+//! println!("{:?}", mq::queue_status(&client, "thumbnails").await?);
+//! worker.stop().await?;
+//! # Ok(()) }
+//! ```
+
+mod enqueue;
+mod job;
+mod keys;
+mod monitor;
+mod scripts;
+mod stats;
+mod worker;
+
+pub use enqueue::{EnqueueOptions, EnqueueResult, Enqueued, enqueue};
+pub use job::{AfterLastAttempt, Backoff, Job, Outcome};
+pub use monitor::{
+    ContentPage, DeadLetter, MessageState, MessageStatus, QueueStatus, QueuedMessage, clear,
+    dead_letters, message_status, queue_content, queue_names, queue_size, queue_status,
+    requeue_dead,
+};
+pub use stats::{Percentiles, WorkerStats};
+pub use worker::{Worker, WorkerOptions};
+
+/// The names of every key of `queue` (all share its hash tag), for tests and tooling.
+pub fn queue_keys(queue: &str) -> crate::Result<Vec<String>> {
+    Ok(keys::QueueKeys::new(queue)?.names())
+}

@@ -1,0 +1,389 @@
+//! The queue's server-side steps, each one atomic Lua script over the queue's keys (all of
+//! them, in [`SUFFIXES`](super::keys::SUFFIXES) order, so every script sees one hash tag).
+//! Every deadline is computed from the server's clock (`TIME`), never a client's.
+
+use std::sync::LazyLock;
+
+use crate::script::Script;
+
+/// Shared by every script: key names, the server's clock in ms, and the state helpers.
+///
+/// Numbers go to Redis through `num`, because Lua turns a number into a string with
+/// `%.14g`, which would round the 16-digit scores of the ready set.
+const PRELUDE: &str = r#"
+local K_MSG, K_META, K_ATT, K_DUE, K_LOCK = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_READY, K_DELAYED, K_LOCKED, K_REQUEUE = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_DONE, K_DEAD, K_ERR, K_SEQ = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+local function num(x) return string.format('%.0f', x) end
+
+local function meta(id)
+  local m = redis.call('HGET', K_META, id)
+  if not m then return now, 0, 0 end
+  local born, lockms, prio = string.match(m, '^(%d+),(%d+),(%-?%d+)$')
+  return tonumber(born), tonumber(lockms), tonumber(prio)
+end
+
+local function set_meta(id, born, lockms, prio)
+  redis.call('HSET', K_META, id, num(born) .. ',' .. num(lockms) .. ',' .. num(prio))
+end
+
+-- Higher priority first; FIFO within a priority (seq < 2^44).
+local function make_ready(id, prio)
+  local seq = redis.call('INCR', K_SEQ)
+  redis.call('ZADD', K_READY, num((127 - prio) * 17592186044416 + seq), id)
+end
+
+-- Runnable at `due` (server ms): ready now, or delayed until then. True when ready now.
+local function schedule(id, prio, due)
+  redis.call('HSET', K_DUE, id, num(due))
+  if due > now then
+    redis.call('ZADD', K_DELAYED, num(due), id)
+    return false
+  end
+  make_ready(id, prio)
+  return true
+end
+
+-- A message starting over: no attempts, born now, runnable at `due`.
+local function fresh(id, lockms, prio, due)
+  redis.call('HSET', K_ATT, id, 0)
+  set_meta(id, now, lockms, prio)
+  return schedule(id, prio, due)
+end
+
+local function forget(id)
+  redis.call('HDEL', K_MSG, id)
+  redis.call('HDEL', K_META, id)
+  redis.call('HDEL', K_ATT, id)
+  redis.call('HDEL', K_DUE, id)
+  redis.call('HDEL', K_LOCK, id)
+  redis.call('HDEL', K_ERR, id)
+  redis.call('SREM', K_REQUEUE, id)
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_LOCKED, id)
+  redis.call('ZREM', K_DEAD, id)
+end
+
+local function bury(id, reason)
+  redis.call('HDEL', K_LOCK, id)
+  redis.call('ZREM', K_LOCKED, id)
+  redis.call('ZADD', K_DEAD, num(now), id)
+  redis.call('HSET', K_ERR, id, reason)
+end
+
+-- {state, attempts, ms, detail} or false. A lock whose lease ran out counts as queued: the
+-- next claim takes it back.
+local function describe(id)
+  local att = tonumber(redis.call('HGET', K_ATT, id) or 0)
+  if redis.call('HEXISTS', K_MSG, id) == 1 then
+    local lock = redis.call('ZSCORE', K_LOCKED, id)
+    if lock and tonumber(lock) > now then
+      return {'locked', att, tonumber(lock) - now, tostring(redis.call('SISMEMBER', K_REQUEUE, id))}
+    end
+    if lock or redis.call('ZSCORE', K_READY, id) then return {'queued', att, 0, ''} end
+    local due = redis.call('ZSCORE', K_DELAYED, id)
+    if due then
+      if tonumber(due) > now then return {'delayed', att, tonumber(due) - now, ''} end
+      return {'queued', att, 0, ''}
+    end
+    if redis.call('ZSCORE', K_DEAD, id) then
+      return {'dead', att, 0, redis.call('HGET', K_ERR, id) or ''}
+    end
+  end
+  local done = redis.call('ZSCORE', K_DONE, id)
+  if done and tonumber(done) > now then return {'done', 0, tonumber(done) - now, ''} end
+  return false
+end
+"#;
+
+fn script(body: &str) -> Script {
+    Script::new(format!("{PRELUDE}\n{body}"))
+}
+
+/// ARGV: id, lock ms (0: the worker's), priority, delay ms, run-at ms (0: none), can-update,
+/// can-requeue, reset-init-backoff (each '1' or '0'), wake channel, payload. Returns the
+/// result's name.
+pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local id, payload = ARGV[1], ARGV[10]
+local lockms, prio = tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = now + tonumber(ARGV[4])
+if tonumber(ARGV[5]) > 0 then due = tonumber(ARGV[5]) end
+local can_update, can_requeue, reset = ARGV[6] == '1', ARGV[7] == '1', ARGV[8] == '1'
+local woke, result = false, nil
+local d = describe(id)
+local state = d and d[1]
+
+if not state then
+  forget(id)
+  redis.call('ZREM', K_DONE, id)
+  redis.call('HSET', K_MSG, id, payload)
+  woke, result = fresh(id, lockms, prio, due), 'added'
+elseif state == 'queued' or state == 'delayed' then
+  if not can_update then return 'already-queued' end
+  redis.call('HSET', K_MSG, id, payload)
+  set_meta(id, (meta(id)), lockms, prio)
+  if reset and not redis.call('ZSCORE', K_LOCKED, id) then
+    redis.call('ZREM', K_READY, id)
+    redis.call('ZREM', K_DELAYED, id)
+    woke = schedule(id, prio, due)
+  end
+  result = 'updated'
+elseif state == 'locked' then
+  local requeued = d[4] == '1'
+  if requeued and not can_update then return 'locked' end
+  if not requeued and not can_requeue then return 'locked' end
+  if can_update then
+    redis.call('HSET', K_MSG, id, payload)
+    set_meta(id, (meta(id)), lockms, prio)
+  end
+  if requeued then
+    result = 'updated'
+  else
+    redis.call('SADD', K_REQUEUE, id)
+    result = 'requeued'
+  end
+elseif state == 'done' then
+  if not can_requeue then return 'backoff' end
+  local until_ms = tonumber(redis.call('ZSCORE', K_DONE, id))
+  redis.call('ZREM', K_DONE, id)
+  redis.call('HSET', K_MSG, id, payload)
+  woke, result = fresh(id, lockms, prio, math.max(due, until_ms)), 'added'
+elseif state == 'dead' then
+  if not can_requeue then return 'dead' end
+  redis.call('ZREM', K_DEAD, id)
+  redis.call('HDEL', K_ERR, id)
+  redis.call('HSET', K_MSG, id, payload)
+  woke, result = fresh(id, lockms, prio, due), 'added'
+end
+if woke then redis.call('PUBLISH', ARGV[9], '') end
+return result
+"#,
+    )
+});
+
+/// ARGV: how many to take, the worker's lock ms, max attempts (0: no limit). Returns
+/// `{ms until the next due message or lease end (-1: none), then per message: id, payload,
+/// attempt, fencing token, lock ms, age ms, ms waited since due}`.
+pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local n, deflock, maxatt = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', num(now))
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', num(now), 'LIMIT', 0, 256)) do
+  redis.call('ZREM', K_DELAYED, id)
+  local _, _, prio = meta(id)
+  make_ready(id, prio)
+end
+-- Leases that ran out: their worker died or stalled. Back to the queue, or to the
+-- dead letters when that was the last attempt.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. num(now), 'LIMIT', 0, 256)) do
+  redis.call('ZREM', K_LOCKED, id)
+  redis.call('HDEL', K_LOCK, id)
+  local _, lockms, prio = meta(id)
+  if redis.call('SREM', K_REQUEUE, id) == 1 then
+    fresh(id, lockms, prio, now)
+  elseif maxatt > 0 and tonumber(redis.call('HGET', K_ATT, id) or 0) >= maxatt then
+    bury(id, 'the lease ran out during the last attempt (worker died or stalled)')
+  else
+    schedule(id, prio, now)
+  end
+end
+
+local out = {-1}
+local popped = redis.call('ZPOPMIN', K_READY, n)
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local payload = redis.call('HGET', K_MSG, id)
+  if payload then
+    local born, lockms = meta(id)
+    if lockms == 0 then lockms = deflock end
+    local att = redis.call('HINCRBY', K_ATT, id, 1)
+    local token = redis.call('INCR', K_SEQ)
+    redis.call('HSET', K_LOCK, id, num(token))
+    redis.call('ZADD', K_LOCKED, num(now + lockms), id)
+    local due = tonumber(redis.call('HGET', K_DUE, id) or now)
+    local n_out = #out
+    out[n_out + 1] = id
+    out[n_out + 2] = payload
+    out[n_out + 3] = att
+    out[n_out + 4] = token
+    out[n_out + 5] = lockms
+    out[n_out + 6] = math.max(0, now - born)
+    out[n_out + 7] = math.max(0, now - due)
+  else
+    forget(id)
+  end
+end
+
+if redis.call('ZCARD', K_READY) > 0 then
+  out[1] = 0
+else
+  local next_ms = -1
+  local first = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+  if first[2] then next_ms = math.max(0, tonumber(first[2]) - now) end
+  first = redis.call('ZRANGE', K_LOCKED, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local t = math.max(0, tonumber(first[2]) - now)
+    if next_ms < 0 or t < next_ms then next_ms = t end
+  end
+  out[1] = next_ms
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: id, fencing token, lock ms. 1 when the holder's lease was renewed, 0 when the
+/// message is no longer held with this token.
+pub(crate) static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZADD', K_LOCKED, 'XX', num(now + tonumber(ARGV[3])), ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// ARGV: id, fencing token, action (done, retry, bury, drop, release), ms (de-dup window
+/// for done, backoff for retry), error text (bury), wake channel. 1 when applied; 0 when
+/// the token is stale (the lease was lost and the message taken over, or cleared).
+pub(crate) static ACK: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local id, action, ms = ARGV[1], ARGV[3], tonumber(ARGV[4])
+if redis.call('HGET', K_LOCK, id) ~= ARGV[2] then return 0 end
+redis.call('HDEL', K_LOCK, id)
+redis.call('ZREM', K_LOCKED, id)
+local _, lockms, prio = meta(id)
+local woke = false
+if action == 'retry' then
+  redis.call('SREM', K_REQUEUE, id)
+  woke = schedule(id, prio, now + ms)
+elseif action == 'release' then
+  -- Stopped before it finished: this attempt does not count.
+  redis.call('SREM', K_REQUEUE, id)
+  redis.call('HINCRBY', K_ATT, id, -1)
+  woke = schedule(id, prio, now)
+elseif redis.call('SREM', K_REQUEUE, id) == 1 then
+  -- A requeue was asked for while this handling ran: the message runs again, afresh
+  -- (after the de-dup window, if one was set).
+  local due = now
+  if action == 'done' and ms > 0 then
+    redis.call('ZADD', K_DONE, num(now + ms), id)
+    due = now + ms
+  end
+  woke = fresh(id, lockms, prio, due)
+elseif action == 'done' then
+  forget(id)
+  if ms > 0 then redis.call('ZADD', K_DONE, num(now + ms), id) end
+elseif action == 'bury' then
+  bury(id, ARGV[5])
+else
+  forget(id)
+end
+if woke then redis.call('PUBLISH', ARGV[6], '') end
+return 1
+"#,
+    )
+});
+
+/// No ARGV. `{queued, delayed, locked, done, dead, requeue pending}`, exact and O(log n).
+pub(crate) static STATUS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local due = redis.call('ZCOUNT', K_DELAYED, '-inf', num(now))
+local live = redis.call('ZCOUNT', K_LOCKED, '(' .. num(now), '+inf')
+local expired = redis.call('ZCARD', K_LOCKED) - live
+return {
+  redis.call('ZCARD', K_READY) + due + expired,
+  redis.call('ZCARD', K_DELAYED) - due,
+  live,
+  redis.call('ZCOUNT', K_DONE, '(' .. num(now), '+inf'),
+  redis.call('ZCARD', K_DEAD),
+  redis.call('SCARD', K_REQUEUE),
+}
+"#,
+    )
+});
+
+/// ARGV: id. `describe(id)` or nil.
+pub(crate) static MESSAGE_STATUS: LazyLock<Script> =
+    LazyLock::new(|| script("return describe(ARGV[1])"));
+
+/// ARGV: cursor, count. `{next cursor, then per message: id, payload, describe(id)}`.
+pub(crate) static CONTENT: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local page = redis.call('HSCAN', K_MSG, ARGV[1], 'COUNT', ARGV[2])
+local out = {page[1]}
+for i = 1, #page[2], 2 do
+  local d = describe(page[2][i])
+  if d then
+    out[#out + 1] = page[2][i]
+    out[#out + 1] = page[2][i + 1]
+    out[#out + 1] = d
+  end
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: start, stop (ZRANGE indexes). Per dead letter: `{id, payload, attempts, error,
+/// when ms}`, oldest first.
+pub(crate) static DEAD_LETTERS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local out = {}
+local ids = redis.call('ZRANGE', K_DEAD, ARGV[1], ARGV[2], 'WITHSCORES')
+for i = 1, #ids, 2 do
+  local id = ids[i]
+  out[#out + 1] = {id, redis.call('HGET', K_MSG, id) or '',
+    tonumber(redis.call('HGET', K_ATT, id) or 0), redis.call('HGET', K_ERR, id) or '',
+    tonumber(ids[i + 1])}
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: wake channel, then ids (none: every dead letter). Requeues dead letters afresh
+/// (no attempts); returns how many.
+pub(crate) static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then ids = redis.call('ZRANGE', K_DEAD, 0, -1) end
+local n = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', K_DEAD, id) == 1 then
+    redis.call('HDEL', K_ERR, id)
+    local _, lockms, prio = meta(id)
+    fresh(id, lockms, prio, now)
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('PUBLISH', ARGV[1], '') end
+return n
+"#,
+    )
+});
+
+/// No ARGV. Deletes the queue; returns how many messages it held.
+pub(crate) static CLEAR: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local n = redis.call('HLEN', K_MSG)
+redis.call('DEL', unpack(KEYS))
+return n
+"#,
+    )
+});

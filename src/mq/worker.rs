@@ -1,0 +1,554 @@
+//! [`Worker`]: spawned tasks that take messages from a queue and run a handler on each.
+//!
+//! One fetch task claims as many messages as there are free handler slots (one script),
+//! spawns a task per message, and when the queue is drained waits for a wake-up published
+//! by `enqueue` (one subscriber connection per worker), for the next delayed message or
+//! lease end the claim reported, or for a long safety recheck; it never polls in a loop.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::job::{AfterLastAttempt, Backoff, Job, Outcome};
+use super::keys::QueueKeys;
+use super::scripts::{ACK, CLAIM, RENEW};
+use super::stats::{Counters, WorkerStats};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::resp::Value;
+use crate::value::FromValue;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerOptions {
+    /// Handlers running at once. Default 1.
+    pub concurrency: usize,
+    /// How long a taken message stays locked to this worker without renewal, unless the
+    /// message was enqueued with its own. Default 60 minutes (Carmine's).
+    pub lock_time: Duration,
+    /// Renew the lease every third of the lock time while the handler runs, so a slow
+    /// handler is never handled twice. Off: the lock time is a fixed visibility timeout.
+    /// Default on.
+    pub renew_lease: bool,
+    /// Attempts before a failing message is given up ([`after_last_attempt`]); counts
+    /// errors, panics and deaths of the worker mid-handler, not [`Outcome::Retry`]. `None`:
+    /// no limit. Default 5.
+    ///
+    /// [`after_last_attempt`]: Self::after_last_attempt
+    pub max_attempts: Option<u32>,
+    /// The delay before retrying a failed attempt. Default exponential from 1 s to 10 min
+    /// with jitter.
+    pub backoff: Backoff,
+    /// What becomes of a message whose last attempt failed. Default dead-letter.
+    pub after_last_attempt: AfterLastAttempt,
+    /// How long [`Worker::stop`] lets running handlers finish before it puts their messages
+    /// back. Default 30 s.
+    pub stop_grace: Duration,
+    /// An idle worker is woken by enqueues; as a safety net it also looks at the queue
+    /// after this long without a wake-up. Default 30 s.
+    pub idle_recheck: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 1,
+            lock_time: Duration::from_secs(3600),
+            renew_lease: true,
+            max_attempts: Some(5),
+            backoff: Backoff::default(),
+            after_last_attempt: AfterLastAttempt::DeadLetter,
+            stop_grace: Duration::from_secs(30),
+            idle_recheck: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WorkerOptions {
+    /// All defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`concurrency`](Self::concurrency).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Sets [`lock_time`](Self::lock_time).
+    pub fn lock_time(mut self, d: Duration) -> Self {
+        self.lock_time = d;
+        self
+    }
+
+    /// Sets [`renew_lease`](Self::renew_lease).
+    pub fn renew_lease(mut self, on: bool) -> Self {
+        self.renew_lease = on;
+        self
+    }
+
+    /// Sets [`max_attempts`](Self::max_attempts).
+    pub fn max_attempts(mut self, n: Option<u32>) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// Sets [`backoff`](Self::backoff).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets [`after_last_attempt`](Self::after_last_attempt).
+    pub fn after_last_attempt(mut self, then: AfterLastAttempt) -> Self {
+        self.after_last_attempt = then;
+        self
+    }
+
+    /// Sets [`stop_grace`](Self::stop_grace).
+    pub fn stop_grace(mut self, d: Duration) -> Self {
+        self.stop_grace = d;
+        self
+    }
+
+    /// Sets [`idle_recheck`](Self::idle_recheck).
+    pub fn idle_recheck(mut self, d: Duration) -> Self {
+        self.idle_recheck = d;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.concurrency == 0 || self.concurrency > Semaphore::MAX_PERMITS {
+            return Err(Error::config("worker concurrency must be at least 1"));
+        }
+        if self.lock_time < Duration::from_millis(10) {
+            return Err(Error::config("worker lock time must be at least 10 ms"));
+        }
+        if self.max_attempts == Some(0) {
+            return Err(Error::config(
+                "max_attempts must be at least 1 (None: no limit)",
+            ));
+        }
+        if self.idle_recheck.is_zero() {
+            return Err(Error::config("idle_recheck must be more than zero"));
+        }
+        Ok(())
+    }
+}
+
+/// A message as the claim script hands it out.
+struct Claimed {
+    id: String,
+    payload: Bytes,
+    attempt: u32,
+    token: i64,
+    lock_time: Duration,
+    age: Duration,
+    waited: Duration,
+}
+
+/// The handler with the message type erased: decodes, builds the [`Job`], runs.
+type Run = Arc<dyn Fn(Claimed, CancellationToken) -> BoxFuture<'static, Outcome> + Send + Sync>;
+
+struct Inner {
+    client: Client,
+    keys: QueueKeys,
+    options: WorkerOptions,
+    run: Run,
+    counters: Counters,
+    slots: Arc<Semaphore>,
+    /// Stop taking messages.
+    stopping: CancellationToken,
+    /// The grace period is over: put unfinished messages back.
+    abandon: CancellationToken,
+    wake: Notify,
+}
+
+/// Workers taking messages from one queue: spawned Tokio tasks running an async handler
+/// on each message, up to [`concurrency`](WorkerOptions::concurrency) at once.
+///
+/// ```no_run
+/// # async fn demo(client: kermes::Client) -> kermes::Result<()> {
+/// use kermes::{Serde, mq::{self, Outcome, Worker, WorkerOptions}};
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Email { to: String }
+///
+/// mq::enqueue(&client, "emails", Serde(Email { to: "ann@example.com".into() }), Default::default()).await?;
+/// let worker = Worker::start(&client, "emails", WorkerOptions::new().concurrency(16),
+///     |job: mq::Job<Serde<Email>>| async move {
+///         let Serde(email) = job.message();
+///         println!("attempt {} to {}", job.attempt(), email.to);
+///         Outcome::success()
+///     }).await?;
+/// // ...
+/// worker.stop().await?;
+/// # Ok(()) }
+/// ```
+pub struct Worker {
+    inner: Arc<Inner>,
+    fetcher: Option<JoinHandle<()>>,
+    waker: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts a worker on `queue`. Messages are decoded as `M` ([`Serde<T>`](crate::Serde),
+    /// `Bytes`, `String`, ...); a message that does not decode is a failed attempt. A
+    /// panicking handler is a failed attempt too. Returns once the worker listens for
+    /// wake-ups, so a message enqueued afterwards is picked up at once.
+    pub async fn start<M, F, Fut>(
+        client: &Client,
+        queue: &str,
+        options: WorkerOptions,
+        handler: F,
+    ) -> Result<Worker>
+    where
+        M: FromValue + Send + 'static,
+        F: Fn(Job<M>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        options.validate()?;
+        let keys = QueueKeys::new(queue)?;
+        let name: Arc<str> = Arc::from(queue);
+        let run: Run = Arc::new(move |c: Claimed, lease: CancellationToken| {
+            match M::from_value(Value::Bulk(c.payload)) {
+                Ok(message) => handler(Job {
+                    message,
+                    id: c.id,
+                    attempt: c.attempt,
+                    age: c.age,
+                    waited: c.waited,
+                    lock_time: c.lock_time,
+                    queue: name.clone(),
+                    lease,
+                })
+                .boxed(),
+                Err(e) => futures::future::ready(Outcome::error(format_args!(
+                    "the message does not decode: {e}"
+                )))
+                .boxed(),
+            }
+        });
+        let mut subscriber = client.subscriber().await?;
+        subscriber.subscribe(&keys.channel).await?;
+        let inner = Arc::new(Inner {
+            client: client.clone(),
+            slots: Arc::new(Semaphore::new(options.concurrency)),
+            keys,
+            options,
+            run,
+            counters: Counters::default(),
+            stopping: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            wake: Notify::new(),
+        });
+        let waker = {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                // Any event wakes the fetcher: a message, a reconnect (wake-ups may have
+                // been missed), or lag.
+                while subscriber.next().await.is_some() {
+                    inner.wake.notify_one();
+                }
+                tracing::warn!(queue = %inner.keys.name, "wake-up subscription ended; the worker falls back to its idle recheck");
+            })
+        };
+        let fetcher = tokio::spawn(fetch(inner.clone()));
+        Ok(Worker {
+            inner,
+            fetcher: Some(fetcher),
+            waker: Some(waker),
+        })
+    }
+
+    /// The queue this worker takes from.
+    pub fn queue(&self) -> &str {
+        &self.inner.keys.name
+    }
+
+    /// Counts by outcome and latency percentiles, as of now.
+    pub fn stats(&self) -> WorkerStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Stops taking messages, lets running handlers finish for up to
+    /// [`stop_grace`](WorkerOptions::stop_grace), then puts the messages of handlers still
+    /// running back in the queue (that attempt does not count), so nothing stays locked by
+    /// this worker. Returns the final statistics; an error when some message could not be
+    /// put back (it is then retaken when its lease runs out).
+    pub async fn stop(mut self) -> Result<WorkerStats> {
+        self.inner.stopping.cancel();
+        if let Some(f) = self.fetcher.take() {
+            let _ = f.await;
+        }
+        if let Some(w) = self.waker.take() {
+            w.abort();
+        }
+        let all = self.inner.options.concurrency as u32;
+        let slots = self.inner.slots.clone();
+        if tokio::time::timeout(self.inner.options.stop_grace, slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            self.inner.abandon.cancel();
+            // Putting back is one script per message; allow for a reconnect.
+            if tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all))
+                .await
+                .is_err()
+            {
+                return Err(Error::timeout(
+                    "stopping the worker: some messages could not be put back in time",
+                ));
+            }
+        }
+        Ok(self.stats())
+    }
+}
+
+impl Drop for Worker {
+    /// Stops taking messages; handlers already running finish and report on their own.
+    fn drop(&mut self) {
+        self.inner.stopping.cancel();
+        if let Some(w) = self.waker.take() {
+            w.abort();
+        }
+    }
+}
+
+async fn fetch(inner: Arc<Inner>) {
+    let mut failures = 0u32;
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = inner.stopping.cancelled() => return,
+            p = inner.slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = inner.slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        let asked = permits.len();
+        // Never cancelled midway: a claim that ran but went unread would leave messages
+        // locked until their leases end.
+        let (next, claimed) = match claim(&inner, asked).await {
+            Ok(c) => {
+                failures = 0;
+                c
+            }
+            Err(e) => {
+                failures += 1;
+                let pause = Duration::from_millis(50 << failures.min(6));
+                tracing::warn!(queue = %inner.keys.name, error = %e, "claiming messages failed; retrying in {pause:?}");
+                tokio::select! {
+                    _ = inner.stopping.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => continue,
+                }
+            }
+        };
+        let got = claimed.len();
+        for (c, permit) in claimed.into_iter().zip(permits) {
+            tokio::spawn(handle(inner.clone(), c, permit));
+        }
+        if got == asked || next == Some(Duration::ZERO) {
+            continue;
+        }
+        let wait = next.map_or(inner.options.idle_recheck, |n| {
+            n.min(inner.options.idle_recheck)
+        });
+        tokio::select! {
+            biased;
+            _ = inner.stopping.cancelled() => return,
+            _ = inner.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Takes up to `n` messages. Also returns how long until a delayed message is due or a
+/// lease runs out, when nothing else is ready.
+async fn claim(inner: &Inner, n: usize) -> Result<(Option<Duration>, Vec<Claimed>)> {
+    let reply: Vec<Value> = CLAIM
+        .run(
+            &inner.client,
+            &inner.keys,
+            (
+                n,
+                inner.options.lock_time.as_millis() as u64,
+                inner.options.max_attempts.unwrap_or(0),
+            ),
+        )
+        .await?;
+    let mut items = reply.into_iter();
+    let next = i64::from_value(items.next().unwrap_or(Value::Int(-1)))?;
+    let next = u64::try_from(next).ok().map(Duration::from_millis);
+    let mut claimed = Vec::with_capacity(items.len() / 7);
+    while let Some(id) = items.next() {
+        let mut field = || {
+            items
+                .next()
+                .ok_or_else(|| Error::protocol("claim reply cut short"))
+        };
+        let ms = |v: Value| i64::from_value(v).map(|n| Duration::from_millis(n.max(0) as u64));
+        claimed.push(Claimed {
+            id: String::from_value(id)?,
+            payload: Bytes::from_value(field()?)?,
+            attempt: u32::from_value(field()?)?,
+            token: i64::from_value(field()?)?,
+            lock_time: ms(field()?)?,
+            age: ms(field()?)?,
+            waited: ms(field()?)?,
+        });
+    }
+    Ok((next, claimed))
+}
+
+/// Runs the handler on one message while keeping its lease, then reports the outcome.
+async fn handle(inner: Arc<Inner>, c: Claimed, _slot: OwnedSemaphorePermit) {
+    let counters = &inner.counters;
+    Counters::bump(&counters.claimed);
+    Counters::bump(&counters.running);
+    counters.record_wait(c.waited);
+    let (id, token, attempt, lock_time) = (c.id.clone(), c.token, c.attempt, c.lock_time);
+    let lease = CancellationToken::new();
+    let started = Instant::now();
+    let work = AssertUnwindSafe((inner.run)(c, lease.clone())).catch_unwind();
+    let keeper = keep_lease(&inner, &id, token, lock_time, lease.clone());
+    tokio::pin!(work, keeper);
+    let mut keeping = true;
+    let finished = loop {
+        tokio::select! {
+            r = &mut work => break Some(r),
+            _ = &mut keeper, if keeping => {
+                keeping = false;
+                Counters::bump(&counters.leases_lost);
+            }
+            _ = inner.abandon.cancelled() => break None,
+        }
+    };
+    counters.record_handling(started.elapsed());
+    let (action, ms, error) = match finished {
+        None => ("release", Duration::ZERO, String::new()),
+        Some(Ok(outcome)) => settle(&inner, outcome, attempt),
+        Some(Err(panic)) => {
+            Counters::bump(&counters.panicked);
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic".into());
+            settle(
+                &inner,
+                Outcome::Error(format!("handler panicked: {text}")),
+                attempt,
+            )
+        }
+    };
+    match ack(&inner, &id, token, action, ms, &error).await {
+        Ok(true) => Counters::bump(match action {
+            "done" => &counters.succeeded,
+            "retry" => &counters.retried,
+            "bury" => &counters.dead_lettered,
+            "drop" => &counters.dropped,
+            _ => &counters.released,
+        }),
+        Ok(false) => {
+            Counters::bump(&counters.rejected_acks);
+            tracing::warn!(queue = %inner.keys.name, id = %id, attempt, "outcome rejected: the lease was lost and another worker holds the message");
+        }
+        Err(e) => {
+            tracing::warn!(queue = %inner.keys.name, id = %id, error = %e, "could not report the outcome; the message is retaken when its lease runs out")
+        }
+    }
+    counters
+        .running
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The ack script's action for an outcome: (action, ms, error text).
+fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> (&'static str, Duration, String) {
+    match outcome {
+        Outcome::Success(dedup) => ("done", dedup.unwrap_or_default(), String::new()),
+        Outcome::Retry(backoff) => ("retry", backoff, String::new()),
+        Outcome::Error(error) => {
+            Counters::bump(&inner.counters.failed);
+            let o = &inner.options;
+            if o.max_attempts.is_some_and(|max| attempt >= max) {
+                match o.after_last_attempt {
+                    AfterLastAttempt::DeadLetter => ("bury", Duration::ZERO, error),
+                    AfterLastAttempt::Drop => ("drop", Duration::ZERO, error),
+                }
+            } else {
+                ("retry", o.backoff.delay(attempt), error)
+            }
+        }
+    }
+}
+
+/// Reports an outcome, fenced by the claim's token. `Ok(false)`: rejected, the token is
+/// stale. Retried a few times on connection errors.
+async fn ack(
+    inner: &Inner,
+    id: &str,
+    token: i64,
+    action: &str,
+    ms: Duration,
+    error: &str,
+) -> Result<bool> {
+    let ms = u64::try_from(ms.as_millis()).unwrap_or(u64::MAX);
+    let mut tries = 0;
+    loop {
+        let result: Result<i64> = ACK
+            .run(
+                &inner.client,
+                &inner.keys,
+                (id, token, action, ms, error, &inner.keys.channel),
+            )
+            .await;
+        match result {
+            Ok(applied) => return Ok(applied == 1),
+            Err(e) if tries < 5 && (e.is_io() || e.is_closed() || e.is_timeout()) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Renews the lease while the handler runs (or, without renewal, waits out the lock
+/// time); returns once the lease is lost, having cancelled `lost`.
+async fn keep_lease(
+    inner: &Inner,
+    id: &str,
+    token: i64,
+    lock_time: Duration,
+    lost: CancellationToken,
+) {
+    if !inner.options.renew_lease {
+        tokio::time::sleep(lock_time).await;
+        lost.cancel();
+        return;
+    }
+    let ms = lock_time.as_millis() as u64;
+    let extend = || async move {
+        let renewed: i64 = RENEW
+            .run(&inner.client, &inner.keys, (id, token, ms))
+            .await?;
+        Ok(renewed == 1)
+    };
+    crate::lease::keep(lock_time, extend, lost, id).await
+}
