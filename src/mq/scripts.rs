@@ -36,8 +36,13 @@ local function make_ready(id, prio)
   redis.call('ZADD', K_READY, num((127 - prio) * 17592186044416 + seq), id)
 end
 
+-- Set when a message was (re)scheduled: idle workers must look again, for a ready
+-- message or a new earliest due time.
+local rescheduled = false
+
 -- Runnable at `due` (server ms): ready now, or delayed until then. True when ready now.
 local function schedule(id, prio, due)
+  rescheduled = true
   redis.call('HSET', K_DUE, id, num(due))
   if due > now then
     redis.call('ZADD', K_DELAYED, num(due), id)
@@ -115,7 +120,7 @@ local lockms, prio = tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = now + tonumber(ARGV[4])
 if tonumber(ARGV[5]) > 0 then due = tonumber(ARGV[5]) end
 local can_update, can_requeue, reset = ARGV[6] == '1', ARGV[7] == '1', ARGV[8] == '1'
-local woke, result = false, nil
+local result = nil
 local d = describe(id)
 local state = d and d[1]
 
@@ -123,7 +128,8 @@ if not state then
   forget(id)
   redis.call('ZREM', K_DONE, id)
   redis.call('HSET', K_MSG, id, payload)
-  woke, result = fresh(id, lockms, prio, due), 'added'
+  fresh(id, lockms, prio, due)
+  result = 'added'
 elseif state == 'queued' or state == 'delayed' then
   if not can_update then return 'already-queued' end
   redis.call('HSET', K_MSG, id, payload)
@@ -131,7 +137,7 @@ elseif state == 'queued' or state == 'delayed' then
   if reset and not redis.call('ZSCORE', K_LOCKED, id) then
     redis.call('ZREM', K_READY, id)
     redis.call('ZREM', K_DELAYED, id)
-    woke = schedule(id, prio, due)
+    schedule(id, prio, due)
   end
   result = 'updated'
 elseif state == 'locked' then
@@ -153,15 +159,17 @@ elseif state == 'done' then
   local until_ms = tonumber(redis.call('ZSCORE', K_DONE, id))
   redis.call('ZREM', K_DONE, id)
   redis.call('HSET', K_MSG, id, payload)
-  woke, result = fresh(id, lockms, prio, math.max(due, until_ms)), 'added'
+  fresh(id, lockms, prio, math.max(due, until_ms))
+  result = 'added'
 elseif state == 'dead' then
   if not can_requeue then return 'dead' end
   redis.call('ZREM', K_DEAD, id)
   redis.call('HDEL', K_ERR, id)
   redis.call('HSET', K_MSG, id, payload)
-  woke, result = fresh(id, lockms, prio, due), 'added'
+  fresh(id, lockms, prio, due)
+  result = 'added'
 end
-if woke then redis.call('PUBLISH', ARGV[9], '') end
+if rescheduled then redis.call('PUBLISH', ARGV[9], '') end
 return result
 "#,
     )
@@ -262,15 +270,14 @@ if redis.call('HGET', K_LOCK, id) ~= ARGV[2] then return 0 end
 redis.call('HDEL', K_LOCK, id)
 redis.call('ZREM', K_LOCKED, id)
 local _, lockms, prio = meta(id)
-local woke = false
 if action == 'retry' then
   redis.call('SREM', K_REQUEUE, id)
-  woke = schedule(id, prio, now + ms)
+  schedule(id, prio, now + ms)
 elseif action == 'release' then
   -- Stopped before it finished: this attempt does not count.
   redis.call('SREM', K_REQUEUE, id)
   redis.call('HINCRBY', K_ATT, id, -1)
-  woke = schedule(id, prio, now)
+  schedule(id, prio, now)
 elseif redis.call('SREM', K_REQUEUE, id) == 1 then
   -- A requeue was asked for while this handling ran: the message runs again, afresh
   -- (after the de-dup window, if one was set).
@@ -279,7 +286,7 @@ elseif redis.call('SREM', K_REQUEUE, id) == 1 then
     redis.call('ZADD', K_DONE, num(now + ms), id)
     due = now + ms
   end
-  woke = fresh(id, lockms, prio, due)
+  fresh(id, lockms, prio, due)
 elseif action == 'done' then
   forget(id)
   if ms > 0 then redis.call('ZADD', K_DONE, num(now + ms), id) end
@@ -288,7 +295,7 @@ elseif action == 'bury' then
 else
   forget(id)
 end
-if woke then redis.call('PUBLISH', ARGV[6], '') end
+if rescheduled then redis.call('PUBLISH', ARGV[6], '') end
 return 1
 "#,
     )
