@@ -36,20 +36,22 @@ local function make_ready(id, prio)
   redis.call('ZADD', K_READY, num((127 - prio) * 17592186044416 + seq), id)
 end
 
--- Set when a message was (re)scheduled: idle workers must look again, for a ready
--- message or a new earliest due time.
-local rescheduled = false
+-- Set when idle workers must look again: a message became ready while none was (a
+-- worker is idle only after a claim that emptied the ready set, and the first message
+-- since then wakes it), or a delayed one may now be the earliest. Busy queues publish
+-- next to nothing.
+local wake = false
 
--- Runnable at `due` (server ms): ready now, or delayed until then. True when ready now.
+-- Runnable at `due` (server ms): ready now, or delayed until then.
 local function schedule(id, prio, due)
-  rescheduled = true
   redis.call('HSET', K_DUE, id, num(due))
   if due > now then
     redis.call('ZADD', K_DELAYED, num(due), id)
-    return false
+    wake = true
+  else
+    if redis.call('ZCARD', K_READY) == 0 then wake = true end
+    make_ready(id, prio)
   end
-  make_ready(id, prio)
-  return true
 end
 
 -- A message starting over: no attempts, born now, runnable at `due`.
@@ -73,6 +75,14 @@ local function forget(id)
   redis.call('ZREM', K_DEAD, id)
 end
 
+-- A held message's remains, once its lock entries are gone.
+local function forget_held(id)
+  redis.call('HDEL', K_MSG, id)
+  redis.call('HDEL', K_META, id)
+  redis.call('HDEL', K_ATT, id)
+  redis.call('HDEL', K_DUE, id)
+end
+
 local function bury(id, reason)
   redis.call('HDEL', K_LOCK, id)
   redis.call('ZREM', K_LOCKED, id)
@@ -83,8 +93,8 @@ end
 -- {state, attempts, ms, detail} or false. A lock whose lease ran out counts as queued: the
 -- next claim takes it back.
 local function describe(id)
-  local att = tonumber(redis.call('HGET', K_ATT, id) or 0)
   if redis.call('HEXISTS', K_MSG, id) == 1 then
+    local att = tonumber(redis.call('HGET', K_ATT, id) or 0)
     local lock = redis.call('ZSCORE', K_LOCKED, id)
     if lock and tonumber(lock) > now then
       return {'locked', att, tonumber(lock) - now, tostring(redis.call('SISMEMBER', K_REQUEUE, id))}
@@ -125,10 +135,12 @@ local d = describe(id)
 local state = d and d[1]
 
 if not state then
-  forget(id)
+  -- Absent, or past its de-dup window (the entry is pruned by claims). A missing
+  -- attempts field counts as none.
   redis.call('ZREM', K_DONE, id)
   redis.call('HSET', K_MSG, id, payload)
-  fresh(id, lockms, prio, due)
+  set_meta(id, now, lockms, prio)
+  schedule(id, prio, due)
   result = 'added'
 elseif state == 'queued' or state == 'delayed' then
   if not can_update then return 'already-queued' end
@@ -169,7 +181,7 @@ elseif state == 'dead' then
   fresh(id, lockms, prio, due)
   result = 'added'
 end
-if rescheduled then redis.call('PUBLISH', ARGV[9], '') end
+if wake then redis.call('PUBLISH', ARGV[9], '') end
 return result
 "#,
     )
@@ -269,16 +281,18 @@ local id, action, ms = ARGV[1], ARGV[3], tonumber(ARGV[4])
 if redis.call('HGET', K_LOCK, id) ~= ARGV[2] then return 0 end
 redis.call('HDEL', K_LOCK, id)
 redis.call('ZREM', K_LOCKED, id)
-local _, lockms, prio = meta(id)
+local requeue = redis.call('SREM', K_REQUEUE, id) == 1
+local _, lockms, prio = 0, 0, 0
+if action ~= 'done' or requeue then
+  _, lockms, prio = meta(id)
+end
 if action == 'retry' then
-  redis.call('SREM', K_REQUEUE, id)
   schedule(id, prio, now + ms)
 elseif action == 'release' then
   -- Stopped before it finished: this attempt does not count.
-  redis.call('SREM', K_REQUEUE, id)
   redis.call('HINCRBY', K_ATT, id, -1)
   schedule(id, prio, now)
-elseif redis.call('SREM', K_REQUEUE, id) == 1 then
+elseif requeue then
   -- A requeue was asked for while this handling ran: the message runs again, afresh
   -- (after the de-dup window, if one was set).
   local due = now
@@ -288,14 +302,14 @@ elseif redis.call('SREM', K_REQUEUE, id) == 1 then
   end
   fresh(id, lockms, prio, due)
 elseif action == 'done' then
-  forget(id)
+  forget_held(id)
   if ms > 0 then redis.call('ZADD', K_DONE, num(now + ms), id) end
 elseif action == 'bury' then
   bury(id, ARGV[5])
 else
-  forget(id)
+  forget_held(id)
 end
-if rescheduled then redis.call('PUBLISH', ARGV[6], '') end
+if wake then redis.call('PUBLISH', ARGV[6], '') end
 return 1
 "#,
     )

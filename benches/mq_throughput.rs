@@ -1,0 +1,141 @@
+//! The message queue end to end: messages/s through one worker with a no-op handler at
+//! handler concurrency 1, 16 and 64 (a producer of 64 tasks enqueueing meanwhile), and the
+//! pickup latency from enqueue to handler start on an idle queue. Prints; asserts nothing.
+//!
+//!     cargo bench --bench mq_throughput              # throwaway local server
+//!     REDIS_URL=redis://... cargo bench --bench mq_throughput
+//!
+//! Pinned (server on core 0, client on core 1), as recorded in the closing note:
+//!
+//!     taskset -c 0 redis-server --port 6390 --save '' --appendonly no &
+//!     cargo bench --bench mq_throughput --no-run
+//!     REDIS_URL=redis://127.0.0.1:6390 taskset -c 1 cargo bench --bench mq_throughput
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kermes::mq::{self, EnqueueOptions, Job, Outcome, Worker, WorkerOptions};
+use kermes::prelude::*;
+use tokio::sync::mpsc;
+
+const MESSAGES: usize = 60_000;
+const PRODUCERS: usize = 64;
+const PICKUPS: usize = 1_000;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (url, _server) = kermes::testing::url_from_env_or_start()?;
+    let client = Client::connect(&url).await?;
+    for concurrency in [1, 16, 64] {
+        let (server0, client0) = (server_cpu(&client).await?, client_cpu());
+        let started = Instant::now();
+        let rate = throughput(&client, concurrency).await?;
+        let wall = started.elapsed().as_secs_f64();
+        let server = (server_cpu(&client).await? - server0) / wall;
+        let own = (client_cpu() - client0) / wall;
+        println!(
+            "mq end to end, no-op handler, concurrency {concurrency:>2}: {rate:>8.0} messages/s \
+             (server {:.0}% of a core, client {:.0}%)",
+            server * 100.0,
+            own * 100.0
+        );
+    }
+    pickup(&client).await?;
+    Ok(())
+}
+
+/// Seconds of CPU the server has used (INFO cpu).
+async fn server_cpu(client: &Client) -> kermes::Result<f64> {
+    let info = kermes::helpers::info_map(client, "cpu").await?;
+    let get = |k: &str| {
+        info.get("cpu", k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(get("used_cpu_user") + get("used_cpu_sys"))
+}
+
+/// Seconds of CPU this process has used (/proc/self/stat, 100 ticks a second).
+fn client_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn throughput(client: &Client, concurrency: usize) -> kermes::Result<f64> {
+    let queue = format!("bench-{concurrency}");
+    mq::clear(client, &queue).await?;
+    let worker = Worker::start(
+        client,
+        &queue,
+        WorkerOptions::new().concurrency(concurrency),
+        |_: Job<bytes::Bytes>| async { Outcome::success() },
+    )
+    .await?;
+    let started = Instant::now();
+    futures::stream::iter(0..MESSAGES)
+        .map(|i| {
+            let (client, queue) = (client.clone(), queue.clone());
+            async move {
+                mq::enqueue(&client, &queue, i.to_string(), EnqueueOptions::new())
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(PRODUCERS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<kermes::Result<()>>()?;
+    while worker.stats().succeeded < MESSAGES as u64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+    let stats = worker.stop().await?;
+    assert_eq!(stats.succeeded, MESSAGES as u64);
+    Ok(rate)
+}
+
+async fn pickup(client: &Client) -> kermes::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let worker = Worker::start(
+        client,
+        "bench-pickup",
+        WorkerOptions::new(),
+        move |_: Job<String>| {
+            let _ = tx.send(Instant::now());
+            async { Outcome::success() }
+        },
+    )
+    .await?;
+    let mut latencies = Vec::with_capacity(PICKUPS);
+    for i in 0..PICKUPS {
+        // Let the worker go idle (blocked on its wake-up) before each enqueue.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let t = Instant::now();
+        mq::enqueue(client, "bench-pickup", i.to_string(), EnqueueOptions::new()).await?;
+        let started = rx.recv().await.expect("worker alive");
+        latencies.push(started - t);
+    }
+    worker.stop().await?;
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "mq pickup on an idle queue (enqueue -> handler start), {PICKUPS} messages: p50 {:?}, p99 {:?}, max {:?}",
+        pct(0.50),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
+    Ok(())
+}
