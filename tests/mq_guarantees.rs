@@ -400,7 +400,7 @@ server_tests! {
         let expected: std::collections::BTreeMap<String, String> =
             [("done", "zset"), ("seq", "string")].map(|(a, b)| (a.into(), b.into())).into();
         assert_eq!(left, expected, "only the de-dup ids and the counter remain");
-        let done: i64 = client.zcard(&mq::queue_keys(q).unwrap()[9]).await.unwrap();
+        let done: i64 = client.zcard(format!("kermes:mq:{{{q}}}:done")).await.unwrap();
         assert_eq!(done, 10);
         worker.stop().await.unwrap();
     }

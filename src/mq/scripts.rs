@@ -11,23 +11,33 @@ use crate::script::Script;
 /// Numbers go to Redis through `num`, because Lua turns a number into a string with
 /// `%.14g`, which would round the 16-digit scores of the ready set.
 const PRELUDE: &str = r#"
-local K_MSG, K_META, K_ATT, K_DUE, K_LOCK = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_READY, K_DELAYED, K_LOCKED, K_REQUEUE = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_DONE, K_DEAD, K_ERR, K_SEQ = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local K_MSG, K_META, K_LOCK, K_READY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_DEAD, K_ERR, K_SEQ = KEYS[9], KEYS[10], KEYS[11]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local function num(x) return string.format('%.0f', x) end
 
-local function meta(id)
+-- A message's record: when it was enqueued, its lock ms (0: the worker's), priority, when
+-- it became (or becomes) runnable, and attempts started. One field, so each step reads
+-- and writes it once.
+local function load(id)
   local m = redis.call('HGET', K_META, id)
-  if not m then return now, 0, 0 end
-  local born, lockms, prio = string.match(m, '^(%d+),(%d+),(%-?%d+)$')
-  return tonumber(born), tonumber(lockms), tonumber(prio)
+  local r = {born = now, lockms = 0, prio = 0, due = now, att = 0}
+  if m then
+    local born, lockms, prio, due, att = string.match(m, '^(%d+),(%d+),(%-?%d+),(%d+),(%-?%d+)$')
+    if born then
+      r = {born = tonumber(born), lockms = tonumber(lockms), prio = tonumber(prio),
+           due = tonumber(due), att = tonumber(att)}
+    end
+  end
+  return r
 end
 
-local function set_meta(id, born, lockms, prio)
-  redis.call('HSET', K_META, id, num(born) .. ',' .. num(lockms) .. ',' .. num(prio))
+local function store(id, m)
+  redis.call('HSET', K_META, id, num(m.born) .. ',' .. num(m.lockms) .. ',' .. num(m.prio)
+    .. ',' .. num(m.due) .. ',' .. num(m.att))
 end
 
 -- Higher priority first; FIFO within a priority (seq < 2^44).
@@ -42,30 +52,28 @@ end
 -- next to nothing.
 local wake = false
 
--- Runnable at `due` (server ms): ready now, or delayed until then.
-local function schedule(id, prio, due)
-  redis.call('HSET', K_DUE, id, num(due))
+-- Runnable at `due` (server ms): ready now, or delayed until then. Stores the record.
+local function schedule(id, m, due)
+  m.due = due
+  store(id, m)
   if due > now then
     redis.call('ZADD', K_DELAYED, num(due), id)
     wake = true
   else
     if redis.call('ZCARD', K_READY) == 0 then wake = true end
-    make_ready(id, prio)
+    make_ready(id, m.prio)
   end
 end
 
 -- A message starting over: no attempts, born now, runnable at `due`.
-local function fresh(id, lockms, prio, due)
-  redis.call('HSET', K_ATT, id, 0)
-  set_meta(id, now, lockms, prio)
-  return schedule(id, prio, due)
+local function fresh(id, m, due)
+  m.att, m.born = 0, now
+  schedule(id, m, due)
 end
 
 local function forget(id)
   redis.call('HDEL', K_MSG, id)
   redis.call('HDEL', K_META, id)
-  redis.call('HDEL', K_ATT, id)
-  redis.call('HDEL', K_DUE, id)
   redis.call('HDEL', K_LOCK, id)
   redis.call('HDEL', K_ERR, id)
   redis.call('SREM', K_REQUEUE, id)
@@ -79,8 +87,6 @@ end
 local function forget_held(id)
   redis.call('HDEL', K_MSG, id)
   redis.call('HDEL', K_META, id)
-  redis.call('HDEL', K_ATT, id)
-  redis.call('HDEL', K_DUE, id)
 end
 
 local function bury(id, reason)
@@ -94,7 +100,7 @@ end
 -- next claim takes it back.
 local function describe(id)
   if redis.call('HEXISTS', K_MSG, id) == 1 then
-    local att = tonumber(redis.call('HGET', K_ATT, id) or 0)
+    local att = load(id).att
     local lock = redis.call('ZSCORE', K_LOCKED, id)
     if lock and tonumber(lock) > now then
       return {'locked', att, tonumber(lock) - now, tostring(redis.call('SISMEMBER', K_REQUEUE, id))}
@@ -139,17 +145,19 @@ if not state then
   -- attempts field counts as none.
   redis.call('ZREM', K_DONE, id)
   redis.call('HSET', K_MSG, id, payload)
-  set_meta(id, now, lockms, prio)
-  schedule(id, prio, due)
+  schedule(id, {born = now, lockms = lockms, prio = prio, att = 0}, due)
   result = 'added'
 elseif state == 'queued' or state == 'delayed' then
   if not can_update then return 'already-queued' end
   redis.call('HSET', K_MSG, id, payload)
-  set_meta(id, (meta(id)), lockms, prio)
+  local m = load(id)
+  m.lockms, m.prio = lockms, prio
   if reset and not redis.call('ZSCORE', K_LOCKED, id) then
     redis.call('ZREM', K_READY, id)
     redis.call('ZREM', K_DELAYED, id)
-    schedule(id, prio, due)
+    schedule(id, m, due)
+  else
+    store(id, m)
   end
   result = 'updated'
 elseif state == 'locked' then
@@ -158,7 +166,9 @@ elseif state == 'locked' then
   if not requeued and not can_requeue then return 'locked' end
   if can_update then
     redis.call('HSET', K_MSG, id, payload)
-    set_meta(id, (meta(id)), lockms, prio)
+    local m = load(id)
+    m.lockms, m.prio = lockms, prio
+    store(id, m)
   end
   if requeued then
     result = 'updated'
@@ -171,14 +181,14 @@ elseif state == 'done' then
   local until_ms = tonumber(redis.call('ZSCORE', K_DONE, id))
   redis.call('ZREM', K_DONE, id)
   redis.call('HSET', K_MSG, id, payload)
-  fresh(id, lockms, prio, math.max(due, until_ms))
+  fresh(id, {lockms = lockms, prio = prio}, math.max(due, until_ms))
   result = 'added'
 elseif state == 'dead' then
   if not can_requeue then return 'dead' end
   redis.call('ZREM', K_DEAD, id)
   redis.call('HDEL', K_ERR, id)
   redis.call('HSET', K_MSG, id, payload)
-  fresh(id, lockms, prio, due)
+  fresh(id, {lockms = lockms, prio = prio}, due)
   result = 'added'
 end
 if wake then redis.call('PUBLISH', ARGV[9], '') end
@@ -197,21 +207,20 @@ local n, deflock, maxatt = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3
 redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', num(now))
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', num(now), 'LIMIT', 0, 256)) do
   redis.call('ZREM', K_DELAYED, id)
-  local _, _, prio = meta(id)
-  make_ready(id, prio)
+  make_ready(id, load(id).prio)
 end
 -- Leases that ran out: their worker died or stalled. Back to the queue, or to the
 -- dead letters when that was the last attempt.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. num(now), 'LIMIT', 0, 256)) do
   redis.call('ZREM', K_LOCKED, id)
   redis.call('HDEL', K_LOCK, id)
-  local _, lockms, prio = meta(id)
+  local m = load(id)
   if redis.call('SREM', K_REQUEUE, id) == 1 then
-    fresh(id, lockms, prio, now)
-  elseif maxatt > 0 and tonumber(redis.call('HGET', K_ATT, id) or 0) >= maxatt then
+    fresh(id, m, now)
+  elseif maxatt > 0 and m.att >= maxatt then
     bury(id, 'the lease ran out during the last attempt (worker died or stalled)')
   else
-    schedule(id, prio, now)
+    schedule(id, m, now)
   end
 end
 
@@ -221,13 +230,14 @@ for i = 1, #popped, 2 do
   local id = popped[i]
   local payload = redis.call('HGET', K_MSG, id)
   if payload then
-    local born, lockms = meta(id)
+    local m = load(id)
+    m.att = m.att + 1
+    store(id, m)
+    local born, lockms, att, due = m.born, m.lockms, m.att, m.due
     if lockms == 0 then lockms = deflock end
-    local att = redis.call('HINCRBY', K_ATT, id, 1)
     local token = redis.call('INCR', K_SEQ)
     redis.call('HSET', K_LOCK, id, num(token))
     redis.call('ZADD', K_LOCKED, num(now + lockms), id)
-    local due = tonumber(redis.call('HGET', K_DUE, id) or now)
     local n_out = #out
     out[n_out + 1] = id
     out[n_out + 2] = payload
@@ -282,16 +292,14 @@ if redis.call('HGET', K_LOCK, id) ~= ARGV[2] then return 0 end
 redis.call('HDEL', K_LOCK, id)
 redis.call('ZREM', K_LOCKED, id)
 local requeue = redis.call('SREM', K_REQUEUE, id) == 1
-local _, lockms, prio = 0, 0, 0
-if action ~= 'done' or requeue then
-  _, lockms, prio = meta(id)
-end
+local m = nil
+if action ~= 'done' or requeue then m = load(id) end
 if action == 'retry' then
-  schedule(id, prio, now + ms)
+  schedule(id, m, now + ms)
 elseif action == 'release' then
   -- Stopped before it finished: this attempt does not count.
-  redis.call('HINCRBY', K_ATT, id, -1)
-  schedule(id, prio, now)
+  m.att = math.max(0, m.att - 1)
+  schedule(id, m, now)
 elseif requeue then
   -- A requeue was asked for while this handling ran: the message runs again, afresh
   -- (after the de-dup window, if one was set).
@@ -300,7 +308,7 @@ elseif requeue then
     redis.call('ZADD', K_DONE, num(now + ms), id)
     due = now + ms
   end
-  fresh(id, lockms, prio, due)
+  fresh(id, m, due)
 elseif action == 'done' then
   forget_held(id)
   if ms > 0 then redis.call('ZADD', K_DONE, num(now + ms), id) end
@@ -367,7 +375,7 @@ local ids = redis.call('ZRANGE', K_DEAD, ARGV[1], ARGV[2], 'WITHSCORES')
 for i = 1, #ids, 2 do
   local id = ids[i]
   out[#out + 1] = {id, redis.call('HGET', K_MSG, id) or '',
-    tonumber(redis.call('HGET', K_ATT, id) or 0), redis.call('HGET', K_ERR, id) or '',
+    load(id).att, redis.call('HGET', K_ERR, id) or '',
     tonumber(ids[i + 1])}
 end
 return out
@@ -387,8 +395,7 @@ local n = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', K_DEAD, id) == 1 then
     redis.call('HDEL', K_ERR, id)
-    local _, lockms, prio = meta(id)
-    fresh(id, lockms, prio, now)
+    fresh(id, load(id), now)
     n = n + 1
   end
 end
