@@ -106,17 +106,31 @@ impl ReconnectPolicy {
 
     /// The delay before retry `attempt` (0-based), jitter included.
     pub(crate) fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial_delay
-            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-            .min(self.max_delay);
-        let half = base / 2;
-        half + half.mul_f64(jitter_fraction())
+        exponential_delay(self.initial_delay, self.max_delay, attempt, true)
+    }
+}
+
+/// `base * 2^doublings`, at most `max`; with `jitter`, a random share up to half of it is
+/// taken off, so many clients do not retry in lockstep. Shared by reconnects and queue
+/// retries.
+pub(crate) fn exponential_delay(
+    base: Duration,
+    max: Duration,
+    doublings: u32,
+    jitter: bool,
+) -> Duration {
+    let d = base
+        .saturating_mul(1u32.checked_shl(doublings.min(31)).unwrap_or(u32::MAX))
+        .min(max);
+    if jitter {
+        d - (d / 2).mul_f64(jitter_fraction())
+    } else {
+        d
     }
 }
 
 /// A number in [0, 1) that differs between calls and processes; jitter needs no better.
-pub(crate) fn jitter_fraction() -> f64 {
+fn jitter_fraction() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

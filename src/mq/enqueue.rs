@@ -190,9 +190,9 @@ pub async fn enqueue(
     (
         (
             id.as_str(),
-            millis(options.lock_time),
+            options.lock_time.map_or(0, millis),
             i64::from(options.priority),
-            millis(options.init_backoff),
+            options.init_backoff.map_or(0, millis),
             run_at,
         ),
         (
@@ -211,6 +211,7 @@ pub async fn enqueue(
     })
 }
 
-pub(crate) fn millis(d: Option<Duration>) -> u64 {
-    d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Whole milliseconds, as the scripts take them.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -157,13 +157,7 @@ impl Backoff {
         match self {
             Backoff::Fixed(d) => *d,
             Backoff::Exponential { base, max, jitter } => {
-                let shift = attempt.saturating_sub(1).min(31);
-                let d = base.saturating_mul(1u32 << shift).min(*max);
-                if *jitter {
-                    d - (d / 2).mul_f64(crate::config::jitter_fraction())
-                } else {
-                    d
-                }
+                crate::config::exponential_delay(*base, *max, attempt.saturating_sub(1), *jitter)
             }
             Backoff::Custom(f) => f(attempt),
         }

@@ -71,9 +71,15 @@ local function fresh(id, m, due)
   schedule(id, m, due)
 end
 
-local function forget(id)
+-- A held message's remains, once its lock entries are gone.
+local function forget_held(id)
   redis.call('HDEL', K_MSG, id)
   redis.call('HDEL', K_META, id)
+end
+
+-- Every trace of a message but its de-dup entry.
+local function forget(id)
+  forget_held(id)
   redis.call('HDEL', K_LOCK, id)
   redis.call('HDEL', K_ERR, id)
   redis.call('SREM', K_REQUEUE, id)
@@ -81,12 +87,6 @@ local function forget(id)
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZREM', K_LOCKED, id)
   redis.call('ZREM', K_DEAD, id)
-end
-
--- A held message's remains, once its lock entries are gone.
-local function forget_held(id)
-  redis.call('HDEL', K_MSG, id)
-  redis.call('HDEL', K_META, id)
 end
 
 local function bury(id, reason)

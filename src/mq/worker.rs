@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::enqueue::millis;
 use super::job::{AfterLastAttempt, Backoff, Job, Outcome};
 use super::keys::QueueKeys;
 use super::scripts::{ACK, CLAIM, RENEW};
@@ -129,8 +130,10 @@ impl WorkerOptions {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.concurrency == 0 || self.concurrency > Semaphore::MAX_PERMITS {
-            return Err(Error::config("worker concurrency must be at least 1"));
+        if self.concurrency == 0 || u32::try_from(self.concurrency).is_err() {
+            return Err(Error::config(
+                "worker concurrency must be from 1 to u32::MAX",
+            ));
         }
         if self.lock_time < Duration::from_millis(10) {
             return Err(Error::config("worker lock time must be at least 10 ms"));
@@ -387,7 +390,7 @@ async fn claim(inner: &Inner, n: usize) -> Result<(Option<Duration>, Vec<Claimed
             &inner.keys,
             (
                 n,
-                inner.options.lock_time.as_millis() as u64,
+                millis(inner.options.lock_time),
                 inner.options.max_attempts.unwrap_or(0),
             ),
         )
@@ -441,7 +444,7 @@ async fn handle(inner: Arc<Inner>, c: Claimed, _slot: OwnedSemaphorePermit) {
     };
     counters.record_handling(started.elapsed());
     let (action, ms, error) = match finished {
-        None => ("release", Duration::ZERO, String::new()),
+        None => (Action::Release, Duration::ZERO, String::new()),
         Some(Ok(outcome)) => settle(&inner, outcome, attempt),
         Some(Err(panic)) => {
             Counters::bump(&counters.panicked);
@@ -459,11 +462,11 @@ async fn handle(inner: Arc<Inner>, c: Claimed, _slot: OwnedSemaphorePermit) {
     };
     match ack(&inner, &id, token, action, ms, &error).await {
         Ok(true) => Counters::bump(match action {
-            "done" => &counters.succeeded,
-            "retry" => &counters.retried,
-            "bury" => &counters.dead_lettered,
-            "drop" => &counters.dropped,
-            _ => &counters.released,
+            Action::Done => &counters.succeeded,
+            Action::Retry => &counters.retried,
+            Action::Bury => &counters.dead_lettered,
+            Action::Drop => &counters.dropped,
+            Action::Release => &counters.released,
         }),
         Ok(false) => {
             Counters::bump(&counters.rejected_acks);
@@ -478,21 +481,48 @@ async fn handle(inner: Arc<Inner>, c: Claimed, _slot: OwnedSemaphorePermit) {
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// What the ack script does with a held message.
+#[derive(Clone, Copy)]
+enum Action {
+    /// Finished: removed, or kept for its de-dup window.
+    Done,
+    /// Runnable again after a backoff.
+    Retry,
+    /// To the dead letters.
+    Bury,
+    /// Removed after its last attempt.
+    Drop,
+    /// Put back unfinished by `stop()`; the attempt does not count.
+    Release,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Done => "done",
+            Action::Retry => "retry",
+            Action::Bury => "bury",
+            Action::Drop => "drop",
+            Action::Release => "release",
+        }
+    }
+}
+
 /// The ack script's action for an outcome: (action, ms, error text).
-fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> (&'static str, Duration, String) {
+fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> (Action, Duration, String) {
     match outcome {
-        Outcome::Success(dedup) => ("done", dedup.unwrap_or_default(), String::new()),
-        Outcome::Retry(backoff) => ("retry", backoff, String::new()),
+        Outcome::Success(dedup) => (Action::Done, dedup.unwrap_or_default(), String::new()),
+        Outcome::Retry(backoff) => (Action::Retry, backoff, String::new()),
         Outcome::Error(error) => {
             Counters::bump(&inner.counters.failed);
             let o = &inner.options;
             if o.max_attempts.is_some_and(|max| attempt >= max) {
                 match o.after_last_attempt {
-                    AfterLastAttempt::DeadLetter => ("bury", Duration::ZERO, error),
-                    AfterLastAttempt::Drop => ("drop", Duration::ZERO, error),
+                    AfterLastAttempt::DeadLetter => (Action::Bury, Duration::ZERO, error),
+                    AfterLastAttempt::Drop => (Action::Drop, Duration::ZERO, error),
                 }
             } else {
-                ("retry", o.backoff.delay(attempt), error)
+                (Action::Retry, o.backoff.delay(attempt), error)
             }
         }
     }
@@ -504,18 +534,18 @@ async fn ack(
     inner: &Inner,
     id: &str,
     token: i64,
-    action: &str,
+    action: Action,
     ms: Duration,
     error: &str,
 ) -> Result<bool> {
-    let ms = u64::try_from(ms.as_millis()).unwrap_or(u64::MAX);
+    let ms = millis(ms);
     let mut tries = 0;
     loop {
         let result: Result<i64> = ACK
             .run(
                 &inner.client,
                 &inner.keys,
-                (id, token, action, ms, error, &inner.keys.channel),
+                (id, token, action.name(), ms, error, &inner.keys.channel),
             )
             .await;
         match result {
@@ -543,7 +573,7 @@ async fn keep_lease(
         lost.cancel();
         return;
     }
-    let ms = lock_time.as_millis() as u64;
+    let ms = millis(lock_time);
     let extend = || async move {
         let renewed: i64 = RENEW
             .run(&inner.client, &inner.keys, (id, token, ms))
