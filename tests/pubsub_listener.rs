@@ -1,4 +1,4 @@
-//! Listener routing, MONITOR, and pub/sub over the shared RESP3 connection.
+//! Listener routing, and pub/sub over the shared RESP3 connection.
 
 #[macro_use]
 mod common;
@@ -88,24 +88,6 @@ server_tests! {
         listener.close().await;
     }
 
-    async fn monitor_sees_commands_from_another_client(kind) {
-        let server = TestServer::start(kind);
-        let client = Client::connect(&server.url()).await.unwrap();
-        let mut monitor = client.monitor().await.unwrap();
-        let other = Client::connect(&format!("{}/4", server.url())).await.unwrap();
-        other.set("watched key", "a \"quoted\"\nvalue").await.unwrap();
-        loop {
-            let entry = tokio::time::timeout(Duration::from_secs(5), monitor.next()).await.unwrap().unwrap().unwrap();
-            if entry.command.eq_ignore_ascii_case("SET") {
-                assert_eq!(entry.db, 4);
-                assert_eq!(entry.args[0], "watched key");
-                assert_eq!(entry.args[1], "a \"quoted\"\nvalue");
-                assert!(entry.client.starts_with("127.0.0.1:"), "{}", entry.client);
-                break;
-            }
-        }
-    }
-
     async fn shared_connection_pubsub_interleaves_with_commands(kind) {
         let server = TestServer::start(kind);
         let client = Client::connect(&server.url()).await.unwrap();
@@ -161,5 +143,39 @@ server_tests! {
         let server = TestServer::start(kind);
         let resp2 = Client::connect(&format!("{}?protocol=resp2", server.url())).await.unwrap();
         assert!(resp2.shared_subscriber().err().unwrap().is_config());
+    }
+
+    async fn one_shared_subscriber_leaving_does_not_cancel_another(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let publisher = Client::connect(&server.url()).await.unwrap();
+        let mut a = client.shared_subscriber().unwrap();
+        let mut b = client.shared_subscriber().unwrap();
+        a.subscribe("ch").await.unwrap();
+        b.subscribe("ch").await.unwrap();
+        a.psubscribe("p.*").await.unwrap();
+        b.psubscribe("p.*").await.unwrap();
+        // A unsubscribes: B still receives, and A does not.
+        a.unsubscribe("ch").await.unwrap();
+        a.punsubscribe(()).await.unwrap();
+        assert_eq!(publisher.publish("ch", "1").await.unwrap(), 1, "B's subscription was cancelled by A's unsubscribe");
+        let Event::Message(m) = tokio::time::timeout(Duration::from_secs(5), b.next()).await.unwrap().unwrap() else { panic!() };
+        assert_eq!(m.payload_as::<String>().unwrap(), "1");
+        assert_eq!(publisher.publish("p.x", "2").await.unwrap(), 1, "B's pattern was cancelled by A's punsubscribe");
+        let Event::Message(m) = tokio::time::timeout(Duration::from_secs(5), b.next()).await.unwrap().unwrap() else { panic!() };
+        assert_eq!(m.payload_as::<String>().unwrap(), "2");
+        assert!(tokio::time::timeout(Duration::from_millis(200), a.next()).await.is_err(), "A still receives");
+        // A subscribes again, then is dropped: B still receives.
+        a.subscribe("ch").await.unwrap();
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(publisher.publish("ch", "3").await.unwrap(), 1, "dropping A cancelled B's subscription");
+        let Event::Message(m) = tokio::time::timeout(Duration::from_secs(5), b.next()).await.unwrap().unwrap() else { panic!() };
+        assert_eq!(m.payload_as::<String>().unwrap(), "3");
+        // The last one leaving ends the subscription on the server.
+        b.unsubscribe(()).await.unwrap();
+        b.punsubscribe(()).await.unwrap();
+        assert_eq!(publisher.publish("ch", "4").await.unwrap(), 0);
+        assert_eq!(publisher.publish("p.x", "5").await.unwrap(), 0);
     }
 }

@@ -86,6 +86,22 @@ pub async fn wait_until(within: Duration, what: &str, mut condition: impl FnMut(
     }
 }
 
+/// Waits until the async `condition` holds, checking every 20 ms, for at most `within`.
+pub async fn wait_until_async<F, Fut>(within: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A TCP server that answers the handshake as an old RESP2 server would, then answers each
 /// command with the bytes `script` returns for (connection number, command arguments).
 pub struct FakeServer {

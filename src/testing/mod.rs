@@ -5,6 +5,13 @@
 //! with persistence off, and is killed when dropped. Binaries are looked up in
 //! `KERMES_REDIS_SERVER` / `KERMES_VALKEY_SERVER`, then in this repository's
 //! `.cache/servers/bin/` (where `scripts/install-servers.sh` puts them), then on `PATH`.
+//!
+//! [`FaultProxy`] sits between a client and a server in the test process and injects
+//! network faults: delays, dropped connections, a black hole, truncated or corrupt replies.
+
+mod proxy;
+
+pub use proxy::{Fault, FaultProxy};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
