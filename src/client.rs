@@ -1,14 +1,16 @@
 //! [`Client`]: the handle applications share, and its builder.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::broadcast;
 
 use crate::cmd::Cmd;
 use crate::config::{Config, Password, Protocol, ReconnectPolicy};
-use crate::conn::Connection;
-use crate::error::{Error, Result};
-use crate::pool::{Exclusive, Manager, Pool, pool_error};
+use crate::conn::{ConnectionEvent, ConnectionEvents, Fixed, Mode, Push};
+use crate::error::Result;
+use crate::node::Node;
+use crate::pool::Exclusive;
 use crate::query::Query;
 use crate::resp::Limits;
 use crate::value::{FromValue, ToArgs};
@@ -35,10 +37,14 @@ pub struct Client {
 
 struct Inner {
     config: Arc<Config>,
-    shared: Box<[Connection]>,
-    next: AtomicUsize,
-    pool: Pool,
+    node: Node,
+    events: broadcast::Sender<ConnectionEvent>,
+    /// Who subscribed to what on the shared connection, across shared subscribers.
+    shared_subscriptions: Arc<crate::pubsub::SharedRegistry>,
 }
+
+/// Lifecycle events kept for a slow reader of [`Client::events`].
+const EVENTS_BUFFER: usize = 256;
 
 impl Client {
     /// Connects with the settings of a URL (see [`Config::from_url`]) and defaults for the
@@ -83,11 +89,11 @@ impl Client {
         crate::Pipeline::new(self, true)
     }
 
-    /// Checks a connection out of the pool for this caller alone (WATCH/MULTI/EXEC, a run of
-    /// blocking commands). It returns to the pool when dropped.
+    /// Checks a connection out of the pool for this caller alone (WATCH/MULTI/EXEC, SELECT,
+    /// a run of blocking commands). It returns to the pool when dropped, with whatever its
+    /// holder changed undone; if a command on it was abandoned, it is closed instead.
     pub async fn exclusive(&self) -> Result<Exclusive> {
-        let obj = self.inner.pool.get().await.map_err(pool_error)?;
-        Ok(Exclusive::new(obj, self.inner.config.response_timeout))
+        self.inner.node.exclusive().await
     }
 
     /// A pub/sub [`Subscriber`](crate::pubsub::Subscriber) on a connection of its own, with
@@ -102,19 +108,22 @@ impl Client {
         &self,
         options: crate::pubsub::SubscriberOptions,
     ) -> Result<crate::pubsub::Subscriber> {
-        crate::pubsub::Subscriber::open(self.inner.config.clone(), options).await
+        crate::pubsub::Subscriber::open(self.inner.node.options(Mode::Subscriber), options).await
     }
 
     /// Pub/sub over the shared connection through RESP3 push frames (no extra connection);
-    /// fails with `is_config()` on a RESP2 connection. Buffers up to 4,096 events.
+    /// fails with `is_config()` on a RESP2 connection. Buffers up to 4,096 frames.
     pub fn shared_subscriber(&self) -> Result<crate::pubsub::SharedSubscriber> {
-        crate::pubsub::SharedSubscriber::open(self.inner.shared[0].clone(), 4096)
+        crate::pubsub::SharedSubscriber::open(
+            self.inner.node.all_shared()[0].clone(),
+            self.inner.shared_subscriptions.clone(),
+        )
     }
 
     /// A [`Monitor`](crate::pubsub::Monitor) stream of every command the server runs
-    /// (`MONITOR`), on a connection of its own.
+    /// (`MONITOR`), on a connection of its own that reconnects like a subscriber.
     pub async fn monitor(&self) -> Result<crate::pubsub::Monitor> {
-        crate::pubsub::Monitor::open(&self.inner.config).await
+        crate::pubsub::Monitor::open(self.inner.node.options(Mode::Monitor)).await
     }
 
     /// The settings this client runs with.
@@ -124,29 +133,35 @@ impl Client {
 
     /// The protocol the server agreed to on the shared connections.
     pub fn protocol(&self) -> Protocol {
-        self.inner.shared[0].protocol()
+        self.inner.node.all_shared()[0].protocol()
     }
 
-    /// RESP3 push frames (client-side caching invalidations, pub/sub messages) that arrive
-    /// on the shared connections from now on. They are never mistaken for replies.
+    /// Out-of-band frames (RESP3 push: client-side caching invalidations, pub/sub messages)
+    /// that arrive on the shared connections from now on, one receiver per connection, with
+    /// [`Push::Reconnected`] in order among them when a connection was re-established (and
+    /// frames may have been missed). They are never mistaken for replies.
     ///
-    /// The receiver keeps up to 4,096 frames per connection for a slow reader; past that it
-    /// gets `RecvError::Lagged(n)` saying how many it missed, so nothing is lost silently and
+    /// A receiver keeps up to 4,096 items for a slow reader; past that it gets
+    /// `RecvError::Lagged(n)` saying how many it missed, so nothing is lost silently and
     /// memory stays bounded.
-    pub fn push_frames(&self) -> Vec<tokio::sync::broadcast::Receiver<crate::Value>> {
+    pub fn push_frames(&self) -> Vec<broadcast::Receiver<Push>> {
         self.inner
-            .shared
+            .node
+            .all_shared()
             .iter()
-            .map(Connection::push_frames)
+            .map(|c| c.push_frames())
             .collect()
     }
 
-    pub(crate) fn shared(&self) -> &Connection {
-        let shared = &self.inner.shared;
-        if shared.len() == 1 {
-            return &shared[0];
-        }
-        &shared[self.inner.next.fetch_add(1, Ordering::Relaxed) % shared.len()]
+    /// Lifecycle events of the shared connections from now on: disconnected (with why),
+    /// reconnected (with a generation number), for logs, metrics or a cache that must be
+    /// flushed when invalidations may have been missed.
+    pub fn events(&self) -> ConnectionEvents {
+        ConnectionEvents::new(self.inner.events.subscribe())
+    }
+
+    pub(crate) fn shared(&self) -> &crate::conn::Connection {
+        self.inner.node.shared()
     }
 }
 
@@ -307,30 +322,45 @@ impl ClientBuilder {
         self.with(|c| c.limits = limits)
     }
 
+    /// Health checks: TCP keepalive probes after this long idle (every third of it after
+    /// that; three unanswered probes end the connection). `None` turns them off. Default
+    /// 30 s.
+    pub fn tcp_keepalive(self, idle: impl Into<Option<Duration>>) -> Self {
+        let idle = idle.into();
+        self.with(|c| c.tcp_keepalive = idle)
+    }
+
+    /// Health checks: PING a connection that has had nothing in flight and no traffic for
+    /// this long. `None` turns it off. Default 30 s.
+    pub fn idle_ping(self, after: impl Into<Option<Duration>>) -> Self {
+        let after = after.into();
+        self.with(|c| c.idle_ping = after)
+    }
+
+    /// Health checks: the longest the oldest command in flight on a connection may wait
+    /// while nothing at all is read; past it the connection is declared dead (its commands
+    /// fail with `is_timeout()`) and reconnects. Blocking commands are exempt. `None` turns
+    /// it off. Default 30 s.
+    pub fn unresponsive_timeout(self, bound: impl Into<Option<Duration>>) -> Self {
+        let bound = bound.into();
+        self.with(|c| c.unresponsive_timeout = bound)
+    }
+
     /// Validates the settings, opens the shared connections (handshake included) and
     /// returns the client. Must run inside a Tokio runtime.
     pub async fn connect(self) -> Result<Client> {
         let config = self.config?;
         config.validate()?;
         let config = Arc::new(config);
-        let mut shared = Vec::with_capacity(config.shared_connections);
-        for _ in 0..config.shared_connections {
-            shared.push(Connection::open(config.clone(), true).await?);
-        }
-        let pool = Pool::builder(Manager::new(config.clone()))
-            .max_size(config.pool_max_size)
-            .wait_timeout(Some(config.pool_wait_timeout))
-            .create_timeout(Some(config.connect_timeout + Duration::from_millis(100)))
-            .recycle_timeout(Some(config.connect_timeout))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::config(format!("connection pool: {e}")))?;
+        let endpoint = Arc::new(Fixed(config.addr.clone()));
+        let (events, _) = broadcast::channel(EVENTS_BUFFER);
+        let node = Node::connect(config.clone(), endpoint, events.clone()).await?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
-                shared: shared.into_boxed_slice(),
-                next: AtomicUsize::new(0),
-                pool,
+                node,
+                events,
+                shared_subscriptions: Default::default(),
             }),
         })
     }

@@ -4,20 +4,7 @@ use std::time::Duration;
 
 use crate::value::{ArgBuf, ToArgs};
 
-/// How a command must be routed, from the command's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// Any shared multiplexed connection.
-    Shared,
-    /// Blocks the connection server-side (the spec's BLOCKING flag): runs on an exclusive
-    /// connection and is exempt from the response timeout.
-    Blocking,
-    /// Changes per-connection state (transactions, db, protocol): refused on a shared
-    /// connection, where it would leak into other callers' commands.
-    ConnectionState,
-    /// Puts the connection in pub/sub or MONITOR mode, where replies stop matching requests.
-    PubSub,
-}
+pub(crate) use crate::route::Route;
 
 /// The route of a top-level command name, from the generated command table. Names the
 /// spec does not know (module commands) share connections.
@@ -104,9 +91,28 @@ impl Cmd {
         String::from_utf8_lossy(self.args.get(0).unwrap_or_default()).into_owned()
     }
 
-    /// True when the command blocks its connection server-side (BLPOP, XREAD, WAIT ...).
+    /// True when the command blocks its connection server-side (BLPOP, XREAD with BLOCK,
+    /// WAIT ...).
     pub fn is_blocking(&self) -> bool {
-        self.route == Route::Blocking
+        self.resolved_route() == Route::Blocking
+    }
+
+    /// Where the command may run, its subcommand and arguments considered.
+    pub(crate) fn resolved_route(&self) -> Route {
+        crate::route::resolve(self.route, &self.args)
+    }
+
+    /// The command's name, with the subcommand of a container (`CLIENT REPLY`), for
+    /// messages.
+    pub(crate) fn full_name(&self) -> String {
+        let mut name = self.name().to_ascii_uppercase();
+        if self.route == Route::Subcommand
+            && let Some(sub) = self.args.get(1)
+        {
+            name.push(' ');
+            name.push_str(&String::from_utf8_lossy(sub).to_ascii_uppercase());
+        }
+        name
     }
 }
 
@@ -128,8 +134,9 @@ mod tests {
     fn routing_follows_the_command_name_case_insensitively() {
         assert_eq!(cmd("get").route, Route::Shared);
         assert!(cmd("blpop").is_blocking());
-        assert!(cmd("XREADGROUP").is_blocking());
-        assert_eq!(cmd("Multi").route, Route::ConnectionState);
+        assert!(!cmd("XREADGROUP").is_blocking());
+        assert!(cmd("XREADGROUP").arg(["BLOCK", "0"]).is_blocking());
+        assert_eq!(cmd("Multi").route, Route::Transaction);
         assert_eq!(cmd("psubscribe").route, Route::PubSub);
     }
 

@@ -178,6 +178,19 @@ pub struct Config {
     pub max_batch_bytes: usize,
     /// Decoder limits on replies.
     pub limits: Limits,
+    /// TCP keepalive: probes start after this long without traffic and repeat every third
+    /// of it; three unanswered probes end the connection. Finds a dead peer or a dropped
+    /// NAT flow even on a connection blocked in BLPOP. `None` turns it off. Default 30 s.
+    pub tcp_keepalive: Option<Duration>,
+    /// A connection with nothing in flight and no traffic for this long is sent a PING,
+    /// which falls under [`unresponsive_timeout`](Self::unresponsive_timeout). `None` turns
+    /// it off. Default 30 s.
+    pub idle_ping: Option<Duration>,
+    /// The longest the oldest command in flight on a connection may wait while nothing at
+    /// all is read from it; past it the connection is declared dead, its commands fail with
+    /// `is_timeout()`, and it reconnects. Blocking commands (BLPOP ...) are exempt. `None`
+    /// turns it off. Default 30 s.
+    pub unresponsive_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -201,6 +214,9 @@ impl Default for Config {
             max_in_flight: 100_000,
             max_batch_bytes: 1024 * 1024,
             limits: Limits::default(),
+            tcp_keepalive: Some(Duration::from_secs(30)),
+            idle_ping: Some(Duration::from_secs(30)),
+            unresponsive_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -294,6 +310,18 @@ impl Config {
         }
         if self.response_timeout.is_some_and(|t| t.is_zero()) {
             return bad("response_timeout must be more than zero");
+        }
+        if self
+            .tcp_keepalive
+            .is_some_and(|t| t < Duration::from_secs(1))
+        {
+            return bad("tcp_keepalive must be at least 1 s (the kernel counts in seconds)");
+        }
+        if self.idle_ping.is_some_and(|t| t.is_zero()) {
+            return bad("idle_ping must be more than zero");
+        }
+        if self.unresponsive_timeout.is_some_and(|t| t.is_zero()) {
+            return bad("unresponsive_timeout must be more than zero");
         }
         if let Some(name) = &self.client_name
             && (name.is_empty() || name.bytes().any(|b| b <= b' ' || b == 0x7f))
@@ -485,6 +513,37 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         let err = Config::from_url("redis://bob:hunter2@h/x").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn health_checks_are_on_by_default_and_zero_is_refused() {
+        let c = Config::default();
+        assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(30)));
+        assert_eq!(c.idle_ping, Some(Duration::from_secs(30)));
+        assert_eq!(c.unresponsive_timeout, Some(Duration::from_secs(30)));
+        for bad in [
+            Config {
+                idle_ping: Some(Duration::ZERO),
+                ..Config::default()
+            },
+            Config {
+                unresponsive_timeout: Some(Duration::ZERO),
+                ..Config::default()
+            },
+            Config {
+                tcp_keepalive: Some(Duration::from_millis(10)),
+                ..Config::default()
+            },
+        ] {
+            assert!(bad.validate().unwrap_err().is_config());
+        }
+        let off = Config {
+            tcp_keepalive: None,
+            idle_ping: None,
+            unresponsive_timeout: None,
+            ..Config::default()
+        };
+        off.validate().unwrap();
     }
 
     #[test]

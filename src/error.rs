@@ -149,11 +149,14 @@ impl Error {
     }
 
     /// An error for a command that was in flight when its connection died of `cause`: a
-    /// protocol or I/O failure keeps its kind, anything else reads as a closed connection.
+    /// protocol, I/O or timeout failure keeps its kind, anything else reads as a closed
+    /// connection.
     pub(crate) fn in_flight(cause: &Error) -> Self {
         let kind = match cause.inner.kind {
             Kind::Protocol => Kind::Protocol,
             Kind::Io => Kind::Io,
+            // The connection was declared unresponsive.
+            Kind::Timeout => Kind::Timeout,
             _ => Kind::Closed,
         };
         Error::new(kind, format!("connection lost before the reply: {cause}"))

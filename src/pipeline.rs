@@ -12,6 +12,7 @@ use crate::error::{Error, Kind, Result};
 use crate::pool::Exclusive;
 use crate::query::with_timeout;
 use crate::resp::Value;
+use crate::route::{Place, refusal};
 use crate::value::FromValue;
 
 /// A reply parser: maps one reply; its error becomes that reply's error.
@@ -22,7 +23,7 @@ pub(crate) struct Queue {
     buf: BytesMut,
     count: usize,
     parsers: Vec<(usize, Parser)>,
-    /// A queued command must not run on a shared connection (blocking, WATCH ...).
+    /// A queued command blocks: the pipeline runs on an exclusive connection.
     needs_exclusive: bool,
     /// The first argument that could not be encoded: the pipeline fails without sending.
     error: Option<Error>,
@@ -102,7 +103,11 @@ impl Pipeline {
         if let Some(e) = cmd.args.take_error() {
             q.error.get_or_insert(e);
         }
-        if cmd.route != Route::Shared {
+        let route = cmd.resolved_route();
+        if let Some(e) = refusal(route, &cmd.full_name(), Place::Pipeline) {
+            q.error.get_or_insert(e);
+        }
+        if route == Route::Blocking {
             q.needs_exclusive = true;
         }
         cmd.args.encode_into(&mut q.buf);
@@ -192,8 +197,11 @@ pub(crate) async fn execute(
 ) -> Result<Vec<Result<Value>>> {
     let timeout = conn.response_timeout();
     if !atomic {
+        // Only blocking commands send a pipeline here; they may block as long as they like.
         let payload = Payload::Encoded(queue.buf.freeze());
-        let reply = conn.request_payload(payload, queue.count, timeout).await?;
+        let reply = conn
+            .request_payload(payload, queue.count, None, true)
+            .await?;
         return Ok(apply(split(reply, queue.count), queue.parsers));
     }
     let mut buf = BytesMut::with_capacity(queue.buf.len() + 32);
@@ -201,8 +209,9 @@ pub(crate) async fn execute(
     buf.extend_from_slice(&queue.buf);
     Cmd::new("EXEC").args.encode_into(&mut buf);
     let replies = queue.count + 2;
+    conn.touch(Route::Transaction);
     let all = split(
-        conn.request_payload(Payload::Encoded(buf.freeze()), replies, timeout)
+        conn.request_payload(Payload::Encoded(buf.freeze()), replies, timeout, false)
             .await?,
         replies,
     );

@@ -1,43 +1,54 @@
 //! Exclusive connections, managed by deadpool: for what must not share a connection
-//! (blocking commands, WATCH/MULTI/EXEC, subscriptions).
+//! (blocking commands, WATCH/MULTI/EXEC, SELECT and other connection state).
+//!
+//! A connection goes back to the pool in the state its handshake made, or not at all: what
+//! a holder changed is undone in one round trip (RESET and the handshake again, or DISCARD
+//! and UNWATCH), and a connection whose holder abandoned a command is closed at once.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 
 use crate::cmd::{Cmd, Route, cmd};
-use crate::config::Config;
-use crate::conn::{Connection, Payload};
+use crate::conn::{Connection, Options, Payload, check_handshake, replay_handshake};
 use crate::error::{Error, Kind, Result};
 use crate::query::{into_result, with_timeout};
 use crate::resp::Value;
+use crate::route::{Place, refusal};
 use crate::value::FromValue;
 
 pub(crate) type Pool = managed::Pool<Manager>;
 
-/// Creates exclusive connections and checks them before reuse.
+/// A holder ran WATCH, MULTI ...: undone with DISCARD and UNWATCH.
+const TOUCHED_TRANSACTION: u8 = 1;
+/// A holder changed connection state (SELECT, AUTH, HELLO, CLIENT TRACKING ...): undone
+/// with RESET and the handshake.
+const TOUCHED_STATE: u8 = 2;
+
+/// Creates exclusive connections and cleans them before reuse.
 pub(crate) struct Manager {
-    config: Arc<Config>,
+    opts: Options,
     ping: AtomicU64,
 }
 
 impl Manager {
-    pub(crate) fn new(config: Arc<Config>) -> Self {
+    pub(crate) fn new(opts: Options) -> Self {
         Manager {
-            config,
+            opts,
             ping: AtomicU64::new(0),
         }
     }
 }
 
-/// A connection in the pool, and whether its last command completed.
+/// A connection in the pool, and what its holder did with it.
 pub(crate) struct PooledConnection {
     conn: Connection,
-    /// False while a command is in flight; a checkout dropped in that state (a cancelled
-    /// BLPOP, say) leaves a reply on the wire and the connection is discarded, not reused.
+    /// False while a command is in flight; a checkout dropped in that state is closed.
     idle: AtomicBool,
+    /// What the holder changed, to undo before the next holder.
+    touched: AtomicU8,
 }
 
 impl managed::Manager for Manager {
@@ -45,11 +56,10 @@ impl managed::Manager for Manager {
     type Error = Error;
 
     async fn create(&self) -> Result<PooledConnection> {
-        // No silent reconnect: WATCH or a subscription must not vanish behind the caller.
-        let conn = Connection::open(self.config.clone(), false).await?;
         Ok(PooledConnection {
-            conn,
+            conn: Connection::open(self.opts.clone()).await?,
             idle: AtomicBool::new(true),
+            touched: AtomicU8::new(0),
         })
     }
 
@@ -60,50 +70,94 @@ impl managed::Manager for Manager {
         if obj.conn.is_closed() {
             return Err(RecycleError::message("connection closed"));
         }
-        // One round trip clears any WATCH left behind and proves the socket answers.
+        let touched = obj.touched.swap(0, Ordering::Relaxed);
         let n = self.ping.fetch_add(1, Ordering::Relaxed).to_string();
+        // Commands before the final PING, and the handshake within them to check.
+        let mut before: Vec<Cmd> = Vec::new();
+        let mut replayed = Vec::new();
+        if touched & TOUCHED_STATE != 0 {
+            before.push(cmd("RESET"));
+            replayed = replay_handshake(&self.opts.config, obj.conn.protocol());
+            before.extend(replayed.iter().map(|(c, _)| c.clone()));
+        } else if touched & TOUCHED_TRANSACTION != 0 {
+            // DISCARD ends a MULTI left open (and fails harmlessly outside one).
+            before.push(cmd("DISCARD"));
+            before.push(cmd("UNWATCH"));
+        }
         let mut payload = BytesMut::new();
-        cmd("UNWATCH").args.encode_into(&mut payload);
+        for c in &before {
+            c.args.encode_into(&mut payload);
+        }
+        // The echo proves the socket answers and that every reply before it was read.
         cmd("PING").arg(&n).args.encode_into(&mut payload);
+        let count = before.len() + 1;
         let reply = obj
             .conn
-            .request(Payload::Encoded(payload.freeze()), 2)
+            .request(Payload::Encoded(payload.freeze()), count)
             .await?;
-        match reply {
-            Value::Array(r)
-                if r.len() == 2 && r[1].as_bytes().is_some_and(|b| b[..] == *n.as_bytes()) =>
-            {
-                Ok(())
+        let mut replies = match reply {
+            Value::Array(r) if count > 1 && r.len() == count => r,
+            single if count == 1 => vec![single],
+            other => {
+                return Err(RecycleError::message(format!(
+                    "unexpected recycle reply: {other:?}"
+                )));
             }
-            other => Err(RecycleError::message(format!(
-                "unexpected recycle reply: {other:?}"
-            ))),
+        };
+        let echo = replies.pop();
+        let echoed = echo
+            .as_ref()
+            .and_then(Value::as_bytes)
+            .is_some_and(|b| b[..] == *n.as_bytes());
+        if !echoed {
+            return Err(RecycleError::message(format!(
+                "unexpected reply to the recycle PING: {echo:?}"
+            )));
         }
+        if touched & TOUCHED_STATE != 0 {
+            let mut replies = replies.into_iter();
+            match replies.next() {
+                Some(Value::Simple(s)) if &s[..] == b"RESET" => {}
+                // Servers before Redis 6.2 have no RESET: this connection cannot be cleaned.
+                other => {
+                    return Err(RecycleError::message(format!(
+                        "RESET failed ({other:?}); the connection is discarded"
+                    )));
+                }
+            }
+            check_handshake(&replayed, replies.collect())?;
+        }
+        Ok(())
     }
 }
 
 /// A connection checked out of the pool for the caller alone. It goes back to the pool when
-/// dropped (after UNWATCH + PING prove it clean), or is discarded if a command on it was
-/// abandoned.
+/// dropped, cleaned of what its holder changed; if a command on it was abandoned (its
+/// future dropped or timed out before the reply), it is closed at once instead, so a
+/// cancelled BLPOP stops blocking on the server.
 pub struct Exclusive {
-    obj: managed::Object<Manager>,
-    response_timeout: Option<std::time::Duration>,
+    obj: Option<managed::Object<Manager>>,
+    response_timeout: Option<Duration>,
 }
 
 impl Exclusive {
-    pub(crate) fn new(
-        obj: managed::Object<Manager>,
-        response_timeout: Option<std::time::Duration>,
-    ) -> Self {
+    pub(crate) fn new(obj: managed::Object<Manager>, response_timeout: Option<Duration>) -> Self {
         Exclusive {
-            obj,
+            obj: Some(obj),
             response_timeout,
         }
     }
 
+    fn pooled(&self) -> &PooledConnection {
+        // Only `drop` takes the object out.
+        self.obj.as_deref().expect("an exclusive connection in use")
+    }
+
     /// Sends a command and converts its reply. Blocking commands wait as long as they
-    /// block; other commands fall under the client's response timeout. The generated
-    /// command methods work here too (`exclusive.watch("k").await`).
+    /// block; other commands fall under the client's response timeout. Connection state
+    /// (SELECT, WATCH, CLIENT TRACKING ...) may change here; it is undone before the
+    /// connection serves anyone else. The generated command methods work here too
+    /// (`exclusive.watch("k").await`).
     pub async fn query<T: FromValue>(&self, cmd: Cmd) -> Result<T> {
         self.request(cmd).await.and_then(into_result)
     }
@@ -112,19 +166,29 @@ impl Exclusive {
         if let Some(e) = cmd.args.take_error() {
             return Err(e);
         }
-        if cmd.route == Route::PubSub {
-            return Err(Error::config(format!(
-                "{} puts a connection in pub/sub mode; use Client::subscriber() or Client::monitor()",
-                cmd.name()
-            )));
+        let route = cmd.resolved_route();
+        if let Some(e) = refusal(route, &cmd.full_name(), Place::Exclusive) {
+            return Err(e);
         }
+        self.touch(route);
+        let blocking = route == Route::Blocking;
         // A blocking command waits as long as it blocks, unless given its own timeout.
-        let timeout = match cmd.route {
-            Route::Blocking => cmd.timeout,
-            _ => cmd.timeout.or(self.response_timeout),
+        let timeout = match blocking {
+            true => cmd.timeout,
+            false => cmd.timeout.or(self.response_timeout),
         };
-        self.request_payload(Payload::Args(cmd.args), 1, timeout)
+        self.request_payload(Payload::Args(cmd.args), 1, timeout, blocking)
             .await
+    }
+
+    /// Records that a command of `route` ran, so the recycle undoes what it changed.
+    pub(crate) fn touch(&self, route: Route) {
+        let flag = match route {
+            Route::Transaction => TOUCHED_TRANSACTION,
+            Route::ConnectionState => TOUCHED_STATE,
+            _ => return,
+        };
+        self.pooled().touched.fetch_or(flag, Ordering::Relaxed);
     }
 
     /// Sends a payload of `replies` replies (one command, or a pipeline).
@@ -132,19 +196,35 @@ impl Exclusive {
         &self,
         payload: Payload,
         replies: usize,
-        timeout: Option<std::time::Duration>,
+        timeout: Option<Duration>,
+        blocking: bool,
     ) -> Result<Value> {
-        // Cleared if this future is dropped before the reply: the connection is then
-        // discarded instead of returned to the pool with a reply still due.
-        self.obj.idle.store(false, Ordering::Relaxed);
-        let reply = with_timeout(timeout, self.obj.conn.request(payload, replies)).await?;
-        self.obj.idle.store(true, Ordering::Relaxed);
+        let pooled = self.pooled();
+        // Still false if this future is dropped before the reply: the connection is then
+        // closed instead of returned to the pool with a reply due.
+        pooled.idle.store(false, Ordering::Relaxed);
+        let reply = with_timeout(timeout, pooled.conn.send(payload, replies, blocking)).await?;
+        pooled.idle.store(true, Ordering::Relaxed);
         Ok(reply)
     }
 
     /// The client's response timeout, which this connection applies.
-    pub(crate) fn response_timeout(&self) -> Option<std::time::Duration> {
+    pub(crate) fn response_timeout(&self) -> Option<Duration> {
         self.response_timeout
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if let Some(obj) = self.obj.take() {
+            if !obj.idle.load(Ordering::Relaxed) {
+                // Shut the socket now, from this thread, before the caller's next command can
+                // reach the server: a cancelled BLPOP must not pop what is pushed next.
+                obj.conn.kill();
+                // Out of the pool: its slot is free at once, and it is never handed out.
+                drop(managed::Object::take(obj));
+            }
+        }
     }
 }
 

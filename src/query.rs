@@ -12,6 +12,7 @@ use crate::cmd::{Cmd, Route};
 use crate::conn::{Payload, ReplyRx, TryRequest, shut_down};
 use crate::error::{Error, Result};
 use crate::resp::Value;
+use crate::route::{Place, refusal};
 use crate::value::FromValue;
 
 type BoxedReply<'a> = Pin<Box<dyn Future<Output = Result<Value>> + Send + 'a>>;
@@ -83,7 +84,7 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
         let mut this = self.project();
         loop {
             match std::mem::replace(this.state, State::Done) {
-                State::Start(mut cmd) => match cmd.route {
+                State::Start(mut cmd) => match cmd.resolved_route() {
                     _ if let Some(e) = cmd.args.take_error() => return Poll::Ready(Err(e)),
                     Route::Shared => {
                         let config = this.client.config();
@@ -102,16 +103,17 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
                     }
                     Route::Blocking => {
                         let client = *this.client;
+                        // Dropping this future drops the checkout mid-command, which closes
+                        // its connection at once.
                         *this.state = State::Boxed(Box::pin(async move {
                             client.exclusive().await?.request(cmd).await
                         }));
                     }
-                    Route::ConnectionState | Route::PubSub => {
-                        return Poll::Ready(Err(Error::config(format!(
-                            "{} changes the state of its connection and cannot run on a \
-                             shared one; use Client::exclusive()",
-                            cmd.name()
-                        ))));
+                    route => {
+                        let refused = refusal(route, &cmd.full_name(), Place::Shared);
+                        return Poll::Ready(Err(refused.unwrap_or_else(|| {
+                            Error::config(format!("{} cannot run here", cmd.full_name()))
+                        })));
                     }
                 },
                 State::Waiting(mut reply) => match Pin::new(&mut reply).poll(cx) {

@@ -14,13 +14,17 @@ server_tests! {
         assert_eq!(&c.ping_with(PingOptions::new().message("hi")).await.unwrap()[..], b"hi");
         assert_eq!(&c.echo("x\r\ny").await.unwrap()[..], b"x\r\ny");
         let id = c.client_id().await.unwrap();
-        c.client_setname("conn-test").await.unwrap();
-        assert_eq!(c.client_getname().to::<Option<String>>().await.unwrap().as_deref(), Some("conn-test"));
         let info: String = c.client_info().to().await.unwrap();
         assert!(info.contains(&format!("id={id} ")), "{info}");
-        c.client_no_evict(ClientNoEvictEnabled::On).await.unwrap();
         let list: String = c.client_list_with(ClientListOptions::new().id(id)).to().await.unwrap();
         assert_eq!(list.lines().count(), 1);
+        // Naming and per-connection flags change the connection: an exclusive one takes them.
+        let ex = c.exclusive().await.unwrap();
+        ex.client_setname("conn-test").await.unwrap();
+        assert_eq!(ex.client_getname().to::<Option<String>>().await.unwrap().as_deref(), Some("conn-test"));
+        ex.client_no_evict(ClientNoEvictEnabled::On).await.unwrap();
+        let info: String = ex.client_info().to().await.unwrap();
+        assert!(info.contains("name=conn-test"), "{info}");
     }
 
     async fn state_changing_commands_are_refused_with_a_pointer_to_exclusive(kind) {
@@ -31,11 +35,14 @@ server_tests! {
             c.reset().await.unwrap_err(),
             c.multi().await.unwrap_err(),
             c.watch("k").await.unwrap_err(),
-            c.subscribe("ch").await.unwrap_err(),
             c.auth("pw").await.unwrap_err(),
+            c.client_setname("x").await.unwrap_err(),
         ] {
             assert!(err.is_config() && err.to_string().contains("exclusive"), "{err}");
         }
+        // exclusive() refuses SUBSCRIBE too: the error points to the subscriber.
+        let err = c.subscribe("ch").await.unwrap_err();
+        assert!(err.is_config() && err.to_string().contains("subscriber()"), "{err}");
         assert_eq!(&c.ping().await.unwrap()[..], b"PONG");
     }
 }

@@ -177,19 +177,25 @@ server_tests! {
         let server = TestServer::start(kind);
         let client = Client::connect(&server.url()).await.unwrap();
         let mut pushes = client.push_frames().remove(0);
-        // Client-side caching on the shared connection: reading a key subscribes to its
-        // invalidation, which arrives as a push frame between ordinary replies.
-        client.cmd("CLIENT").arg("TRACKING").arg("ON").exec().await.unwrap();
+        // Pub/sub on the shared connection: messages arrive as push frames between ordinary
+        // replies.
+        let sub = client.shared_subscriber().unwrap();
+        sub.subscribe("feed").await.unwrap();
         let writer = Client::connect(&server.url()).await.unwrap();
         for round in 0..200i64 {
-            let key = format!("tracked{}", round % 10);
-            let _: Option<i64> = client.cmd("GET").arg(&key).query().await.unwrap();
-            writer.cmd("SET").arg(&key).arg(round).exec().await.unwrap();
+            writer.cmd("PUBLISH").arg("feed").arg(round).exec().await.unwrap();
             let v: i64 = client.cmd("ECHO").arg(round).query().await.unwrap();
             assert_eq!(v, round);
         }
-        let first = tokio::time::timeout(Duration::from_secs(5), pushes.recv()).await.unwrap().unwrap();
-        let Value::Push(items) = first else { panic!("not a push: {first:?}") };
-        assert_eq!(items[0].as_bytes().map(|b| &b[..]), Some(&b"invalidate"[..]));
+        let first = loop {
+            let item = tokio::time::timeout(Duration::from_secs(5), pushes.recv()).await.unwrap().unwrap();
+            if let kermes::Push::Frame(Value::Push(items)) = item
+                && items[0].as_bytes().is_some_and(|b| &b[..] == b"message")
+            {
+                break items;
+            }
+        };
+        let items = first;
+        assert_eq!(items[2].as_bytes().map(|b| &b[..]), Some(&b"0"[..]));
     }
 }

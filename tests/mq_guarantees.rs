@@ -354,8 +354,10 @@ server_tests! {
         client.set("end-of-test", 1).await.unwrap();
 
         let mut from_scripts = 0;
-        while let Some(entry) = monitor.next().await {
-            let entry = entry.unwrap();
+        while let Some(event) = monitor.next().await {
+            let Some(entry) = event.unwrap().into_entry() else {
+                panic!("the MONITOR connection was interrupted; commands may have been missed");
+            };
             if entry.command.eq_ignore_ascii_case("set") && entry.args.first().is_some_and(|a| a == "end-of-test") {
                 break;
             }

@@ -58,6 +58,7 @@ fn run() -> Result<ExitCode, String> {
     let (sentinel, api): (Vec<Command>, Vec<Command>) = all
         .into_iter()
         .partition(|c| c.name == "SENTINEL" || c.name.starts_with("SENTINEL "));
+    table::check_lists(&api)?;
     let skipped = skips(&api);
     let files = render_files(&api, &skipped)?;
 

@@ -378,7 +378,7 @@ impl Group {
         let prefix = camel(&cmd.name);
         let mut words = cmd.name.split(' ');
         let first = words.next().unwrap_or_default();
-        let route = crate::table::route(cmd);
+        let route = crate::table::route(cmd, false);
         let head = format!("Cmd::with_route({first:?}, Route::{route})");
         let subcommand: String = words
             .map(|w| format!(" a.push({});", token_lit(w)))

@@ -4,13 +4,32 @@ use std::fmt::Write;
 
 use crate::model::{Begin, Command, Find};
 
-/// Commands that change the state of their connection: refused on a shared connection.
-const CONNECTION_STATE: &[&str] = &[
-    "WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "SELECT", "HELLO", "RESET", "QUIT", "AUTH",
+/// Commands (or subcommands) that change the state of their connection for the commands
+/// after them: refused on a shared connection, and undone (RESET and the handshake again)
+/// before an exclusive connection returns to the pool.
+pub const CONNECTION_STATE: &[&str] = &[
+    "SELECT",
+    "HELLO",
+    "RESET",
+    "QUIT",
+    "AUTH",
+    "ASKING",
+    "READONLY",
+    "READWRITE",
+    "CLIENT SETNAME",
+    "CLIENT SETINFO",
+    "CLIENT TRACKING",
+    "CLIENT CACHING",
+    "CLIENT NO-EVICT",
+    "CLIENT NO-TOUCH",
+    "CLIENT IMPORT-SOURCE",
 ];
 
+/// Optimistic transactions: exclusive connections only; undone with DISCARD and UNWATCH.
+pub const TRANSACTION: &[&str] = &["WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD"];
+
 /// Commands that put a connection in pub/sub or MONITOR mode.
-const PUBSUB_MODE: &[&str] = &[
+pub const PUBSUB_MODE: &[&str] = &[
     "SUBSCRIBE",
     "PSUBSCRIBE",
     "SSUBSCRIBE",
@@ -19,6 +38,33 @@ const PUBSUB_MODE: &[&str] = &[
     "SUNSUBSCRIBE",
     "MONITOR",
 ];
+
+/// Commands after which the server sends no reply (or skips the next one): a client that
+/// matches replies to requests cannot run them at all.
+pub const NO_REPLY: &[&str] = &["CLIENT REPLY"];
+
+/// Commands that block only with their BLOCK option; without it they are ordinary reads.
+pub const BLOCK_OPTION: &[&str] = &["XREAD", "XREADGROUP"];
+
+/// Every name the lists above hold must be in the spec, so a typo cannot route silently.
+pub fn check_lists(all: &[Command]) -> Result<(), String> {
+    for list in [
+        CONNECTION_STATE,
+        TRANSACTION,
+        PUBSUB_MODE,
+        NO_REPLY,
+        BLOCK_OPTION,
+    ] {
+        for name in list {
+            if !all.iter().any(|c| c.name == *name) {
+                return Err(format!(
+                    "routing lists name {name}, which the spec does not have"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Flag names as the table's bit constants; the spec spells some differently from
 /// `COMMAND INFO`.
@@ -50,17 +96,34 @@ pub const FLAGS: &[(&str, &[&str])] = &[
     ("TOUCHES_ARBITRARY_KEYS", &["TOUCHES_ARBITRARY_KEYS"]),
 ];
 
-pub fn route(cmd: &Command) -> &'static str {
-    let first = cmd.name.split(' ').next().unwrap_or_default();
-    if cmd.flags.iter().any(|f| f == "BLOCKING") {
+/// The route of a command or subcommand; `container` when subcommands decide.
+pub fn route(cmd: &Command, container: bool) -> &'static str {
+    let name = cmd.name.as_str();
+    if container {
+        "Subcommand"
+    } else if BLOCK_OPTION.contains(&name) {
+        "BlockOption"
+    } else if cmd.flags.iter().any(|f| f == "BLOCKING") {
         "Blocking"
-    } else if cmd.container.is_none() && PUBSUB_MODE.contains(&first) {
+    } else if PUBSUB_MODE.contains(&name) {
         "PubSub"
-    } else if cmd.container.is_none() && CONNECTION_STATE.contains(&first) {
+    } else if TRANSACTION.contains(&name) {
+        "Transaction"
+    } else if CONNECTION_STATE.contains(&name) {
         "ConnectionState"
+    } else if NO_REPLY.contains(&name) {
+        "NoReply"
     } else {
         "Shared"
     }
+}
+
+/// True when some command of `all` is a subcommand of `cmd`.
+pub fn is_container(cmd: &Command, all: &[Command]) -> bool {
+    cmd.container.is_none()
+        && all
+            .iter()
+            .any(|s| s.container.as_deref() == Some(cmd.name.as_str()))
 }
 
 fn flag_expr(cmd: &Command) -> String {
@@ -113,7 +176,7 @@ fn key_spec(k: &crate::model::KeySpec) -> String {
 /// `all` is every command of the spec; `skipped` names those without a method, and why.
 pub fn render(all: &[Command], skipped: &[(String, String)]) -> String {
     let mut out = String::new();
-    out.push_str("use super::super::info::{BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec};\nuse crate::cmd::Route;\n\n");
+    out.push_str("use super::super::info::{BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec};\nuse crate::route::Route;\n\n");
     out.push_str("impl CommandFlags {\n");
     for (i, (name, spellings)) in FLAGS.iter().enumerate() {
         let _ = writeln!(
@@ -139,7 +202,7 @@ pub fn render(all: &[Command], skipped: &[(String, String)]) -> String {
             c.since,
             c.arity,
             flag_expr(c),
-            route(c),
+            route(c, is_container(c, all)),
             specs.join(", ")
         );
     }

@@ -1,6 +1,6 @@
 //! What the spec says about each command, as data: flags, routing, key positions.
 
-use crate::cmd::Route;
+use crate::route::Route;
 
 /// The spec's facts about one command or subcommand.
 #[derive(Debug)]

@@ -47,10 +47,47 @@ pub fn command_info(name: &str) -> Option<&'static CommandInfo> {
     lookup(name.as_bytes())
 }
 
+/// The entry of `NAME SUB` (a container's subcommand), in any case.
+pub(crate) fn lookup_subcommand(name: &[u8], sub: &[u8]) -> Option<&'static CommandInfo> {
+    let mut full = [0u8; 64];
+    let len = name.len() + 1 + sub.len();
+    let full = full.get_mut(..len)?;
+    full[..name.len()].copy_from_slice(name);
+    full[name.len()] = b' ';
+    full[name.len() + 1..].copy_from_slice(sub);
+    full.make_ascii_uppercase();
+    let table = generated::table::COMMANDS;
+    table
+        .binary_search_by(|c| c.name.as_bytes().cmp(full))
+        .ok()
+        .map(|i| &table[i])
+}
+
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static CommandInfo> {
     let mut upper = [0u8; 32];
     let upper = upper.get_mut(..name.len())?;
     upper.copy_from_slice(name);
     upper.make_ascii_uppercase();
     generated::table::lookup_upper(upper)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_bytewise_for_subcommand_lookup() {
+        let table = generated::table::COMMANDS;
+        assert!(
+            table
+                .windows(2)
+                .all(|w| w[0].name.as_bytes() < w[1].name.as_bytes())
+        );
+        assert_eq!(
+            lookup_subcommand(b"client", b"No-Evict").map(|c| c.name),
+            Some("CLIENT NO-EVICT")
+        );
+        assert!(lookup_subcommand(b"CLIENT", b"NOPE").is_none());
+        assert!(lookup_subcommand(b"GET", b"X").is_none());
+    }
 }

@@ -1,36 +1,46 @@
-//! The loop that owns one socket: gathers queued requests into one write, flushes, and matches
-//! replies to requests in order, all in one task so that reading never waits on writing.
+//! The loop that owns one socket: gathers queued requests into one write, flushes, matches
+//! replies to requests in order and hands everything else (push frames, pub/sub messages,
+//! MONITOR lines) to the push channel, all in one task so that reading never waits on
+//! writing. It also watches the connection's health. Every connection kind runs this loop;
+//! they differ only in how a frame is told apart from a reply.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::{Sink, Stream};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::Request;
 use super::handshake::Socket;
-use crate::config::Config;
+use super::subscriptions::{SubChange, Subscriptions, is_confirmation, is_message};
+use super::{Mode, Options, Payload, Push, Request};
+use crate::cmd::cmd;
 use crate::error::{Error, Result};
 use crate::resp::Value;
 
 /// Why a driver stopped.
 pub(crate) enum Exit {
-    /// Every handle is gone and every reply was delivered.
+    /// Every handle is gone (and, for multiplexed connections, every reply delivered).
     HandlesGone,
-    /// The socket failed; the error says how. Pending requests were already failed.
+    /// The socket failed or the connection was found unhealthy; the error says how. Pending
+    /// requests were already failed.
     Died(Error),
 }
 
 struct Pending {
-    tx: oneshot::Sender<Result<Value>>,
-    /// Its replies are (un)subscribe confirmation push frames (RESP3).
-    push_replies: bool,
+    /// `None` for the driver's own requests (health PINGs, resubscriptions).
+    tx: Option<oneshot::Sender<Result<Value>>>,
     /// Replies still to read for this request.
     remaining: usize,
     /// Replies read so far, for requests that expect more than one.
     gathered: Vec<Value>,
+    /// A subscription change: its replies are confirmation frames.
+    change: Option<Box<SubChange>>,
+    /// A blocking command may wait for its reply as long as it likes.
+    blocking: bool,
 }
 
 /// Most commands gathered into one write. Flushing a few dozen at a time lets the server
@@ -40,25 +50,38 @@ const BATCH_COMMANDS: usize = 32;
 /// A write buffer that grew past this for one large value is given back after the flush.
 const WRITE_BUFFER_KEEP: usize = 4 * 1024 * 1024;
 
+/// Runs one socket until it fails or every handle is gone. `subs` is the connection's
+/// subscription set: made again first thing, and kept up to date.
 pub(crate) async fn drive(
     socket: &mut Socket,
     requests: &mut mpsc::Receiver<Request>,
-    push: &broadcast::Sender<Value>,
-    config: &Config,
+    push: &broadcast::Sender<Push>,
+    subs: &mut Subscriptions,
+    opts: &Options,
 ) -> Exit {
     let mut state = Driver {
         socket,
         requests,
         push,
+        subs,
+        mode: opts.mode,
         pending: VecDeque::new(),
         requests_closed: false,
-        max_in_flight: config.max_in_flight,
-        max_batch_bytes: config.max_batch_bytes,
+        max_in_flight: opts.config.max_in_flight,
+        max_batch_bytes: opts.config.max_batch_bytes,
+        health: Health::new(opts.idle_ping, opts.unresponsive),
+        frames: 0,
+        completed: 0,
     };
+    for change in state.subs.restore() {
+        state.send_change(None, change);
+    }
     let exit = poll_fn(|cx| state.poll(cx)).await;
     if let Exit::Died(err) = &exit {
         for p in state.pending.drain(..) {
-            let _ = p.tx.send(Err(Error::in_flight(err)));
+            if let Some(tx) = p.tx {
+                let _ = tx.send(Err(Error::in_flight(err)));
+            }
         }
     }
     exit
@@ -74,16 +97,42 @@ enum Gathered {
 struct Driver<'a> {
     socket: &'a mut Socket,
     requests: &'a mut mpsc::Receiver<Request>,
-    push: &'a broadcast::Sender<Value>,
+    push: &'a broadcast::Sender<Push>,
+    subs: &'a mut Subscriptions,
+    mode: Mode,
     pending: VecDeque<Pending>,
     requests_closed: bool,
     max_in_flight: usize,
     max_batch_bytes: usize,
+    health: Option<Health>,
+    /// Frames read so far: progress, for the health check.
+    frames: u64,
+    /// Requests completed so far: a change of the oldest one in flight.
+    completed: u64,
 }
 
 impl Driver<'_> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
         loop {
+            if self.mode == Mode::Exclusive && self.abandoned(cx) {
+                // The caller gave up on a reply it will never read (a cancelled BLPOP):
+                // close now, so the server stops blocking for it and serves nobody's data
+                // to a dead request.
+                return Poll::Ready(Exit::Died(Error::closed(
+                    "a command was abandoned before its reply; its exclusive connection was \
+                     closed",
+                )));
+            }
+            // Every ready tick is checked, and the last poll leaves the timer's waker set.
+            while self
+                .health
+                .as_mut()
+                .is_some_and(|h| h.tick.poll_tick(cx).is_ready())
+            {
+                if let Err(e) = self.check_health() {
+                    return Poll::Ready(Exit::Died(e));
+                }
+            }
             let stopped = self.gather(cx);
             let mut flushed = true;
             if !self.socket.write_buffer().is_empty() {
@@ -115,11 +164,12 @@ impl Driver<'_> {
                     Poll::Pending => break,
                 }
             }
-            if self.requests_closed
-                && self.pending.is_empty()
-                && self.socket.write_buffer().is_empty()
-            {
-                return Poll::Ready(Exit::HandlesGone);
+            if self.requests_closed {
+                // A subscriber or monitor whose handles are gone has nobody to deliver to.
+                let streaming = matches!(self.mode, Mode::Subscriber | Mode::Monitor);
+                if streaming || (self.pending.is_empty() && self.socket.write_buffer().is_empty()) {
+                    return Poll::Ready(Exit::HandlesGone);
+                }
             }
             // Gathering that stopped at a cap left requests queued with no waker set for the
             // queue: go again as soon as the cap is relieved (the flush finished, or replies
@@ -133,6 +183,14 @@ impl Driver<'_> {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// True when the caller of a request still awaiting its reply has gone.
+    fn abandoned(&mut self, cx: &mut Context<'_>) -> bool {
+        self.pending.iter_mut().any(|p| {
+            p.tx.as_mut()
+                .is_some_and(|tx| tx.poll_closed(cx).is_ready())
+        })
     }
 
     /// Moves queued requests into the write buffer until the queue is empty (its waker is
@@ -154,13 +212,23 @@ impl Driver<'_> {
                     if request.tx.is_closed() {
                         continue;
                     }
-                    request.payload.encode_into(self.socket.write_buffer_mut());
                     gathered += 1;
+                    let out = self.socket.write_buffer_mut();
+                    match request.payload {
+                        Payload::Args(args) => args.encode_into(out),
+                        Payload::Encoded(bytes) => out.extend_from_slice(&bytes),
+                        Payload::Subscription(change) => {
+                            let change = self.subs.apply(&change);
+                            self.send_change(Some(request.tx), change);
+                            continue;
+                        }
+                    }
                     self.pending.push_back(Pending {
-                        tx: request.tx,
-                        push_replies: request.push_replies,
+                        tx: Some(request.tx),
                         remaining: request.replies,
                         gathered: Vec::new(),
+                        change: None,
+                        blocking: request.blocking,
                     });
                 }
                 Poll::Ready(None) => self.requests_closed = true,
@@ -170,15 +238,56 @@ impl Driver<'_> {
         Gathered::QueueEmpty
     }
 
-    fn dispatch(&mut self, value: Value) -> Result<()> {
-        if let Value::Push(items) = &value {
-            let answers_front = self.pending.front().is_some_and(|p| p.push_replies)
-                && super::is_confirmation(items);
-            if !answers_front {
-                // Out-of-band data (messages, invalidations): never the reply to a request.
-                let _ = self.push.send(value);
-                return Ok(());
+    /// Writes a recorded subscription change; with no names there is nothing to send.
+    fn send_change(&mut self, tx: Option<oneshot::Sender<Result<Value>>>, change: SubChange) {
+        if change.names.is_empty() {
+            if let Some(tx) = tx {
+                let _ = tx.send(Ok(Value::Array(Vec::new())));
             }
+            return;
+        }
+        change.encode_into(self.socket.write_buffer_mut());
+        self.pending.push_back(Pending {
+            tx,
+            remaining: change.names.len(),
+            gathered: Vec::new(),
+            change: Some(Box::new(change)),
+            blocking: false,
+        });
+    }
+
+    /// True when a frame is not a reply: it goes to the push channel instead.
+    fn out_of_band(&mut self, value: &Value) -> bool {
+        match value {
+            Value::Push(items) => !self.confirms_front(items),
+            Value::Array(items) if self.mode == Mode::Subscriber => {
+                is_message(items) || (is_confirmation(items) && !self.confirms_front(items))
+            }
+            // MONITOR is the only command a monitor sends; every frame after its +OK is a line.
+            _ if self.mode == Mode::Monitor => self.pending.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// True when `items` confirms the subscription change awaiting its replies; a
+    /// confirmation nobody asked for records what the server dropped.
+    fn confirms_front(&mut self, items: &[Value]) -> bool {
+        let answers = self
+            .pending
+            .front()
+            .and_then(|p| p.change.as_ref())
+            .is_some_and(|c| c.is_confirmed_by(items));
+        if !answers && is_confirmation(items) {
+            self.subs.unsolicited(items);
+        }
+        answers
+    }
+
+    fn dispatch(&mut self, value: Value) -> Result<()> {
+        self.frames += 1;
+        if self.out_of_band(&value) {
+            let _ = self.push.send(Push::Frame(value));
+            return Ok(());
         }
         let Some(front) = self.pending.front_mut() else {
             return Err(Error::protocol(format!(
@@ -186,15 +295,21 @@ impl Driver<'_> {
                 value.kind_name()
             )));
         };
+        // A refused subscription gets one error for the whole command, not one per name.
+        let refused = front.change.is_some() && matches!(value, Value::Error(_));
         front.remaining -= 1;
-        if front.remaining > 0 {
+        if front.remaining > 0 && !refused {
             front.gathered.push(value);
             return Ok(());
         }
         let Some(done) = self.pending.pop_front() else {
             return Ok(());
         };
-        let reply = if done.gathered.is_empty() {
+        self.completed += 1;
+        if refused && let Some(change) = &done.change {
+            self.subs.refused(change);
+        }
+        let reply = if done.gathered.is_empty() || refused {
             value
         } else {
             let mut all = done.gathered;
@@ -203,7 +318,105 @@ impl Driver<'_> {
         };
         // The caller may have gone (cancelled); its reply is read and dropped here, which is
         // what keeps later replies matched to their requests.
-        let _ = done.tx.send(Ok(reply));
+        if let Some(tx) = done.tx {
+            let _ = tx.send(Ok(reply));
+        }
         Ok(())
+    }
+
+    /// On each health tick: fails the connection when the oldest request has waited past
+    /// the bound with nothing read, and PINGs a connection that has been idle.
+    fn check_health(&mut self) -> Result<()> {
+        let Some(health) = &mut self.health else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let read = (self.frames, self.socket.read_buffer().len());
+        let active = read != health.seen_read || self.completed != health.seen_completed;
+        if read != health.seen_read {
+            health.read_at = now;
+        }
+        if self.completed != health.seen_completed || self.pending.is_empty() || health.seen_idle {
+            // The oldest request in flight changed since the last tick (or there is none):
+            // its wait is counted from now, which is late, so a bound never fires early.
+            health.front_since = now;
+        }
+        health.seen_idle = self.pending.is_empty();
+        if active || !self.pending.is_empty() || !self.socket.write_buffer().is_empty() {
+            health.active_at = now;
+        }
+        health.seen_read = read;
+        health.seen_completed = self.completed;
+
+        if let (Some(limit), Some(front)) = (health.unresponsive, self.pending.front())
+            && !front.blocking
+        {
+            let waited = now - health.front_since.max(health.read_at);
+            if waited >= limit {
+                return Err(Error::timeout(format!(
+                    "the connection is unresponsive: a command waited {waited:?} with \
+                     nothing read (the bound is {limit:?})"
+                )));
+            }
+        }
+        if let Some(idle) = health.idle_ping
+            && self.pending.is_empty()
+            && now - health.active_at >= idle
+        {
+            cmd("PING").args.encode_into(self.socket.write_buffer_mut());
+            self.pending.push_back(Pending {
+                tx: None,
+                remaining: 1,
+                gathered: Vec::new(),
+                change: None,
+                blocking: false,
+            });
+            health.active_at = now;
+            health.front_since = now;
+        }
+        Ok(())
+    }
+}
+
+/// The health check's clock and what it saw at its last tick.
+struct Health {
+    tick: Interval,
+    idle_ping: Option<Duration>,
+    unresponsive: Option<Duration>,
+    seen_read: (u64, usize),
+    seen_completed: u64,
+    /// Nothing was in flight at the last tick.
+    seen_idle: bool,
+    /// Last tick at which something had been read.
+    read_at: Instant,
+    /// First tick at which the oldest request in flight was seen.
+    front_since: Instant,
+    /// Last tick with any traffic or anything in flight.
+    active_at: Instant,
+}
+
+impl Health {
+    /// Ticks four times per shortest bound, so a bound is noticed within a quarter of it.
+    fn new(idle_ping: Option<Duration>, unresponsive: Option<Duration>) -> Option<Health> {
+        let shortest = match (idle_ping, unresponsive) {
+            (None, None) => return None,
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+        };
+        let period = (shortest / 4).max(Duration::from_millis(5));
+        let now = Instant::now();
+        let mut tick = tokio::time::interval_at(now + period, period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Some(Health {
+            tick,
+            idle_ping,
+            unresponsive,
+            seen_read: (0, 0),
+            seen_completed: 0,
+            seen_idle: true,
+            read_at: now,
+            front_since: now,
+            active_at: now,
+        })
     }
 }

@@ -1,73 +1,100 @@
-//! The handshake run on every new socket: HELLO (or AUTH), SETNAME, SELECT, SETINFO.
+//! Bringing a new socket to the state its connection must have: the handshake (HELLO or
+//! AUTH, SETNAME, SELECT, SETINFO) and, for a MONITOR connection, MONITOR itself. The same
+//! handshake is replayed after RESET when an exclusive connection returns to the pool.
 
 use futures::{SinkExt, StreamExt};
 use tokio_util::codec::Framed;
 
-use super::transport::Transport;
+use super::transport::{ShutdownHandle, Transport};
+use super::{Mode, Options};
 use crate::cmd::{Cmd, cmd};
-use crate::config::{Config, Protocol};
-use crate::error::{Error, Kind, Result};
+use crate::config::{Addr, Config, Protocol};
+use crate::error::{Error, Kind, Result, ServerError};
 use crate::resp::{RespCodec, Value};
 
 pub(crate) type Socket = Framed<Transport, RespCodec>;
 
-/// Opens a socket and brings it to the state the config asks for. Returns the protocol the
-/// server agreed to.
-pub(crate) async fn connect(config: &Config) -> Result<(Socket, Protocol)> {
+/// A socket ready for its driver.
+pub(crate) struct Connected {
+    pub(crate) socket: Socket,
+    pub(crate) protocol: Protocol,
+    pub(crate) addr: Addr,
+    /// For exclusive connections, which close at once when a command is abandoned.
+    pub(crate) shutdown: Option<ShutdownHandle>,
+}
+
+/// Asks the endpoint where to go, connects, and runs the handshake, all within the connect
+/// timeout.
+pub(crate) async fn connect(opts: &Options) -> Result<Connected> {
+    let config = &opts.config;
+    let addr = opts.endpoint.resolve().await?;
     let work = async {
-        let transport = Transport::connect(&config.addr).await.map_err(|e| {
-            Error::new(Kind::Connect, format!("cannot connect to {}", config.addr)).with_source(e)
-        })?;
+        let transport = Transport::connect(&addr, config.tcp_keepalive)
+            .await
+            .map_err(|e| {
+                Error::new(Kind::Connect, format!("cannot connect to {addr}")).with_source(e)
+            })?;
+        let shutdown = match opts.mode {
+            Mode::Exclusive => Some(transport.shutdown_handle().map_err(|e| {
+                Error::new(Kind::Connect, format!("cannot connect to {addr}")).with_source(e)
+            })?),
+            _ => None,
+        };
         let mut socket = Framed::with_capacity(transport, RespCodec::new(config.limits), 16 * 1024);
         let protocol = handshake(&mut socket, config).await.map_err(|e| {
             if e.is_server() || e.is_connect() {
                 e
             } else {
-                Error::new(
-                    Kind::Connect,
-                    format!("handshake with {} failed: {e}", config.addr),
-                )
+                Error::new(Kind::Connect, format!("handshake with {addr} failed: {e}"))
             }
         })?;
-        Ok((socket, protocol))
+        if opts.mode == Mode::Monitor {
+            match round_trip(&mut socket, [&cmd("MONITOR")]).await?.pop() {
+                Some(Value::Simple(ok)) if &ok[..] == b"OK" => {}
+                Some(Value::Error(e)) => return Err(e.into()),
+                other => {
+                    return Err(Error::protocol(format!(
+                        "unexpected reply to MONITOR: {other:?}"
+                    )));
+                }
+            }
+        }
+        Ok(Connected {
+            socket,
+            protocol,
+            addr: addr.clone(),
+            shutdown,
+        })
     };
     match tokio::time::timeout(config.connect_timeout, work).await {
         Ok(result) => result,
         Err(_) => Err(Error::timeout(format!(
-            "connecting to {} took longer than {:?}",
-            config.addr, config.connect_timeout
+            "connecting to {addr} took longer than {:?}",
+            config.connect_timeout
         ))),
     }
 }
 
-async fn handshake(socket: &mut Socket, config: &Config) -> Result<Protocol> {
-    let mut protocol = Protocol::Resp2;
-    let mut authenticated_and_named = false;
-    if config.protocol == Protocol::Resp3 {
-        let mut hello = cmd("HELLO").arg(3);
-        if let Some(password) = &config.password {
-            hello = hello
-                .arg("AUTH")
-                .arg(config.username.as_deref().unwrap_or("default"))
-                .arg(password.expose());
-        }
-        if let Some(name) = &config.client_name {
-            hello = hello.arg("SETNAME").arg(name);
-        }
-        match round_trip(socket, [&hello]).await?.pop() {
-            Some(Value::Error(e)) if is_unknown_command(e.as_str()) || e.code() == "NOPROTO" => {
-                tracing::debug!(server_error = %e.code(), "HELLO 3 refused; falling back to RESP2");
-            }
-            Some(Value::Error(e)) => return Err(auth_error(e)),
-            _ => {
-                protocol = Protocol::Resp3;
-                authenticated_and_named = true;
-            }
-        }
+/// `HELLO 3`, with AUTH and SETNAME when configured.
+fn hello(config: &Config) -> Cmd {
+    let mut hello = cmd("HELLO").arg(3);
+    if let Some(password) = &config.password {
+        hello = hello
+            .arg("AUTH")
+            .arg(config.username.as_deref().unwrap_or("default"))
+            .arg(password.expose());
     }
-    // (command, must succeed) pairs, sent in one write.
-    let mut setup: Vec<(Cmd, bool)> = Vec::new();
-    if !authenticated_and_named {
+    if let Some(name) = &config.client_name {
+        hello = hello.arg("SETNAME").arg(name);
+    }
+    hello
+}
+
+/// The commands after HELLO (or without it), as (command, must succeed) pairs sent in one
+/// write. `greeted`: HELLO already authenticated and named the connection.
+fn setup(config: &Config, greeted: bool) -> Vec<(Cmd, bool)> {
+    let mut setup = Vec::new();
+    if !greeted {
         if let Some(password) = &config.password {
             let auth = match &config.username {
                 Some(user) => cmd("AUTH").arg(user).arg(password.expose()),
@@ -94,23 +121,61 @@ async fn handshake(socket: &mut Socket, config: &Config) -> Result<Protocol> {
             .arg(env!("CARGO_PKG_VERSION")),
         false,
     ));
+    setup
+}
+
+/// The handshake for a connection that already agreed on `protocol`, as (command, must
+/// succeed) pairs: what RESET undid, sent again in the same write.
+pub(crate) fn replay(config: &Config, protocol: Protocol) -> Vec<(Cmd, bool)> {
+    match protocol {
+        Protocol::Resp3 => {
+            let mut all = vec![(hello(config), true)];
+            all.extend(setup(config, true));
+            all
+        }
+        _ => setup(config, false),
+    }
+}
+
+async fn handshake(socket: &mut Socket, config: &Config) -> Result<Protocol> {
+    let mut protocol = Protocol::Resp2;
+    let mut greeted = false;
+    if config.protocol == Protocol::Resp3 {
+        match round_trip(socket, [&hello(config)]).await?.pop() {
+            Some(Value::Error(e)) if is_unknown_command(e.as_str()) || e.code() == "NOPROTO" => {
+                tracing::debug!(server_error = %e.code(), "HELLO 3 refused; falling back to RESP2");
+            }
+            Some(Value::Error(e)) => return Err(refused(e)),
+            _ => {
+                protocol = Protocol::Resp3;
+                greeted = true;
+            }
+        }
+    }
+    let mut setup = setup(config, greeted);
     // Proves the connection is usable, e.g. fails with NOAUTH when a password is required
     // and none was configured, instead of every later command failing.
     setup.push((cmd("PING"), true));
     let replies = round_trip(socket, setup.iter().map(|(c, _)| c)).await?;
+    check(&setup, replies)?;
+    Ok(protocol)
+}
+
+/// Fails with the first error reply to a command that must succeed.
+pub(crate) fn check(setup: &[(Cmd, bool)], replies: Vec<Value>) -> Result<()> {
     for ((_, required), reply) in setup.iter().zip(replies) {
         if let (true, Value::Error(e)) = (required, reply) {
-            return Err(auth_error(e));
+            return Err(refused(e));
         }
     }
-    Ok(protocol)
+    Ok(())
 }
 
 fn is_unknown_command(text: &str) -> bool {
     text.starts_with("ERR unknown command") || text.contains("unknown command 'HELLO'")
 }
 
-fn auth_error(e: crate::error::ServerError) -> Error {
+fn refused(e: ServerError) -> Error {
     Error::new(
         Kind::Connect,
         format!("handshake refused by the server: {e}"),

@@ -1,62 +1,110 @@
-//! Multiplexed connections: a cheap handle ([`Connection`]) that queues requests for the task
-//! that owns the socket, and that task, which reconnects when the socket dies.
+//! Connections: a cheap handle ([`Connection`]) that queues requests for the task that owns
+//! the socket, and that task ([`task`]), which drives the socket, reconnects when it dies and
+//! restores what the connection must have (handshake, subscriptions, MONITOR).
+//!
+//! One engine serves every connection kind ([`Mode`]): shared multiplexed connections,
+//! exclusive ones from the pool, subscribers and monitors. Where a connection goes is asked
+//! of its [`Endpoint`] at every connect.
 
 mod driver;
+mod endpoint;
+mod events;
 mod handshake;
+mod subscriptions;
+mod task;
 mod transport;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{Config, Protocol};
 use crate::error::{Error, Result};
 use crate::resp::Value;
 use crate::value::ArgBuf;
-use driver::Exit;
-pub(crate) use handshake::{Socket, connect};
+pub(crate) use endpoint::{Endpoint, Fixed};
+pub(crate) use events::BroadcastStream;
+pub use events::{ConnectionEvent, ConnectionEvents, Push};
+pub(crate) use handshake::check as check_handshake;
+pub(crate) use handshake::replay as replay_handshake;
+pub(crate) use subscriptions::{Family, SubChange};
+use transport::ShutdownHandle;
 
 /// What a request writes.
 pub(crate) enum Payload {
     /// One command's arguments; the driver writes the array header.
     Args(ArgBuf),
-    /// Fully encoded commands (a pipeline).
+    /// Fully encoded commands (a pipeline). Cheap to keep a copy of, to send it again.
     Encoded(Bytes),
-}
-
-impl Payload {
-    fn encode_into(&self, out: &mut BytesMut) {
-        match self {
-            Payload::Args(args) => args.encode_into(out),
-            Payload::Encoded(bytes) => out.extend_from_slice(bytes),
-        }
-    }
+    /// A subscription change: the driver records it, and sends it when connected.
+    Subscription(Box<SubChange>),
 }
 
 pub(crate) struct Request {
     payload: Payload,
     /// Replies the payload produces; more than one come back as one array.
     replies: usize,
-    /// RESP3 (un)subscribe commands: their replies are confirmation push frames.
-    push_replies: bool,
+    /// A blocking command: its reply may take as long as it blocks.
+    blocking: bool,
     tx: oneshot::Sender<Result<Value>>,
 }
 
-/// True for the frames that confirm a (un)subscription: in RESP3 they are push frames that
-/// answer a SUBSCRIBE-family command rather than out-of-band data.
-pub(crate) fn is_confirmation(items: &[Value]) -> bool {
-    items.first().and_then(Value::as_bytes).is_some_and(|k| {
-        matches!(
-            &k[..],
-            b"subscribe"
-                | b"psubscribe"
-                | b"ssubscribe"
-                | b"unsubscribe"
-                | b"punsubscribe"
-                | b"sunsubscribe"
-        )
-    })
+/// How a connection is used, which decides how its frames are told apart from replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Multiplexed, shared by every caller; RESP3 push frames go to the push channel.
+    Shared,
+    /// One caller at a time, from the pool; a reply its caller abandoned closes it at once,
+    /// and it never reconnects (WATCH or a SELECT must not vanish behind its holder).
+    Exclusive,
+    /// A pub/sub subscriber: messages (RESP2 arrays or RESP3 pushes) go to the push channel.
+    Subscriber,
+    /// MONITOR, sent at every connect: every line goes to the push channel.
+    Monitor,
+}
+
+/// Everything a connection needs to live: where it goes, how it hand-shakes, how its health
+/// is checked.
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub(crate) config: Arc<Config>,
+    pub(crate) endpoint: Arc<dyn Endpoint>,
+    pub(crate) mode: Mode,
+    /// Re-establish a dead connection (with the config's backoff policy).
+    pub(crate) reconnect: bool,
+    /// PING a connection idle this long.
+    pub(crate) idle_ping: Option<Duration>,
+    /// Fail a connection whose oldest request waited this long with nothing read.
+    pub(crate) unresponsive: Option<Duration>,
+    /// Out-of-band frames kept for a slow reader before it is told it lagged.
+    pub(crate) push_buffer: usize,
+    /// Where lifecycle events go, if anywhere.
+    pub(crate) events: Option<broadcast::Sender<ConnectionEvent>>,
+}
+
+impl Options {
+    /// The config's health settings and reconnect policy, for a connection of `mode`.
+    pub(crate) fn new(config: Arc<Config>, endpoint: Arc<dyn Endpoint>, mode: Mode) -> Options {
+        Options {
+            reconnect: mode != Mode::Exclusive && config.reconnect.enabled,
+            // A MONITOR connection would see its own PINGs in its feed; TCP keepalive and
+            // the bound on MONITOR's own reply watch it instead.
+            idle_ping: if mode == Mode::Monitor {
+                None
+            } else {
+                config.idle_ping
+            },
+            unresponsive: config.unresponsive_timeout,
+            push_buffer: PUSH_BUFFER,
+            events: None,
+            config,
+            endpoint,
+            mode,
+        }
+    }
 }
 
 /// Where a request's reply arrives.
@@ -83,56 +131,101 @@ pub(crate) async fn wait_reply(reply: ReplyRx) -> Result<Value> {
 /// Queue depth between callers and the connection task; callers wait when it is full.
 const QUEUE: usize = 4096;
 /// Push frames kept for a slow push consumer before it is told it lagged.
-const PUSH_BUFFER: usize = 4096;
+pub(crate) const PUSH_BUFFER: usize = 4096;
 
-/// A handle to one multiplexed connection. Clones share the connection; the task and the
-/// socket go away when the last handle is dropped.
+/// Numbers connections for events and logs.
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// A handle to one connection. Clones share the connection; the task and the socket go away
+/// when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Connection {
     tx: mpsc::Sender<Request>,
-    push: broadcast::Sender<Value>,
-    reconnects: watch::Receiver<u64>,
+    push: broadcast::Sender<Push>,
+    protocol: Protocol,
+    /// Exclusive connections: closes the socket from the caller's thread.
+    shutdown: Option<Arc<ShutdownHandle>>,
+}
+
+/// A handle that does not keep its connection alive.
+#[derive(Clone)]
+pub(crate) struct WeakConnection {
+    tx: mpsc::WeakSender<Request>,
+    push: broadcast::Sender<Push>,
     protocol: Protocol,
 }
 
+impl WeakConnection {
+    /// The connection, if a strong handle still keeps it.
+    pub(crate) fn upgrade(&self) -> Option<Connection> {
+        Some(Connection {
+            tx: self.tx.upgrade()?,
+            push: self.push.clone(),
+            protocol: self.protocol,
+            shutdown: None,
+        })
+    }
+}
+
 impl Connection {
-    /// Connects (handshake included) and spawns the task that owns the socket. `reconnect`
-    /// false makes a connection that fails every command once its socket dies, for
-    /// connections whose server-side state must not silently vanish.
-    pub(crate) async fn open(config: Arc<Config>, reconnect: bool) -> Result<Connection> {
-        let (socket, protocol) = handshake::connect(&config).await?;
-        tracing::debug!(addr = %config.addr, ?protocol, "connected");
+    /// Connects (handshake included) and spawns the task that owns the socket. A first
+    /// connect that fails is an error; later ones are retried as the options say.
+    pub(crate) async fn open(opts: Options) -> Result<Connection> {
+        Ok(Connection::open_with_push(opts).await?.0)
+    }
+
+    /// Like [`open`](Self::open), with a receiver of out-of-band frames that sees every frame
+    /// from the first one on (a subscriber or a monitor must not miss the first lines).
+    pub(crate) async fn open_with_push(
+        opts: Options,
+    ) -> Result<(Connection, broadcast::Receiver<Push>)> {
+        let connected = handshake::connect(&opts).await?;
+        let id = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(connection = id, addr = %connected.addr, protocol = ?connected.protocol, mode = ?opts.mode, "connected");
         let (tx, rx) = mpsc::channel(QUEUE);
-        let (push, _) = broadcast::channel(PUSH_BUFFER);
-        let (reconnected, reconnects) = watch::channel(0);
-        tokio::spawn(run(
-            socket,
-            config,
-            reconnect,
-            rx,
-            push.clone(),
-            reconnected,
-        ));
-        Ok(Connection {
+        let (push, frames) = broadcast::channel(opts.push_buffer.max(1));
+        let protocol = connected.protocol;
+        let shutdown = connected.shutdown.map(Arc::new);
+        if let Some(events) = &opts.events {
+            let _ = events.send(ConnectionEvent::Connected {
+                connection: id,
+                addr: connected.addr.clone(),
+            });
+        }
+        tokio::spawn(task::run(id, connected.socket, opts, rx, push.clone()));
+        let conn = Connection {
             tx,
             push,
-            reconnects,
             protocol,
-        })
+            shutdown,
+        };
+        Ok((conn, frames))
     }
 
     /// Sends a payload that yields `replies` replies and waits for them (as an array when
-    /// more than one). Dropping the future is safe at any point: a reply nobody waits for
-    /// any more is read and discarded.
+    /// more than one). Dropping the future is safe at any point: on a multiplexed
+    /// connection a reply nobody waits for any more is read and discarded; an exclusive
+    /// connection closes.
     pub(crate) async fn request(&self, payload: Payload, replies: usize) -> Result<Value> {
-        match self.try_request(payload, replies) {
-            Ok(reply) => wait_reply(reply).await,
-            Err(TryRequest::Full(full)) => {
-                let (request, reply) = *full;
-                self.queue_and_wait(request, reply).await
-            }
-            Err(TryRequest::Closed) => Err(shut_down()),
-        }
+        self.send(payload, replies, false).await
+    }
+
+    /// Like [`request`](Self::request); a `blocking` request is exempt from the health
+    /// check's bound on replies.
+    pub(crate) async fn send(
+        &self,
+        payload: Payload,
+        replies: usize,
+        blocking: bool,
+    ) -> Result<Value> {
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            payload,
+            replies,
+            blocking,
+            tx,
+        };
+        self.queue_and_wait(request, rx).await
     }
 
     /// Queues a request if the queue has room, without waiting; the receiver yields the
@@ -146,7 +239,7 @@ impl Connection {
         let request = Request {
             payload,
             replies,
-            push_replies: false,
+            blocking: false,
             tx,
         };
         match self.tx.try_send(request) {
@@ -166,30 +259,34 @@ impl Connection {
         wait_reply(reply).await
     }
 
-    /// Sends a RESP3 (un)subscribe command and waits for its `confirmations` push frames.
-    pub(crate) async fn subscribe_request(
-        &self,
-        payload: Payload,
-        confirmations: usize,
-    ) -> Result<Value> {
+    /// Queues a subscription change, waiting for room in the queue but not for the reply:
+    /// changes queued by one caller are sent in the order they were queued.
+    pub(crate) async fn queue_change(&self, change: SubChange) -> Result<ReplyRx> {
         let (tx, rx) = oneshot::channel();
         let request = Request {
-            payload,
-            replies: confirmations,
-            push_replies: true,
+            payload: Payload::Subscription(Box::new(change)),
+            replies: 0,
+            blocking: false,
             tx,
         };
-        self.queue_and_wait(request, rx).await
+        self.tx.send(request).await.map_err(|_| shut_down())?;
+        Ok(rx)
     }
 
-    /// Counts reconnects: changes each time the connection is re-established.
-    pub(crate) fn reconnects(&self) -> watch::Receiver<u64> {
-        self.reconnects.clone()
+    /// Makes a subscription change and waits until the server confirmed it. The change is
+    /// recorded even when the connection is down (the error says so): it is made on
+    /// reconnect.
+    pub(crate) async fn change_subscription(&self, change: SubChange) -> Result<()> {
+        let reply = wait_reply(self.queue_change(change).await?).await?;
+        match reply {
+            Value::Error(e) => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
-    /// Out-of-band RESP3 push frames received from now on. A receiver that falls more than
-    /// 4,096 frames behind gets `RecvError::Lagged` with the count it missed.
-    pub(crate) fn push_frames(&self) -> broadcast::Receiver<Value> {
+    /// Out-of-band frames received from now on, and reconnects in order among them. A
+    /// receiver that falls more than the push buffer behind gets `Lagged` with the count.
+    pub(crate) fn push_frames(&self) -> broadcast::Receiver<Push> {
         self.push.subscribe()
     }
 
@@ -202,89 +299,21 @@ impl Connection {
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
-}
 
-async fn run(
-    mut socket: Socket,
-    config: Arc<Config>,
-    reconnect: bool,
-    mut requests: mpsc::Receiver<Request>,
-    push: broadcast::Sender<Value>,
-    reconnected: watch::Sender<u64>,
-) {
-    loop {
-        let cause = match driver::drive(&mut socket, &mut requests, &push, &config).await {
-            Exit::HandlesGone => return,
-            Exit::Died(cause) => cause,
-        };
-        tracing::warn!(addr = %config.addr, error = %cause, "connection lost");
-        if !(reconnect && config.reconnect.enabled) {
-            close(&mut requests, &cause).await;
-            return;
-        }
-        match reestablish(&config, &mut requests, cause).await {
-            Some(s) => socket = s,
-            None => return,
-        }
-        reconnected.send_modify(|n| *n += 1);
-    }
-}
-
-/// Reconnects with backoff. Requests that arrive while an attempt is under way wait for it;
-/// those that arrive between attempts fail at once with the last error, never hang.
-/// Returns `None` when every handle is gone or the policy gives up.
-async fn reestablish(
-    config: &Config,
-    requests: &mut mpsc::Receiver<Request>,
-    mut last_error: Error,
-) -> Option<Socket> {
-    let policy = &config.reconnect;
-    let mut failures: u32 = 0;
-    loop {
-        if failures > 0 {
-            let pause = tokio::time::sleep(policy.delay(failures - 1));
-            tokio::pin!(pause);
-            loop {
-                tokio::select! {
-                    _ = &mut pause => break,
-                    request = requests.recv() => match request {
-                        Some(r) => fail(r, &last_error),
-                        None => return None,
-                    },
-                }
-            }
-        }
-        match handshake::connect(config).await {
-            Ok((socket, _)) => {
-                tracing::info!(addr = %config.addr, attempts = failures + 1, "reconnected");
-                return Some(socket);
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(addr = %config.addr, attempt = failures, error = %e, "reconnect failed");
-                last_error = e;
-                while let Ok(r) = requests.try_recv() {
-                    fail(r, &last_error);
-                }
-                if policy.max_attempts.is_some_and(|max| failures >= max) {
-                    close(requests, &last_error).await;
-                    return None;
-                }
-            }
+    /// Closes an exclusive connection's socket at once, from this thread: the server drops
+    /// whatever the connection was blocked in before anything else reaches it.
+    pub(crate) fn kill(&self) {
+        if let Some(shutdown) = &self.shutdown {
+            shutdown.shutdown();
         }
     }
-}
 
-fn fail(request: Request, cause: &Error) {
-    let _ = request
-        .tx
-        .send(Err(Error::closed(format!("not connected: {cause}"))));
-}
-
-/// Stops taking requests and fails the ones already queued.
-async fn close(requests: &mut mpsc::Receiver<Request>, cause: &Error) {
-    requests.close();
-    while let Some(r) = requests.recv().await {
-        fail(r, cause);
+    /// A handle that does not keep the connection alive.
+    pub(crate) fn downgrade(&self) -> WeakConnection {
+        WeakConnection {
+            tx: self.tx.downgrade(),
+            push: self.push.clone(),
+            protocol: self.protocol,
+        }
     }
 }

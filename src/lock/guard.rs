@@ -1,9 +1,9 @@
 //! [`LockGuard`]: a held lock, its fencing token, its renewal, and how it can be lost.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,9 +22,9 @@ pub struct LockGuard {
     fence: u64,
     lease: Duration,
     lost: CancellationToken,
-    /// The lease's end as this client reckons it, in ms since `epoch` (moved by `extend`).
-    expires: Arc<AtomicU64>,
-    epoch: Instant,
+    /// When the lease is lost as this client reckons it (timed from the send of the
+    /// request that took or extended it); `extend` moves it.
+    expires: Arc<watch::Sender<Instant>>,
     keeper: Option<JoinHandle<()>>,
     released: bool,
 }
@@ -35,22 +35,21 @@ impl LockGuard {
         keys: LockKeys,
         token: String,
         fence: u64,
-        lease: Duration,
+        (lease, sent): (Duration, Instant),
         watchdog: bool,
     ) -> LockGuard {
-        let epoch = Instant::now();
-        let expires = Arc::new(AtomicU64::new(lease.as_millis() as u64));
+        let expires = Arc::new(watch::Sender::new(crate::lease::deadline(sent, lease)));
         let lost = CancellationToken::new();
         let keeper = if watchdog {
             tokio::spawn(renew(
                 client.clone(),
                 keys.clone(),
                 token.clone(),
-                lease,
+                (lease, sent),
                 lost.clone(),
             ))
         } else {
-            tokio::spawn(expire(expires.clone(), epoch, lost.clone()))
+            tokio::spawn(expire(expires.subscribe(), lost.clone()))
         };
         LockGuard {
             client,
@@ -60,7 +59,6 @@ impl LockGuard {
             lease,
             lost,
             expires,
-            epoch,
             keeper: Some(keeper),
             released: false,
         }
@@ -101,6 +99,7 @@ impl LockGuard {
 
     /// Resets the lease to `lease` from now, if this acquisition still holds the lock.
     pub async fn extend(&self, lease: Duration) -> Result<bool> {
+        let sent = Instant::now();
         let ok: i64 = EXTEND
             .run(
                 &self.client,
@@ -109,9 +108,8 @@ impl LockGuard {
             )
             .await?;
         if ok == 1 {
-            let until = self.epoch.elapsed() + lease;
             self.expires
-                .store(until.as_millis() as u64, Ordering::Relaxed);
+                .send_replace(crate::lease::deadline(sent, lease));
         }
         Ok(ok == 1)
     }
@@ -163,7 +161,7 @@ async fn renew(
     client: Client,
     keys: LockKeys,
     token: String,
-    lease: Duration,
+    (lease, sent): (Duration, Instant),
     lost: CancellationToken,
 ) {
     let extend = || async {
@@ -172,18 +170,21 @@ async fn renew(
             .await?;
         Ok(renewed == 1)
     };
-    crate::lease::keep(lease, extend, lost, &keys.lock).await
+    crate::lease::keep(lease, sent, extend, lost, &keys.lock).await
 }
 
 /// Without a watchdog, the lock is lost when its lease runs out (as this client reckons
-/// it, `extend` included).
-async fn expire(expires: Arc<AtomicU64>, epoch: Instant, lost: CancellationToken) {
+/// it, from the send of the request that took or extended it).
+async fn expire(mut expires: watch::Receiver<Instant>, lost: CancellationToken) {
     loop {
-        let until = epoch + Duration::from_millis(expires.load(Ordering::Relaxed));
-        tokio::time::sleep_until(until).await;
-        if epoch + Duration::from_millis(expires.load(Ordering::Relaxed)) <= Instant::now() {
-            lost.cancel();
-            return;
+        let until = *expires.borrow_and_update();
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => break,
+            changed = expires.changed() => if changed.is_err() {
+                // The guard is gone.
+                return;
+            },
         }
     }
+    lost.cancel();
 }

@@ -106,7 +106,8 @@ pub struct Locks {
 }
 
 enum Attempt {
-    Taken(u64),
+    /// Taken with this fencing token, by a request sent at this instant.
+    Taken(u64, Instant),
     /// Held by another, with this much lease left.
     Held(Duration),
 }
@@ -157,19 +158,19 @@ impl Locks {
         let keys = LockKeys::new(name);
         let token = new_token();
         let deadline = Instant::now() + options.wait;
-        let take = |fence| {
+        let take = |fence, sent| {
             LockGuard::new(
                 self.client.clone(),
                 keys.clone(),
                 token.clone(),
                 fence,
-                lease,
+                (lease, sent),
                 watchdog,
             )
         };
 
         match self.attempt(&keys, &token, lease).await? {
-            Attempt::Taken(fence) => return Ok(Some(take(fence))),
+            Attempt::Taken(fence, sent) => return Ok(Some(take(fence, sent))),
             Attempt::Held(_) if options.wait.is_zero() => return Ok(None),
             Attempt::Held(_) => {}
         }
@@ -181,7 +182,7 @@ impl Locks {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let held = match self.attempt(&keys, &token, lease).await? {
-                Attempt::Taken(fence) => return Ok(Some(take(fence))),
+                Attempt::Taken(fence, sent) => return Ok(Some(take(fence, sent))),
                 Attempt::Held(left) => left,
             };
             let now = Instant::now();
@@ -194,6 +195,8 @@ impl Locks {
     }
 
     async fn attempt(&self, keys: &LockKeys, token: &str, lease: Duration) -> Result<Attempt> {
+        // The lease is timed from here: the server starts it no earlier.
+        let sent = Instant::now();
         let (taken, n): (i64, i64) = ACQUIRE
             .run(
                 &self.client,
@@ -202,7 +205,7 @@ impl Locks {
             )
             .await?;
         Ok(if taken == 1 {
-            Attempt::Taken(n as u64)
+            Attempt::Taken(n as u64, sent)
         } else {
             // PTTL -1 (no expiry) cannot happen for our keys; treat it as a short wait.
             Attempt::Held(Duration::from_millis(n.max(1) as u64))

@@ -159,6 +159,8 @@ struct Claimed {
     lock_time: Duration,
     age: Duration,
     waited: Duration,
+    /// When the claim that took it was sent: its lease is timed from then.
+    claimed_at: Instant,
 }
 
 /// The handler with the message type erased: decodes, builds the [`Job`], runs.
@@ -384,6 +386,7 @@ async fn fetch(inner: Arc<Inner>) {
 /// Takes up to `n` messages. Also returns how long until a delayed message is due or a
 /// lease runs out, when nothing else is ready.
 async fn claim(inner: &Inner, n: usize) -> Result<(Option<Duration>, Vec<Claimed>)> {
+    let sent = Instant::now();
     let reply: Vec<Value> = CLAIM
         .run(
             &inner.client,
@@ -414,6 +417,7 @@ async fn claim(inner: &Inner, n: usize) -> Result<(Option<Duration>, Vec<Claimed
             lock_time: ms(field()?)?,
             age: ms(field()?)?,
             waited: ms(field()?)?,
+            claimed_at: sent,
         });
     }
     Ok((next, claimed))
@@ -426,10 +430,11 @@ async fn handle(inner: Arc<Inner>, c: Claimed, _slot: OwnedSemaphorePermit) {
     Counters::bump(&counters.running);
     counters.record_wait(c.waited);
     let (id, token, attempt, lock_time) = (c.id.clone(), c.token, c.attempt, c.lock_time);
+    let claimed_at = c.claimed_at;
     let lease = CancellationToken::new();
     let started = Instant::now();
     let work = AssertUnwindSafe((inner.run)(c, lease.clone())).catch_unwind();
-    let keeper = keep_lease(&inner, &id, token, lock_time, lease.clone());
+    let keeper = keep_lease(&inner, &id, token, (lock_time, claimed_at), lease.clone());
     tokio::pin!(work, keeper);
     let mut keeping = true;
     let finished = loop {
@@ -565,11 +570,11 @@ async fn keep_lease(
     inner: &Inner,
     id: &str,
     token: i64,
-    lock_time: Duration,
+    (lock_time, claimed_at): (Duration, Instant),
     lost: CancellationToken,
 ) {
     if !inner.options.renew_lease {
-        tokio::time::sleep(lock_time).await;
+        tokio::time::sleep_until(crate::lease::deadline(claimed_at, lock_time)).await;
         lost.cancel();
         return;
     }
@@ -580,5 +585,5 @@ async fn keep_lease(
             .await?;
         Ok(renewed == 1)
     };
-    crate::lease::keep(lock_time, extend, lost, id).await
+    crate::lease::keep(lock_time, claimed_at, extend, lost, id).await
 }

@@ -9,19 +9,22 @@
 //! - [`SharedSubscriber`]: on RESP3 servers, pub/sub over the client's shared multiplexed
 //!   connection through push frames.
 //!
-//! A slow consumer never blocks the socket and never grows memory without bound: events
-//! beyond the buffer (default 4,096) are dropped and counted, and the next event the consumer
-//! reads is [`Event::Lagged`] with that count.
+//! All of them run on the client's one connection engine: they reconnect with the client's
+//! backoff, restore their subscriptions (or MONITOR) and say so with a `Reconnected` event.
+//!
+//! A slow consumer never blocks the socket and never grows memory without bound: past the
+//! buffer (default 4,096 events) the oldest events are dropped and counted, and the
+//! consumer reads [`Event::Lagged`] with that count before the rest.
 
 mod listener;
 mod message;
 mod monitor;
-mod outbox;
 mod shared;
 mod subscriber;
 
 pub use listener::{Handler, Listener, handler};
 pub use message::{Event, Message, MessageKind};
-pub use monitor::{Monitor, MonitorEntry};
+pub use monitor::{Monitor, MonitorEntry, MonitorEvent};
+pub(crate) use shared::SharedRegistry;
 pub use shared::SharedSubscriber;
 pub use subscriber::{Subscriber, SubscriberHandle, SubscriberOptions};

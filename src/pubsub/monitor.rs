@@ -1,15 +1,13 @@
 //! [`Monitor`]: the `MONITOR` feed as a `Stream` of parsed entries.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures::{SinkExt, Stream, StreamExt};
+use futures::Stream;
 
-use crate::cmd::Cmd;
-use crate::config::Config;
-use crate::conn::{Socket, connect};
+use crate::conn::{BroadcastStream, Connection, Options, Push};
 use crate::error::{Error, Result};
 use crate::resp::Value;
 
@@ -29,52 +27,62 @@ pub struct MonitorEntry {
     pub args: Vec<Bytes>,
 }
 
-/// A stream of [`MonitorEntry`]s on a connection of its own. MONITOR costs the server
-/// throughput; use it for debugging. The stream ends after a connection error (it does not
-/// reconnect: entries missed meanwhile could not be reported).
-pub struct Monitor {
-    socket: Option<Socket>,
+/// An item of a [`Monitor`] stream.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MonitorEvent {
+    /// A command the server ran.
+    Entry(MonitorEntry),
+    /// The connection was lost and re-established, with MONITOR sent again: commands run
+    /// during the gap were not seen.
+    Reconnected,
+    /// The consumer fell behind: this many lines were dropped.
+    Lagged(u64),
 }
 
-impl Monitor {
-    pub(crate) async fn open(config: &Config) -> Result<Monitor> {
-        let (mut socket, _) = connect(config).await?;
-        Cmd::new("MONITOR")
-            .args
-            .encode_into(socket.write_buffer_mut());
-        SinkExt::<&Value>::flush(&mut socket).await?;
-        match socket.next().await {
-            Some(Ok(Value::Simple(ok))) if &ok[..] == b"OK" => Ok(Monitor {
-                socket: Some(socket),
-            }),
-            Some(Ok(Value::Error(e))) => Err(e.into()),
-            Some(Ok(other)) => Err(Error::protocol(format!(
-                "unexpected reply to MONITOR: {other:?}"
-            ))),
-            Some(Err(e)) => Err(e),
-            None => Err(Error::closed("server closed the connection")),
+impl MonitorEvent {
+    /// The entry, if this event is one.
+    pub fn into_entry(self) -> Option<MonitorEntry> {
+        match self {
+            MonitorEvent::Entry(e) => Some(e),
+            _ => None,
         }
     }
 }
 
+/// A stream of [`MonitorEvent`]s on a connection of its own. MONITOR costs the server
+/// throughput; use it for debugging. The connection reconnects with the client's backoff,
+/// sends MONITOR again and yields [`MonitorEvent::Reconnected`]; a line that cannot be
+/// parsed is an `Err` item, and the stream goes on. It ends when reconnecting gives up.
+/// Lines beyond the buffer (4,096) are dropped and counted in [`MonitorEvent::Lagged`].
+pub struct Monitor {
+    _conn: Connection,
+    frames: BroadcastStream<Push>,
+}
+
+impl Monitor {
+    pub(crate) async fn open(opts: Options) -> Result<Monitor> {
+        let (conn, frames) = Connection::open_with_push(opts).await?;
+        Ok(Monitor {
+            _conn: conn,
+            frames: BroadcastStream::new(frames),
+        })
+    }
+}
+
 impl Stream for Monitor {
-    type Item = Result<MonitorEntry>;
+    type Item = Result<MonitorEvent>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(socket) = self.socket.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let item = match futures::ready!(socket.poll_next_unpin(cx)) {
-            Some(Ok(Value::Simple(line))) => parse(&line),
-            Some(Ok(other)) => Err(Error::protocol(format!(
+        let item = match ready!(Pin::new(&mut self.frames).poll_next(cx)) {
+            None => return Poll::Ready(None),
+            Some(Err(missed)) => Ok(MonitorEvent::Lagged(missed)),
+            Some(Ok(Push::Reconnected { .. })) => Ok(MonitorEvent::Reconnected),
+            Some(Ok(Push::Frame(Value::Simple(line)))) => parse(&line).map(MonitorEvent::Entry),
+            Some(Ok(Push::Frame(other))) => Err(Error::protocol(format!(
                 "unexpected MONITOR frame: {other:?}"
             ))),
-            Some(Err(e)) => Err(e),
-            None => Err(Error::closed("server closed the MONITOR connection")),
         };
-        if matches!(&item, Err(e) if e.is_closed() || e.is_io() || e.is_protocol()) {
-            self.socket = None;
-        }
         Poll::Ready(Some(item))
     }
 }
@@ -89,7 +97,13 @@ pub(crate) fn parse(line: &[u8]) -> Result<MonitorEntry> {
     };
     let text = std::str::from_utf8(line).map_err(|_| bad())?;
     let (time, rest) = text.split_once(' ').ok_or_else(bad)?;
-    let secs: f64 = time.parse().map_err(|_| bad())?;
+    // A time from the network may be anything (`inf`, `NaN`, `-1`, `1e300`).
+    let since_epoch = time
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+        .ok_or_else(bad)?;
     let rest = rest.strip_prefix('[').ok_or_else(bad)?;
     let (origin, rest) = rest.split_once("] ").ok_or_else(bad)?;
     let (db, client) = origin.split_once(' ').ok_or_else(bad)?;
@@ -99,7 +113,7 @@ pub(crate) fn parse(line: &[u8]) -> Result<MonitorEntry> {
     }
     let command = String::from_utf8_lossy(&args.remove(0)).into_owned();
     Ok(MonitorEntry {
-        time: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs),
+        time: since_epoch,
         db: db.parse().map_err(|_| bad())?,
         client: client.to_string(),
         command,
@@ -180,5 +194,9 @@ mod tests {
                 .unwrap_err()
                 .is_protocol()
         );
+        for time in ["inf", "-inf", "NaN", "-1.5", "1e300", ""] {
+            let line = format!(r#"{time} [0 1.2.3.4:5] "GET" "k""#);
+            assert!(parse(line.as_bytes()).unwrap_err().is_protocol(), "{time}");
+        }
     }
 }

@@ -47,19 +47,34 @@ impl ServerKind {
     }
 
     /// The servers a test run covers: `KERMES_TEST_SERVERS` (`redis`, `valkey`, or
-    /// `redis,valkey`), both by default.
+    /// `redis,valkey`), both by default. Panics on a name it does not know (or a list of
+    /// none), so a typo fails the run instead of skipping every server test.
     pub fn under_test() -> Vec<ServerKind> {
         match std::env::var("KERMES_TEST_SERVERS") {
             Err(_) => vec![ServerKind::Redis, ServerKind::Valkey],
-            Ok(list) => list
-                .split(',')
-                .filter_map(|s| match s.trim().to_ascii_lowercase().as_str() {
-                    "redis" => Some(ServerKind::Redis),
-                    "valkey" => Some(ServerKind::Valkey),
-                    _ => None,
-                })
-                .collect(),
+            Ok(list) => Self::parse_list(&list).unwrap_or_else(|e| panic!("{e}")),
         }
+    }
+
+    /// Parses a comma-separated list of server names (`redis`, `valkey`), in any case.
+    pub fn parse_list(list: &str) -> Result<Vec<ServerKind>, String> {
+        let mut kinds = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            let kind = match name.to_ascii_lowercase().as_str() {
+                "redis" => ServerKind::Redis,
+                "valkey" => ServerKind::Valkey,
+                _ => {
+                    return Err(format!(
+                        "KERMES_TEST_SERVERS={list:?}: unknown server {name:?}; use redis, \
+                         valkey, or redis,valkey"
+                    ));
+                }
+            };
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        Ok(kinds)
     }
 
     /// Finds the server binary, or says how to install it.

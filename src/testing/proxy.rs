@@ -25,7 +25,9 @@ pub enum Fault {
     /// Closes every open connection, and every new one as soon as it is accepted.
     DropConnections,
     /// Accepts connections and keeps them open, but forwards nothing in either direction:
-    /// what a partition or a NAT that forgot the flow looks like to both ends.
+    /// what a NAT or load balancer that forgot the flow looks like to both ends. When the
+    /// black hole ends, connections whose bytes it swallowed are closed, as such a device
+    /// resets a flow it no longer knows.
     BlackHole,
 }
 
@@ -184,6 +186,7 @@ async fn pump(
     replies: Option<Arc<Shared>>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut swallowed = false;
     loop {
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {
@@ -191,7 +194,11 @@ async fn pump(
                 Ok(n) => n,
             },
             changed = faults.changed() => {
-                if changed.is_err() || *faults.borrow() == Fault::DropConnections {
+                let fault = *faults.borrow();
+                if changed.is_err()
+                    || fault == Fault::DropConnections
+                    || (swallowed && fault != Fault::BlackHole)
+                {
                     return;
                 }
                 continue;
@@ -201,7 +208,10 @@ async fn pump(
         let chunk = &mut buf[..n];
         match fault {
             Fault::DropConnections => return,
-            Fault::BlackHole => continue,
+            Fault::BlackHole => {
+                swallowed = true;
+                continue;
+            }
             Fault::Delay(d) => tokio::time::sleep(d).await,
             Fault::Pass => {}
         }

@@ -33,7 +33,7 @@ pub trait ClusterCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn asking<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("ASKING", Route::Shared);
+        let cmd = Cmd::with_route("ASKING", Route::ConnectionState);
         self.send(cmd)
     }
 
@@ -855,7 +855,7 @@ pub trait ClusterCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn readonly<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("READONLY", Route::Shared);
+        let cmd = Cmd::with_route("READONLY", Route::ConnectionState);
         self.send(cmd)
     }
 
@@ -872,7 +872,7 @@ pub trait ClusterCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn readwrite<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("READWRITE", Route::Shared);
+        let cmd = Cmd::with_route("READWRITE", Route::ConnectionState);
         self.send(cmd)
     }
 }

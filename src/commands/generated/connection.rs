@@ -63,7 +63,7 @@ pub trait ConnectionCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn client_caching<'a>(&'a self, mode: ClientCachingMode) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"CACHING");
         (&mode).write_args(a);
@@ -190,7 +190,7 @@ pub trait ConnectionCommands: CommandSink {
         &'a self,
         enabled: ClientImportSourceEnabled,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"IMPORT-SOURCE");
         (&enabled).write_args(a);
@@ -285,7 +285,7 @@ pub trait ConnectionCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn client_no_evict<'a>(&'a self, enabled: ClientNoEvictEnabled) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"NO-EVICT");
         (&enabled).write_args(a);
@@ -305,7 +305,7 @@ pub trait ConnectionCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn client_no_touch<'a>(&'a self, enabled: ClientNoTouchEnabled) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"NO-TOUCH");
         (&enabled).write_args(a);
@@ -361,7 +361,7 @@ pub trait ConnectionCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`: When called with either OFF or SKIP subcommands, no reply is made. When called with ON, reply is OK.
     fn client_reply<'a>(&'a self, action: ClientReplyAction) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::NoReply);
         let a = &mut cmd.args;
         a.push(b"REPLY");
         (&action).write_args(a);
@@ -381,7 +381,7 @@ pub trait ConnectionCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn client_setinfo<'a>(&'a self, attr: ClientSetinfoAttr) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"SETINFO");
         (&attr).write_args(a);
@@ -401,7 +401,7 @@ pub trait ConnectionCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn client_setname<'a>(&'a self, connection_name: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"SETNAME");
         connection_name.write_args(a);
@@ -421,7 +421,7 @@ pub trait ConnectionCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`: If the client was successfully put into or taken out of tracking mode.
     fn client_tracking<'a>(&'a self, status: ClientTrackingStatus) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"TRACKING");
         (&status).write_args(a);
@@ -434,7 +434,7 @@ pub trait ConnectionCommands: CommandSink {
         status: ClientTrackingStatus,
         options: ClientTrackingOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
         let a = &mut cmd.args;
         a.push(b"TRACKING");
         (&status).write_args(a);

@@ -653,7 +653,7 @@ pub trait StreamCommands: CommandSink {
     /// - map: A map of key-value elements when each element composed of key name and the entries reported for that key.
     /// - nil: If BLOCK option is given, and a timeout occurs, or there is no stream we can serve.
     fn xread<'a>(&'a self, key: impl ToArgs, id: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREAD", Route::Blocking);
+        let mut cmd = Cmd::with_route("XREAD", Route::BlockOption);
         let a = &mut cmd.args;
         a.push(b"STREAMS");
         key.write_args(a);
@@ -668,7 +668,7 @@ pub trait StreamCommands: CommandSink {
         id: impl ToArgs,
         options: XreadOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREAD", Route::Blocking);
+        let mut cmd = Cmd::with_route("XREAD", Route::BlockOption);
         let a = &mut cmd.args;
         if let Some(o) = &options.count {
             a.append(o);
@@ -702,7 +702,7 @@ pub trait StreamCommands: CommandSink {
         key: impl ToArgs,
         id: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREADGROUP", Route::Blocking);
+        let mut cmd = Cmd::with_route("XREADGROUP", Route::BlockOption);
         let a = &mut cmd.args;
         a.push(b"GROUP");
         group.write_args(a);
@@ -722,7 +722,7 @@ pub trait StreamCommands: CommandSink {
         id: impl ToArgs,
         options: XreadgroupOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREADGROUP", Route::Blocking);
+        let mut cmd = Cmd::with_route("XREADGROUP", Route::BlockOption);
         let a = &mut cmd.args;
         a.push(b"GROUP");
         group.write_args(a);

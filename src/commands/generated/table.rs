@@ -4,7 +4,7 @@
 //! The command table, generated from the spec.
 
 use super::super::info::{BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec};
-use crate::cmd::Route;
+use crate::route::Route;
 
 impl CommandFlags {
     /// The `write` flag.
@@ -67,7 +67,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "6.0.0",
         arity: -2,
         flags: CommandFlags::from_bits(CommandFlags::SENTINEL.bits()),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -300,7 +300,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "3.0.0",
         arity: 1,
         flags: CommandFlags::from_bits(CommandFlags::FAST.bits()),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -635,7 +635,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "2.4.0",
         arity: -2,
         flags: CommandFlags::from_bits(CommandFlags::SENTINEL.bits()),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -650,7 +650,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SENTINEL.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -737,7 +737,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::LOADING.bits()
                 | CommandFlags::STALE.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -800,7 +800,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SENTINEL.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -814,7 +814,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::LOADING.bits()
                 | CommandFlags::STALE.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -845,7 +845,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SENTINEL.bits(),
         ),
-        route: Route::Shared,
+        route: Route::NoReply,
         key_specs: &[],
         has_method: true,
     },
@@ -860,7 +860,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SENTINEL.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -875,7 +875,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SENTINEL.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -890,7 +890,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SENTINEL.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -947,7 +947,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "3.0.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -1394,7 +1394,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SENTINEL.bits(),
         ),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: true,
     },
@@ -1502,7 +1502,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "8.1.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -1558,7 +1558,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "2.0.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -1775,7 +1775,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::FAST.bits()
                 | CommandFlags::ALLOW_BUSY.bits(),
         ),
-        route: Route::ConnectionState,
+        route: Route::Transaction,
         key_specs: &[],
         has_method: true,
     },
@@ -1916,7 +1916,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::STALE.bits()
                 | CommandFlags::SKIP_SLOWLOG.bits(),
         ),
-        route: Route::ConnectionState,
+        route: Route::Transaction,
         key_specs: &[],
         has_method: true,
     },
@@ -2078,7 +2078,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "7.0.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -3173,7 +3173,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "2.8.13",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -3560,7 +3560,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "4.0.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -3688,7 +3688,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "4.0.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -3861,7 +3861,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::NO_MULTI.bits()
                 | CommandFlags::ALLOW_BUSY.bits(),
         ),
-        route: Route::ConnectionState,
+        route: Route::Transaction,
         key_specs: &[],
         has_method: true,
     },
@@ -3871,7 +3871,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "2.2.3",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -4228,7 +4228,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "2.8.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -4355,7 +4355,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(
             CommandFlags::LOADING.bits() | CommandFlags::STALE.bits() | CommandFlags::FAST.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -4367,7 +4367,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(
             CommandFlags::LOADING.bits() | CommandFlags::STALE.bits() | CommandFlags::FAST.bits(),
         ),
-        route: Route::Shared,
+        route: Route::ConnectionState,
         key_specs: &[],
         has_method: true,
     },
@@ -4689,7 +4689,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "2.6.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -5038,7 +5038,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "2.2.12",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -5586,7 +5586,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::FAST.bits()
                 | CommandFlags::ALLOW_BUSY.bits(),
         ),
-        route: Route::ConnectionState,
+        route: Route::Transaction,
         key_specs: &[],
         has_method: true,
     },
@@ -5623,7 +5623,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 | CommandFlags::NO_MULTI.bits()
                 | CommandFlags::ALLOW_BUSY.bits(),
         ),
-        route: Route::ConnectionState,
+        route: Route::Transaction,
         key_specs: &[KeySpec {
             begin: BeginSearch::Index(1),
             find: FindKeys::Range {
@@ -5733,7 +5733,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "5.0.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -5843,7 +5843,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "5.0.0",
         arity: -2,
         flags: CommandFlags::empty(),
-        route: Route::Shared,
+        route: Route::Subcommand,
         key_specs: &[],
         has_method: false,
     },
@@ -5973,7 +5973,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(
             CommandFlags::READONLY.bits() | CommandFlags::BLOCKING.bits(),
         ),
-        route: Route::Blocking,
+        route: Route::BlockOption,
         key_specs: &[KeySpec {
             begin: BeginSearch::Keyword {
                 keyword: "STREAMS",
@@ -5994,7 +5994,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         since: "5.0.0",
         arity: -7,
         flags: CommandFlags::from_bits(CommandFlags::WRITE.bits() | CommandFlags::BLOCKING.bits()),
-        route: Route::Blocking,
+        route: Route::BlockOption,
         key_specs: &[KeySpec {
             begin: BeginSearch::Keyword {
                 keyword: "STREAMS",

@@ -33,7 +33,7 @@ pub trait TransactionsCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn discard<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("DISCARD", Route::ConnectionState);
+        let cmd = Cmd::with_route("DISCARD", Route::Transaction);
         self.send(cmd)
     }
 
@@ -51,7 +51,7 @@ pub trait TransactionsCommands: CommandSink {
     /// - array: Each element being the reply to each of the commands in the atomic transaction.
     /// - nil: The transaction was aborted because a `WATCH`ed key was touched
     fn exec<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("EXEC", Route::ConnectionState);
+        let cmd = Cmd::with_route("EXEC", Route::Transaction);
         self.send(cmd)
     }
 
@@ -68,7 +68,7 @@ pub trait TransactionsCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn multi<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("MULTI", Route::ConnectionState);
+        let cmd = Cmd::with_route("MULTI", Route::Transaction);
         self.send(cmd)
     }
 
@@ -85,7 +85,7 @@ pub trait TransactionsCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn unwatch<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("UNWATCH", Route::ConnectionState);
+        let cmd = Cmd::with_route("UNWATCH", Route::Transaction);
         self.send(cmd)
     }
 
@@ -102,7 +102,7 @@ pub trait TransactionsCommands: CommandSink {
     /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - `OK`
     fn watch<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("WATCH", Route::ConnectionState);
+        let mut cmd = Cmd::with_route("WATCH", Route::Transaction);
         let a = &mut cmd.args;
         key.write_args(a);
         self.send(cmd)

@@ -1,0 +1,136 @@
+//! The task that owns a connection for its whole life: drives the socket, and when it dies
+//! fails what was in flight, reconnects with backoff, restores the connection's state and
+//! tells the layers above.
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::driver::{self, Exit};
+use super::handshake::{self, Socket};
+use super::subscriptions::Subscriptions;
+use super::{ConnectionEvent, Options, Payload, Push, Request};
+use crate::error::{Error, Result};
+use crate::resp::Value;
+
+pub(crate) async fn run(
+    id: u64,
+    mut socket: Socket,
+    opts: Options,
+    mut requests: mpsc::Receiver<Request>,
+    push: broadcast::Sender<Push>,
+) {
+    let mut subs = Subscriptions::default();
+    let mut generation = 0;
+    loop {
+        let cause = match driver::drive(&mut socket, &mut requests, &push, &mut subs, &opts).await {
+            Exit::HandlesGone => return,
+            Exit::Died(cause) => cause,
+        };
+        tracing::warn!(connection = id, generation, error = %cause, "connection lost");
+        publish(
+            &opts,
+            ConnectionEvent::Disconnected {
+                connection: id,
+                generation,
+                reason: cause.to_string(),
+            },
+        );
+        if !opts.reconnect {
+            close(&mut requests, &mut subs, &cause).await;
+            return;
+        }
+        let Some(connected) = reestablish(id, &opts, &mut requests, &mut subs, cause).await else {
+            return;
+        };
+        socket = connected.socket;
+        generation += 1;
+        // Before any frame of the new connection, so readers know what they missed.
+        let _ = push.send(Push::Reconnected { generation });
+        publish(
+            &opts,
+            ConnectionEvent::Reconnected {
+                connection: id,
+                generation,
+                addr: connected.addr,
+            },
+        );
+    }
+}
+
+fn publish(opts: &Options, event: ConnectionEvent) {
+    if let Some(events) = &opts.events {
+        let _ = events.send(event);
+    }
+}
+
+/// Reconnects with backoff. Requests that arrive while an attempt is under way wait for it;
+/// those that arrive between attempts fail at once with the last error, never hang
+/// (subscription changes among them are recorded, to be made on reconnect). Returns `None`
+/// when every handle is gone or the policy gives up.
+async fn reestablish(
+    id: u64,
+    opts: &Options,
+    requests: &mut mpsc::Receiver<Request>,
+    subs: &mut Subscriptions,
+    mut last_error: Error,
+) -> Option<handshake::Connected> {
+    let policy = &opts.config.reconnect;
+    let mut failures: u32 = 0;
+    loop {
+        if failures > 0 {
+            let pause = tokio::time::sleep(policy.delay(failures - 1));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    _ = &mut pause => break,
+                    request = requests.recv() => match request {
+                        Some(r) => fail(r, subs, &last_error),
+                        None => return None,
+                    },
+                }
+            }
+        }
+        match handshake::connect(opts).await {
+            Ok(connected) => {
+                tracing::info!(connection = id, addr = %connected.addr, attempts = failures + 1, "reconnected");
+                return Some(connected);
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(connection = id, attempt = failures, error = %e, "reconnect failed");
+                last_error = e;
+                while let Ok(r) = requests.try_recv() {
+                    fail(r, subs, &last_error);
+                }
+                if policy.max_attempts.is_some_and(|max| failures >= max) {
+                    close(requests, subs, &last_error).await;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Fails a request that cannot be sent; a subscription change is still recorded.
+fn fail(request: Request, subs: &mut Subscriptions, cause: &Error) {
+    let reply: Result<Value> = match request.payload {
+        Payload::Subscription(change) if !request.tx.is_closed() => {
+            subs.apply(&change);
+            Err(Error::closed(format!(
+                "not connected ({cause}); the subscription change is recorded and made on \
+                 reconnect"
+            )))
+        }
+        _ => Err(Error::closed(format!("not connected: {cause}"))),
+    };
+    let _ = request.tx.send(reply);
+}
+
+/// Stops taking requests and fails the ones already queued.
+async fn close(requests: &mut mpsc::Receiver<Request>, subs: &mut Subscriptions, cause: &Error) {
+    requests.close();
+    while let Some(r) = requests.recv().await {
+        let _ =
+            r.tx.send(Err(Error::closed(format!("not connected: {cause}"))));
+    }
+    *subs = Subscriptions::default();
+}
