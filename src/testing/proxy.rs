@@ -117,7 +117,7 @@ impl FaultProxy {
         *self.next_reply() = NextReply::Truncate;
     }
 
-    /// The next chunk a server sends has its first byte replaced (`!`), which no RESP frame
+    /// The next chunk a server sends has its first byte replaced (`@`), which no RESP2 or RESP3 frame
     /// starts with.
     pub fn corrupt_next_reply(&self) {
         *self.next_reply() = NextReply::Corrupt;
@@ -223,7 +223,7 @@ async fn pump(
         });
         match once {
             NextReply::Intact => {}
-            NextReply::Corrupt => chunk[0] = b'!',
+            NextReply::Corrupt => chunk[0] = b'@',
             NextReply::Truncate => {
                 let _ = to
                     .write_all(&chunk[..n.div_ceil(2).min(n - 1).max(1)])
