@@ -98,6 +98,7 @@ impl Cmd {
     }
 
     /// Where the command may run, its subcommand and arguments considered.
+    #[inline]
     pub(crate) fn resolved_route(&self) -> Route {
         crate::route::resolve(self.route, &self.args)
     }

@@ -101,20 +101,10 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
                             Err(TryRequest::Closed) => return Poll::Ready(Err(shut_down())),
                         };
                     }
-                    Route::Blocking => {
-                        let client = *this.client;
-                        // Dropping this future drops the checkout mid-command, which closes
-                        // its connection at once.
-                        *this.state = State::Boxed(Box::pin(async move {
-                            client.exclusive().await?.request(cmd).await
-                        }));
-                    }
-                    route => {
-                        let refused = refusal(route, &cmd.full_name(), Place::Shared);
-                        return Poll::Ready(Err(refused.unwrap_or_else(|| {
-                            Error::config(format!("{} cannot run here", cmd.full_name()))
-                        })));
-                    }
+                    route => match slow_start(this.client, cmd, route) {
+                        Ok(fut) => *this.state = State::Boxed(fut),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    },
                 },
                 State::Waiting(mut reply) => match Pin::new(&mut reply).poll(cx) {
                     Poll::Ready(r) => {
@@ -185,6 +175,21 @@ impl<T: FromValue> Future for BoxedQuery<'_, T> {
         let value = ready!(self.project().inner.as_mut().poll(cx));
         Poll::Ready(value.and_then(into_result))
     }
+}
+
+/// The rare starts: a blocking command takes an exclusive connection (dropping the future
+/// drops the checkout mid-command, which closes that connection at once); anything that
+/// cannot run on a shared connection is refused.
+#[cold]
+fn slow_start(client: &Client, cmd: Cmd, route: Route) -> Result<BoxedReply<'_>> {
+    if route == Route::Blocking {
+        return Ok(Box::pin(async move {
+            client.exclusive().await?.request(cmd).await
+        }));
+    }
+    let name = cmd.full_name();
+    Err(refusal(route, &name, Place::Shared)
+        .unwrap_or_else(|| Error::config(format!("{name} cannot run on a shared connection"))))
 }
 
 /// Waits for a reply, up to `timeout` when there is one.

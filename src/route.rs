@@ -43,6 +43,7 @@ pub(crate) enum Place {
 }
 
 /// The final route of a command: subcommands and the BLOCK option resolved.
+#[inline]
 pub(crate) fn resolve(route: Route, args: &ArgBuf) -> Route {
     match route {
         Route::Subcommand => subcommand_route(args),

@@ -30,17 +30,42 @@ pub(crate) enum Exit {
     Died(Error),
 }
 
+/// A request written and awaiting its replies. Kept small: one per command in flight.
 struct Pending {
-    /// `None` for the driver's own requests (health PINGs, resubscriptions).
-    tx: Option<oneshot::Sender<Result<Value>>>,
+    /// Where its reply goes; nobody listens for the driver's own requests.
+    tx: oneshot::Sender<Result<Value>>,
     /// Replies still to read for this request.
-    remaining: usize,
+    remaining: u32,
+    /// A blocking command may wait for its reply as long as it likes.
+    blocking: bool,
+    /// The driver's own request (a health PING, a resubscription): no caller to abandon it.
+    internal: bool,
     /// Replies read so far, for requests that expect more than one.
     gathered: Vec<Value>,
     /// A subscription change: its replies are confirmation frames.
     change: Option<Box<SubChange>>,
-    /// A blocking command may wait for its reply as long as it likes.
-    blocking: bool,
+}
+
+impl Pending {
+    fn new(tx: oneshot::Sender<Result<Value>>, replies: usize, blocking: bool) -> Pending {
+        Pending {
+            tx,
+            remaining: u32::try_from(replies).unwrap_or(u32::MAX),
+            blocking,
+            internal: false,
+            gathered: Vec::new(),
+            change: None,
+        }
+    }
+
+    /// The driver's own request, whose reply nobody reads.
+    fn internal(replies: usize) -> Pending {
+        let (tx, _) = oneshot::channel();
+        Pending {
+            internal: true,
+            ..Pending::new(tx, replies, false)
+        }
+    }
 }
 
 /// Most commands gathered into one write. Flushing a few dozen at a time lets the server
@@ -79,9 +104,7 @@ pub(crate) async fn drive(
     let exit = poll_fn(|cx| state.poll(cx)).await;
     if let Exit::Died(err) = &exit {
         for p in state.pending.drain(..) {
-            if let Some(tx) = p.tx {
-                let _ = tx.send(Err(Error::in_flight(err)));
-            }
+            let _ = p.tx.send(Err(Error::in_flight(err)));
         }
     }
     exit
@@ -187,10 +210,9 @@ impl Driver<'_> {
 
     /// True when the caller of a request still awaiting its reply has gone.
     fn abandoned(&mut self, cx: &mut Context<'_>) -> bool {
-        self.pending.iter_mut().any(|p| {
-            p.tx.as_mut()
-                .is_some_and(|tx| tx.poll_closed(cx).is_ready())
-        })
+        self.pending
+            .iter_mut()
+            .any(|p| !p.internal && p.tx.poll_closed(cx).is_ready())
     }
 
     /// Moves queued requests into the write buffer until the queue is empty (its waker is
@@ -214,22 +236,20 @@ impl Driver<'_> {
                     }
                     gathered += 1;
                     let out = self.socket.write_buffer_mut();
-                    match request.payload {
+                    match &request.payload {
                         Payload::Args(args) => args.encode_into(out),
-                        Payload::Encoded(bytes) => out.extend_from_slice(&bytes),
+                        Payload::Encoded(bytes) => out.extend_from_slice(bytes),
                         Payload::Subscription(change) => {
-                            let change = self.subs.apply(&change);
+                            let change = self.subs.apply(change);
                             self.send_change(Some(request.tx), change);
                             continue;
                         }
                     }
-                    self.pending.push_back(Pending {
-                        tx: Some(request.tx),
-                        remaining: request.replies,
-                        gathered: Vec::new(),
-                        change: None,
-                        blocking: request.blocking,
-                    });
+                    self.pending.push_back(Pending::new(
+                        request.tx,
+                        request.replies,
+                        request.blocking,
+                    ));
                 }
                 Poll::Ready(None) => self.requests_closed = true,
                 Poll::Pending => return Gathered::QueueEmpty,
@@ -247,13 +267,13 @@ impl Driver<'_> {
             return;
         }
         change.encode_into(self.socket.write_buffer_mut());
-        self.pending.push_back(Pending {
-            tx,
-            remaining: change.names.len(),
-            gathered: Vec::new(),
-            change: Some(Box::new(change)),
-            blocking: false,
-        });
+        let replies = change.names.len();
+        let mut pending = match tx {
+            Some(tx) => Pending::new(tx, replies, false),
+            None => Pending::internal(replies),
+        };
+        pending.change = Some(Box::new(change));
+        self.pending.push_back(pending);
     }
 
     /// True when a frame is not a reply: it goes to the push channel instead.
@@ -285,7 +305,10 @@ impl Driver<'_> {
 
     fn dispatch(&mut self, value: Value) -> Result<()> {
         self.frames += 1;
-        if self.out_of_band(&value) {
+        // Ordinary replies on a command connection skip the out-of-band checks.
+        let plain =
+            !matches!(value, Value::Push(_)) && matches!(self.mode, Mode::Shared | Mode::Exclusive);
+        if !plain && self.out_of_band(&value) {
             let _ = self.push.send(Push::Frame(value));
             return Ok(());
         }
@@ -318,9 +341,7 @@ impl Driver<'_> {
         };
         // The caller may have gone (cancelled); its reply is read and dropped here, which is
         // what keeps later replies matched to their requests.
-        if let Some(tx) = done.tx {
-            let _ = tx.send(Ok(reply));
-        }
+        let _ = done.tx.send(Ok(reply));
         Ok(())
     }
 
@@ -364,13 +385,7 @@ impl Driver<'_> {
             && now - health.active_at >= idle
         {
             cmd("PING").args.encode_into(self.socket.write_buffer_mut());
-            self.pending.push_back(Pending {
-                tx: None,
-                remaining: 1,
-                gathered: Vec::new(),
-                change: None,
-                blocking: false,
-            });
+            self.pending.push_back(Pending::internal(1));
             health.active_at = now;
             health.front_since = now;
         }

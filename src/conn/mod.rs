@@ -317,3 +317,6 @@ impl Connection {
         }
     }
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod tests;

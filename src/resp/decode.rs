@@ -6,6 +6,9 @@ use bytes::{Bytes, BytesMut};
 use super::{Limits, Value};
 use crate::error::{Error, Result, ServerError};
 
+/// The least a buffer grows by for an incomplete bulk string: several replies' worth.
+const READ_AHEAD: usize = 64 * 1024;
+
 /// Where the scan of a partly received frame stopped, so the next call resumes there instead
 /// of rescanning the elements it already checked.
 #[derive(Debug, Default)]
@@ -105,8 +108,11 @@ pub(crate) fn scan(
                         let end = after + len + 2;
                         check_frame_size(end, limits)?;
                         if buf.len() < end {
-                            // Grow once to the whole payload instead of doubling per read.
-                            buf.reserve(end - buf.len());
+                            // Grow once to the whole payload instead of doubling per read,
+                            // with room for the replies behind it: replies handed out keep
+                            // their part of the buffer alive, so a buffer sized for one
+                            // frame is reallocated (and the partial frame copied) per frame.
+                            buf.reserve((end - buf.len()).max(READ_AHEAD));
                             return Ok(None);
                         }
                         if &buf[end - 2..end] != b"\r\n" {
