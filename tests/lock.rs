@@ -201,4 +201,26 @@ server_tests! {
         let total = attempts_served(&client).await - before;
         assert!(total < 250, "{total} attempts for 50 waiters in all");
     }
+
+    async fn dropping_the_locks_closes_their_wake_up_connection(kind) {
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let connections = || async {
+            let list: String = client.cmd("CLIENT").arg("LIST").query().await.unwrap();
+            list.lines().count()
+        };
+        let locks = Locks::new(&client);
+        let held = locks.acquire("busy", Some(Duration::from_secs(10)), Duration::ZERO).await.unwrap().unwrap();
+        let before = connections().await;
+        // Waiting subscribes to the lock's release channel on a connection of its own.
+        let waited = locks.acquire("busy", Some(Duration::from_secs(10)), Duration::from_millis(50)).await.unwrap();
+        assert!(waited.is_none());
+        assert_eq!(connections().await, before + 1);
+        held.release().await.unwrap();
+        drop(locks);
+        common::wait_until_async(Duration::from_secs(5), "the wake-up connection closes", || async {
+            connections().await == before
+        })
+        .await;
+    }
 }

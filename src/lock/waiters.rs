@@ -16,8 +16,19 @@ type Registry = Arc<Mutex<HashMap<Bytes, (Arc<Notify>, usize)>>>;
 
 pub(crate) struct Waiters {
     client: Client,
-    subscriber: OnceCell<SubscriberHandle>,
+    /// The subscriber's handle, and the task that owns the subscriber: ended when the
+    /// waiters are dropped, which closes the subscriber's connection.
+    subscriber: OnceCell<(SubscriberHandle, AbortOnDrop)>,
     registry: Registry,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Interest in one lock's releases; dropping it gives the interest up.
@@ -60,12 +71,13 @@ impl Waiters {
     }
 
     async fn subscriber(&self) -> Result<&SubscriberHandle> {
-        self.subscriber
+        let (handle, _) = self
+            .subscriber
             .get_or_try_init(|| async {
                 let mut sub = self.client.subscriber().await?;
                 let handle = sub.handle();
                 let registry = self.registry.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     while let Some(event) = sub.next().await {
                         let registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
                         match event {
@@ -82,9 +94,10 @@ impl Waiters {
                         }
                     }
                 });
-                Ok(handle)
+                Ok::<_, crate::Error>((handle, AbortOnDrop(task)))
             })
-            .await
+            .await?;
+        Ok(handle)
     }
 
     /// Registers interest in `channel`'s releases, subscribing when it is the first.
