@@ -33,9 +33,29 @@
 //! ## Layers
 //!
 //! - [`resp`]: RESP2/RESP3 frames ([`Value`]), the codec and its [`Limits`]. No I/O.
-//! - connections: one task per socket; callers queue requests, the task batches writes,
-//!   matches replies, routes RESP3 push frames apart, and reconnects.
-//! - [`Client`]: shared multiplexed connections plus a deadpool of [`Exclusive`] ones.
+//! - connections: one engine for every kind (shared, exclusive, subscriber, monitor): one
+//!   task per socket; callers queue requests, the task batches writes, matches replies,
+//!   routes push frames apart, watches the connection's health, and reconnects, restoring
+//!   the handshake and subscriptions. Lifecycle changes are [`ConnectionEvent`]s
+//!   ([`Client::events`]).
+//! - routing: each command goes where it can run, decided from the generated table by name,
+//!   subcommand and arguments: the shared connection, an exclusive one (blocking commands),
+//!   or a clear error (state-changing commands on a shared connection, `CLIENT REPLY`).
+//! - [`Client`]: shared multiplexed connections plus a deadpool of [`Exclusive`] ones, which
+//!   return to the pool in the state their handshake made.
+//!
+//! ## Behaviour worth knowing
+//!
+//! - Cancelling a command (dropping its future) never desynchronises a connection; a
+//!   cancelled *blocking* command closes its exclusive connection at once, so the server
+//!   stops blocking for it and never hands it the next element pushed.
+//! - A silent network is noticed by default: TCP keepalive (30 s), a PING on idle
+//!   connections (30 s), and a bound (30 s) on how long the oldest command in flight may wait
+//!   while nothing is read. See [`ClientBuilder::tcp_keepalive`],
+//!   [`ClientBuilder::idle_ping`], [`ClientBuilder::unresponsive_timeout`].
+//! - Lock and queue leases are timed from when their request was sent, and renewals may take
+//!   only what is left of the lease, so a lease is never believed held after the server let
+//!   it go.
 //! - [`Cmd`], [`ToArgs`], [`FromValue`]: building commands and reading replies.
 //! - [`lock`]: distributed locks with fencing, renewal and waiting without spinning.
 //! - [`mq`]: a durable message queue with workers as spawned tasks, fenced acks and lease
