@@ -13,6 +13,7 @@ use crate::node::Node;
 use crate::pool::Exclusive;
 use crate::query::Query;
 use crate::resp::Limits;
+use crate::tls::TlsOptions;
 use crate::value::{FromValue, ToArgs};
 
 /// A Redis client: shared multiplexed connections for ordinary commands, and a pool of
@@ -232,6 +233,10 @@ impl ClientBuilder {
     pub fn url(mut self, url: &str) -> Self {
         match (Config::from_url(url), &mut self.config) {
             (Ok(u), Ok(c)) => {
+                // rediss:// turns TLS on; TLS options already set are kept.
+                if u.tls.is_some() && c.tls.is_none() {
+                    c.tls = u.tls;
+                }
                 c.addr = u.addr;
                 c.username = u.username;
                 c.password = u.password;
@@ -322,6 +327,45 @@ impl ClientBuilder {
         self.with(|c| c.limits = limits)
     }
 
+    /// TLS settings for every connection (turns TLS on, as `rediss://` does).
+    pub fn tls(self, options: TlsOptions) -> Self {
+        self.with(|c| c.tls = Some(options))
+    }
+
+    /// TLS: trusts the certificate authorities of a PEM file as well as the roots (turns TLS
+    /// on). See [`TlsOptions::ca_file`].
+    pub fn tls_ca_file(self, path: impl AsRef<std::path::Path>) -> Self {
+        self.with_tls(|tls| tls.ca_file(path))
+    }
+
+    /// TLS: presents a client certificate chain and key from PEM files (turns TLS on). See
+    /// [`TlsOptions::client_cert_files`].
+    pub fn tls_client_cert_files(
+        self,
+        chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Self {
+        self.with_tls(|tls| tls.client_cert_files(chain, key))
+    }
+
+    /// TLS: the name the server's certificate must carry, sent as SNI (turns TLS on).
+    /// Default: the host connected to.
+    pub fn tls_server_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with_tls(|tls| Ok(tls.server_name(name)))
+    }
+
+    /// Changes the TLS options (turning TLS on); an error is kept for `connect`.
+    fn with_tls(mut self, f: impl FnOnce(TlsOptions) -> Result<TlsOptions>) -> Self {
+        if let Ok(c) = &mut self.config {
+            match f(c.tls.clone().unwrap_or_default()) {
+                Ok(tls) => c.tls = Some(tls),
+                Err(e) => self.config = Err(e),
+            }
+        }
+        self
+    }
+
     /// Health checks: TCP keepalive probes after this long idle (every third of it after
     /// that; three unanswered probes end the connection). `None` turns them off. Default
     /// 30 s.
@@ -352,9 +396,10 @@ impl ClientBuilder {
         let config = self.config?;
         config.validate()?;
         let config = Arc::new(config);
+        let tls = config.tls.as_ref().map(|t| t.connector()).transpose()?;
         let endpoint = Arc::new(Fixed(config.addr.clone()));
         let (events, _) = broadcast::channel(EVENTS_BUFFER);
-        let node = Node::connect(config.clone(), endpoint, events.clone()).await?;
+        let node = Node::connect(config.clone(), endpoint, tls, events.clone()).await?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,

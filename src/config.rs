@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::resp::Limits;
+use crate::tls::TlsOptions;
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +192,8 @@ pub struct Config {
     /// `is_timeout()`, and it reconnects. Blocking commands (BLPOP ...) are exempt. `None`
     /// turns it off. Default 30 s.
     pub unresponsive_timeout: Option<Duration>,
+    /// TLS for every connection; `None` is plaintext. `rediss://` URLs set it. Default none.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for Config {
@@ -217,6 +220,7 @@ impl Default for Config {
             tcp_keepalive: Some(Duration::from_secs(30)),
             idle_ping: Some(Duration::from_secs(30)),
             unresponsive_timeout: Some(Duration::from_secs(30)),
+            tls: None,
         }
     }
 }
@@ -225,11 +229,13 @@ impl Config {
     /// Parses a URL:
     ///
     /// - `redis://[[user]:password@]host[:port][/db][?protocol=resp2|resp3&client_name=NAME]`
+    /// - `rediss://...`: the same over TLS (feature `tls`), with the platform's roots and the
+    ///   host's name; see [`TlsOptions`] for the rest
     /// - `unix:///path/to/redis.sock[?db=N&protocol=...&client_name=...]` (also
     ///   `redis+unix://`)
     ///
-    /// User and password are percent-decoded. `rediss://` (TLS) is not supported yet and is
-    /// refused rather than silently sent in clear text.
+    /// User and password are percent-decoded. Certificate checks cannot be turned off from a
+    /// URL.
     pub fn from_url(url: &str) -> Result<Config> {
         let bad = |why: String| Error::config(format!("invalid URL {}: {why}", redact(url)));
         let (scheme, rest) = url
@@ -256,13 +262,12 @@ impl Config {
                 config.addr = Addr::Unix(PathBuf::from(path));
             }
             "rediss" => {
-                return Err(bad(
-                    "TLS (rediss://) is not supported by this version of kermes".into(),
-                ));
+                parse_tcp(body, &mut config).map_err(bad)?;
+                config.tls = Some(TlsOptions::default());
             }
             other => {
                 return Err(bad(format!(
-                    "unknown scheme {other:?}; use redis:// or unix://"
+                    "unknown scheme {other:?}; use redis://, rediss:// or unix://"
                 )));
             }
         }
@@ -322,6 +327,9 @@ impl Config {
         }
         if self.unresponsive_timeout.is_some_and(|t| t.is_zero()) {
             return bad("unresponsive_timeout must be more than zero");
+        }
+        if self.tls.is_some() && matches!(self.addr, Addr::Unix(_)) {
+            return bad("TLS is for TCP connections, not unix sockets");
         }
         if let Some(name) = &self.client_name
             && (name.is_empty() || name.bytes().any(|b| b <= b' ' || b == 0x7f))
@@ -498,12 +506,27 @@ mod tests {
             ("redis://h?protocol=4", "protocol"),
             ("redis://", "missing host"),
             ("unix://relative.sock", "absolute"),
-            ("rediss://h", "TLS"),
             ("redis://u:%zz@h", "percent"),
         ] {
             let err = Config::from_url(url).unwrap_err();
             assert!(err.is_config());
             assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn rediss_urls_turn_tls_on_and_nothing_turns_checks_off() {
+        let c = Config::from_url("rediss://u:p@cache.example.com:6380/2").unwrap();
+        let tls = c.tls.as_ref().expect("TLS on");
+        assert!(!tls.danger_accept_invalid_certificates);
+        assert_eq!(c.db, 2);
+        assert!(Config::from_url("redis://h").unwrap().tls.is_none());
+        for url in [
+            "rediss://h?insecure=1",
+            "rediss://h?verify=none",
+            "redis+tls://h",
+        ] {
+            assert!(Config::from_url(url).unwrap_err().is_config(), "{url}");
         }
     }
 

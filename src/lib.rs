@@ -66,7 +66,12 @@
 //!
 //! ## Feature flags
 //!
-//! - `testing`: [`testing`] spawns throwaway `redis-server` / `valkey-server` processes.
+//! - `tls` (default): `rediss://` through rustls ([`TlsOptions`]), no OpenSSL.
+//! - `tls-webpki-roots`: Mozilla's roots compiled in ([`TlsRoots::WebPki`]).
+//! - `msgpack` (default), `bincode`, `json`: serialized value formats.
+//! - `lz4`, `zstd`, `aes-gcm`, `chacha20poly1305`: value compression and encryption.
+//! - `testing`: [`testing`] spawns throwaway `redis-server` / `valkey-server` processes
+//!   (plain or TLS), a fault-injecting proxy and a TLS terminator.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -92,6 +97,7 @@ mod route;
 mod script;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod value;
 
 pub use atomic::{Transaction, atomic};
@@ -105,6 +111,7 @@ pub use pool::Exclusive;
 pub use query::{BoxedQuery, Query};
 pub use resp::{Limits, Value};
 pub use script::{Library, Script, lua};
+pub use tls::{TlsOptions, TlsRoots};
 pub use value::{
     ArgBuf, Cipher, Compression, Format, FromValue, Frozen, Raw, Serde, ToArgs, ValueCodec,
 };

