@@ -7,12 +7,14 @@ use tokio::sync::broadcast;
 
 use crate::cmd::Cmd;
 use crate::config::{Config, Password, Protocol, ReconnectPolicy};
-use crate::conn::{ConnectionEvent, ConnectionEvents, Fixed, Mode, Push};
+use crate::conn::{ConnectionEvent, ConnectionEvents, Endpoint, Fixed, Mode, Push, Role};
 use crate::error::Result;
 use crate::node::Node;
 use crate::pool::Exclusive;
 use crate::query::Query;
 use crate::resp::Limits;
+use crate::sentinel::{ReadFrom, SentinelClient, SentinelEndpoint, SentinelOptions, SentinelState};
+use crate::task::AbortOnDrop;
 use crate::tls::TlsOptions;
 use crate::value::{FromValue, ToArgs};
 
@@ -38,10 +40,15 @@ pub struct Client {
 
 struct Inner {
     config: Arc<Config>,
+    /// The server (with sentinels: the master).
     node: Node,
+    /// With sentinels and `read_from` replicas: a replica, for read-only commands.
+    replicas: Option<Node>,
     events: broadcast::Sender<ConnectionEvent>,
     /// Who subscribed to what on the shared connection, across shared subscribers.
     shared_subscriptions: Arc<crate::pubsub::SharedRegistry>,
+    /// With sentinels: what they said, and the task following failovers.
+    sentinel: Option<(Arc<SentinelState>, AbortOnDrop)>,
 }
 
 /// Lifecycle events kept for a slow reader of [`Client::events`].
@@ -164,6 +171,33 @@ impl Client {
     pub(crate) fn shared(&self) -> &crate::conn::Connection {
         self.inner.node.shared()
     }
+
+    /// The shared connection for `cmd`: a replica's for read-only commands when the client
+    /// reads from replicas (and, with `PreferReplica`, one is connected), else the master's.
+    pub(crate) fn shared_for(&self, cmd: &Cmd) -> &crate::conn::Connection {
+        if let Some(replicas) = &self.inner.replicas
+            && cmd.is_readonly()
+        {
+            let conn = replicas.shared();
+            if self.inner.config.read_from == ReadFrom::Replica || conn.is_up() {
+                return conn;
+            }
+        }
+        self.inner.node.shared()
+    }
+
+    /// With sentinels: a connection to one of them (the next that answers), for the
+    /// SENTINEL commands. Fails with `is_config()` for a client without sentinels.
+    pub async fn sentinel(&self) -> Result<SentinelClient> {
+        let Some((state, _)) = &self.inner.sentinel else {
+            return Err(crate::Error::config(
+                "this client was not made with sentinels (redis+sentinel://)",
+            ));
+        };
+        state
+            .connect_any(|| SentinelClient::open(state.sentinel_options(None, Mode::Shared)))
+            .await
+    }
 }
 
 impl crate::commands::CommandSink for Client {
@@ -238,6 +272,10 @@ impl ClientBuilder {
                     c.tls = u.tls;
                 }
                 c.addr = u.addr;
+                if u.sentinel.is_some() {
+                    c.sentinel = u.sentinel;
+                    c.read_from = u.read_from;
+                }
                 c.username = u.username;
                 c.password = u.password;
                 c.db = u.db;
@@ -366,6 +404,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Finds the master through sentinels (as `redis+sentinel://` URLs do) and follows its
+    /// failovers. The client's own credentials, database and TLS apply to the data nodes.
+    pub fn sentinel(self, options: SentinelOptions) -> Self {
+        self.with(|c| c.sentinel = Some(options))
+    }
+
+    /// Where read-only commands go (with sentinels). Default [`ReadFrom::Primary`].
+    pub fn read_from(self, read_from: ReadFrom) -> Self {
+        self.with(|c| c.read_from = read_from)
+    }
+
     /// Health checks: TCP keepalive probes after this long idle (every third of it after
     /// that; three unanswered probes end the connection). `None` turns them off. Default
     /// 30 s.
@@ -397,15 +446,39 @@ impl ClientBuilder {
         config.validate()?;
         let config = Arc::new(config);
         let tls = config.tls.as_ref().map(|t| t.connector()).transpose()?;
-        let endpoint = Arc::new(Fixed(config.addr.clone()));
         let (events, _) = broadcast::channel(EVENTS_BUFFER);
-        let node = Node::connect(config.clone(), endpoint, tls, events.clone()).await?;
+        let state = SentinelState::new(&config, tls.clone());
+        let endpoint: Arc<dyn Endpoint> = match &state {
+            Some(state) => Arc::new(SentinelEndpoint::new(state.clone(), Role::Primary)),
+            None => Arc::new(Fixed(config.addr.clone())),
+        };
+        let node = Node::connect(config.clone(), endpoint, tls.clone(), events.clone()).await?;
+        let replicas = match (&state, config.read_from) {
+            (Some(state), ReadFrom::Replica | ReadFrom::PreferReplica) => {
+                let endpoint = Arc::new(SentinelEndpoint::new(state.clone(), Role::Replica));
+                match Node::connect(config.clone(), endpoint, tls, events.clone()).await {
+                    Ok(node) => Some(node),
+                    Err(e) if config.read_from == ReadFrom::PreferReplica => {
+                        tracing::warn!(error = %e, "no replica to read from; reading from the master");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
+        let sentinel = state.map(|s| {
+            let watcher = AbortOnDrop(crate::sentinel::watch(s.clone()));
+            (s, watcher)
+        });
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 node,
+                replicas,
                 events,
                 shared_subscriptions: Default::default(),
+                sentinel,
             }),
         })
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::resp::Limits;
+use crate::sentinel::{ReadFrom, SentinelOptions};
 use crate::tls::TlsOptions;
 
 /// Where the server listens.
@@ -194,6 +195,11 @@ pub struct Config {
     pub unresponsive_timeout: Option<Duration>,
     /// TLS for every connection; `None` is plaintext. `rediss://` URLs set it. Default none.
     pub tls: Option<TlsOptions>,
+    /// Find the master through these sentinels (`redis+sentinel://` URLs set it); `addr` is
+    /// then not used. Default none.
+    pub sentinel: Option<SentinelOptions>,
+    /// Where read-only commands go (with sentinels). Default [`ReadFrom::Primary`].
+    pub read_from: ReadFrom,
 }
 
 impl Default for Config {
@@ -221,6 +227,8 @@ impl Default for Config {
             idle_ping: Some(Duration::from_secs(30)),
             unresponsive_timeout: Some(Duration::from_secs(30)),
             tls: None,
+            sentinel: None,
+            read_from: ReadFrom::Primary,
         }
     }
 }
@@ -233,6 +241,11 @@ impl Config {
     ///   host's name; see [`TlsOptions`] for the rest
     /// - `unix:///path/to/redis.sock[?db=N&protocol=...&client_name=...]` (also
     ///   `redis+unix://`)
+    /// - `redis+sentinel://[[user]:password@]host1[:port],host2[:port]/MASTER[/db][?...]`:
+    ///   the master `MASTER` found through these sentinels (port 26379 by default); the
+    ///   credentials are the data nodes'. Parameters `sentinel_username`,
+    ///   `sentinel_password` and `read_from=primary|replica|prefer_replica`;
+    ///   `rediss+sentinel://` for TLS to sentinels and nodes alike.
     ///
     /// User and password are percent-decoded. Certificate checks cannot be turned off from a
     /// URL.
@@ -265,9 +278,15 @@ impl Config {
                 parse_tcp(body, &mut config).map_err(bad)?;
                 config.tls = Some(TlsOptions::default());
             }
+            "redis+sentinel" => parse_sentinel(body, &mut config).map_err(bad)?,
+            "rediss+sentinel" => {
+                parse_sentinel(body, &mut config).map_err(bad)?;
+                config.tls = Some(TlsOptions::default());
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown scheme {other:?}; use redis://, rediss:// or unix://"
+                    "unknown scheme {other:?}; use redis://, rediss://, unix:// or \
+                     redis+sentinel://"
                 )));
             }
         }
@@ -292,6 +311,34 @@ impl Config {
                     }
                 }
                 "client_name" => config.client_name = Some(value),
+                "sentinel_username" | "sentinel_password" | "read_from"
+                    if config.sentinel.is_none() =>
+                {
+                    return Err(bad(format!("{key} is for redis+sentinel:// URLs")));
+                }
+                "sentinel_username" => {
+                    if let Some(s) = &mut config.sentinel {
+                        s.username = Some(value);
+                    }
+                }
+                "sentinel_password" => {
+                    if let Some(s) = &mut config.sentinel {
+                        s.password = Some(Password(value));
+                    }
+                }
+                "read_from" => {
+                    config.read_from = match value.to_ascii_lowercase().as_str() {
+                        "primary" | "master" => ReadFrom::Primary,
+                        "replica" => ReadFrom::Replica,
+                        "prefer_replica" => ReadFrom::PreferReplica,
+                        _ => {
+                            return Err(bad(format!(
+                                "read_from must be primary, replica or prefer_replica, not \
+                                 {value:?}"
+                            )));
+                        }
+                    }
+                }
                 other => return Err(bad(format!("unknown parameter {other:?}"))),
             }
         }
@@ -331,6 +378,17 @@ impl Config {
         if self.tls.is_some() && matches!(self.addr, Addr::Unix(_)) {
             return bad("TLS is for TCP connections, not unix sockets");
         }
+        match &self.sentinel {
+            Some(s) if s.sentinels.is_empty() => return bad("sentinel: no sentinel address"),
+            Some(s) if s.master_name.is_empty() => return bad("sentinel: no master name"),
+            Some(s) if s.poll_interval.is_zero() => {
+                return bad("sentinel: poll_interval must be more than zero");
+            }
+            None if self.read_from != ReadFrom::Primary => {
+                return bad("read_from replicas needs sentinels (redis+sentinel://)");
+            }
+            _ => {}
+        }
         if let Some(name) = &self.client_name
             && (name.is_empty() || name.bytes().any(|b| b <= b' ' || b == 0x7f))
         {
@@ -352,6 +410,55 @@ fn parse_tcp(body: &str, config: &mut Config) -> std::result::Result<(), String>
         }
         None => authority,
     };
+    config.addr = parse_host_port(host_port, 6379)?;
+    if !path.is_empty() {
+        config.db = parse_db(path)?;
+    }
+    Ok(())
+}
+
+/// `h1:26379,h2:26379/mymaster[/db]`, with credentials for the data nodes before `@`.
+fn parse_sentinel(body: &str, config: &mut Config) -> std::result::Result<(), String> {
+    let (authority, path) = body
+        .split_once('/')
+        .ok_or("expected the master name after the sentinels (/MASTER_NAME)")?;
+    let hosts = match authority.rsplit_once('@') {
+        Some((auth, hosts)) => {
+            parse_auth(auth, config)?;
+            hosts
+        }
+        None => authority,
+    };
+    let sentinels = hosts
+        .split(',')
+        .map(|h| parse_host_port(h, 26379))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let (name, db) = match path.split_once('/') {
+        Some((name, db)) => (name, Some(db)),
+        None => (path, None),
+    };
+    if name.is_empty() {
+        return Err("missing the master name after the sentinels".into());
+    }
+    if let Some(db) = db.filter(|d| !d.is_empty()) {
+        config.db = parse_db(db)?;
+    }
+    config.addr = sentinels[0].clone();
+    config.sentinel = Some(SentinelOptions {
+        sentinels,
+        master_name: percent_decode(name)?,
+        username: None,
+        password: None,
+        poll_interval: Duration::from_secs(5),
+    });
+    Ok(())
+}
+
+/// `host[:port]` or `[v6]:port`, with `default_port` when none is given.
+pub(crate) fn parse_host_port(
+    host_port: &str,
+    default_port: u16,
+) -> std::result::Result<Addr, String> {
     let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or("unclosed '[' in IPv6 host")?;
         match after {
@@ -371,21 +478,17 @@ fn parse_tcp(body: &str, config: &mut Config) -> std::result::Result<(), String>
         return Err("missing host".into());
     }
     let port = match port {
-        None => 6379,
+        None => default_port,
         Some(p) => p
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| format!("port must be 1-65535, not {p:?}"))?,
     };
-    config.addr = Addr::Tcp {
+    Ok(Addr::Tcp {
         host: host.to_string(),
         port,
-    };
-    if !path.is_empty() {
-        config.db = parse_db(path)?;
-    }
-    Ok(())
+    })
 }
 
 fn parse_auth(auth: &str, config: &mut Config) -> std::result::Result<(), String> {
@@ -527,6 +630,50 @@ mod tests {
             "redis+tls://h",
         ] {
             assert!(Config::from_url(url).unwrap_err().is_config(), "{url}");
+        }
+    }
+
+    #[test]
+    fn sentinel_urls_name_the_sentinels_the_master_and_both_credentials() {
+        let c = Config::from_url(
+            "redis+sentinel://:nodepw@s1:26380,s2,[::1]:26381/mymaster/3?sentinel_password=sp&read_from=prefer_replica",
+        )
+        .unwrap();
+        let s = c.sentinel.as_ref().unwrap();
+        assert_eq!(
+            s.sentinels,
+            [
+                Addr::Tcp {
+                    host: "s1".into(),
+                    port: 26380
+                },
+                Addr::Tcp {
+                    host: "s2".into(),
+                    port: 26379
+                },
+                Addr::Tcp {
+                    host: "::1".into(),
+                    port: 26381
+                },
+            ]
+        );
+        assert_eq!(s.master_name, "mymaster");
+        assert_eq!(s.password.as_ref().unwrap().expose(), "sp");
+        assert_eq!(c.password.as_ref().unwrap().expose(), "nodepw");
+        assert_eq!(c.db, 3);
+        assert_eq!(c.read_from, ReadFrom::PreferReplica);
+        assert!(c.tls.is_none());
+        let tls = Config::from_url("rediss+sentinel://s1/m").unwrap();
+        assert!(tls.tls.is_some() && tls.sentinel.is_some());
+        for (url, needle) in [
+            ("redis+sentinel://s1", "master name"),
+            ("redis+sentinel://s1/", "master name"),
+            ("redis+sentinel://s1:0/m", "port"),
+            ("redis+sentinel://s1/m?read_from=all", "read_from"),
+            ("redis://h?read_from=replica", "redis+sentinel"),
+        ] {
+            let err = Config::from_url(url).unwrap_err();
+            assert!(err.to_string().contains(needle), "{url}: {err}");
         }
     }
 

@@ -95,6 +95,8 @@ mod query;
 pub mod resp;
 mod route;
 mod script;
+pub mod sentinel;
+mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
@@ -111,6 +113,7 @@ pub use pool::Exclusive;
 pub use query::{BoxedQuery, Query};
 pub use resp::{Limits, Value};
 pub use script::{Library, Script, lua};
+pub use sentinel::{ReadFrom, SentinelOptions};
 pub use tls::{TlsOptions, TlsRoots};
 pub use value::{
     ArgBuf, Cipher, Compression, Format, FromValue, Frozen, Raw, Serde, ToArgs, ValueCodec,

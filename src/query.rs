@@ -91,7 +91,7 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
                         if let Some(t) = cmd.timeout.or(config.response_timeout) {
                             this.timer.set(Some(tokio::time::sleep(t)));
                         }
-                        let conn = this.client.shared();
+                        let conn = this.client.shared_for(&cmd);
                         *this.state = match conn.try_request(Payload::Args(cmd.args), 1) {
                             Ok(reply) => State::Waiting(reply),
                             Err(TryRequest::Full(full)) => {

@@ -60,7 +60,9 @@ fn run() -> Result<ExitCode, String> {
         .partition(|c| c.name == "SENTINEL" || c.name.starts_with("SENTINEL "));
     table::check_lists(&api)?;
     let skipped = skips(&api);
-    let files = render_files(&api, &skipped)?;
+    let mut files = render_files(&api, &skipped)?;
+    let sentinel_skipped = skips(&sentinel);
+    render_sentinel(&sentinel, &sentinel_skipped, &mut files)?;
 
     println!(
         "codegen: {} commands in the spec ({} SENTINEL commands left to sentinel connections); {} API commands, {} generated, {} skipped:",
@@ -70,7 +72,7 @@ fn run() -> Result<ExitCode, String> {
         api.len() - skipped.len(),
         skipped.len()
     );
-    for (name, why) in &skipped {
+    for (name, why) in skipped.iter().chain(&sentinel_skipped) {
         println!("  skipped {name}: {why}");
     }
     for c in &corrected {
@@ -185,6 +187,28 @@ fn render_files(
     );
     files.insert("table.rs".into(), rustfmt(&table)?);
     Ok(files)
+}
+
+/// The SENTINEL commands, as methods of a sentinel connection only.
+fn render_sentinel(
+    sentinel: &[Command],
+    skipped: &[(String, String)],
+    files: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    let mut g = render::Group::new("sentinel");
+    for c in sentinel {
+        if !skipped.iter().any(|(n, _)| n == &c.name) {
+            g.command(c);
+        }
+    }
+    let body = format!(
+        "{HEADER}//! Commands of a Sentinel.\n#![allow(unused_imports, clippy::too_many_arguments, clippy::type_complexity, clippy::needless_borrow, clippy::deref_addrof)]\n\nuse bytes::Bytes;\n\nuse crate::cmd::{{Cmd, Route}};\nuse crate::commands::CommandSink;\nuse crate::resp::Value;\nuse crate::value::{{ArgBuf, ToArgs}};\n\n{}",
+        g.finish("sentinel")
+    );
+    files.insert("sentinel.rs".into(), rustfmt(&body)?);
+    let module = files.get_mut("mod.rs").ok_or("no mod.rs")?;
+    *module = rustfmt(&format!("{module}mod sentinel;\npub use sentinel::*;\n"))?;
+    Ok(())
 }
 
 /// Formats generated code the way `cargo fmt` would, so the committed files pass its check.

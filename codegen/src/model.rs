@@ -257,7 +257,12 @@ fn spec_arg(a: &Json) -> Arg {
             .as_str()
             .map_or_else(|| text(&a["name"]), str::to_string),
         kind: kind(a["type"].as_str().unwrap_or("string")),
-        token: a["token"].as_str().map(token),
+        // A few pure tokens (SENTINEL SIMULATE-FAILURE's modes) carry no `token`: their
+        // name is the token.
+        token: a["token"].as_str().map(token).or_else(|| {
+            (a["type"].as_str() == Some("pure-token"))
+                .then(|| token(&text(&a["name"]).to_ascii_uppercase()))
+        }),
         optional: a["optional"].as_bool().unwrap_or(false),
         multiple: a["multiple"].as_bool().unwrap_or(false),
         multiple_token: a["multiple_token"].as_bool().unwrap_or(false),

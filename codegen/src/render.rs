@@ -513,8 +513,26 @@ impl Group {
     }
 
     pub fn finish(self, group: &str) -> String {
+        // Sentinel commands run on a sentinel, never on a data node.
+        let (doc, implementors) = if group == "sentinel" {
+            (
+                "Commands of a Sentinel, on a [`SentinelClient`](crate::sentinel::SentinelClient): every method builds its command and hands it to\n/// [`CommandSink::send`].",
+                format!(
+                    "impl {} for crate::sentinel::SentinelClient {{}}",
+                    self.trait_name
+                ),
+            )
+        } else {
+            (
+                "Every method builds its command and hands it to\n/// [`CommandSink::send`]; import [`crate::prelude`] to use them.",
+                format!(
+                    "impl<S: CommandSink + ?Sized> {} for S {{}}",
+                    self.trait_name
+                ),
+            )
+        };
         format!(
-            "/// Commands of the `{group}` group. Every method builds its command and hands it to\n/// [`CommandSink::send`]; import [`crate::prelude`] to use them.\npub trait {t}: CommandSink {{\n{m}}}\n\nimpl<S: CommandSink + ?Sized> {t} for S {{}}\n\n{items}",
+            "/// Commands of the `{group}` group. {doc}\npub trait {t}: CommandSink {{\n{m}}}\n\n{implementors}\n\n{items}",
             t = self.trait_name,
             m = self.methods,
             items = self.items

@@ -11,9 +11,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Sink, Stream};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_util::sync::ReusableBoxFuture;
 
+use super::endpoint::Role;
 use super::handshake::Socket;
 use super::subscriptions::{SubChange, Subscriptions, is_confirmation, is_message};
 use super::{Mode, Options, Payload, Push, Request};
@@ -97,6 +99,9 @@ pub(crate) async fn drive(
         health: Health::new(opts.idle_ping, opts.unresponsive),
         frames: 0,
         completed: 0,
+        moved: opts.endpoint.moved().map(Moved::new),
+        primary_only: opts.endpoint.role() == Some(Role::Primary),
+        demoted: false,
     };
     for change in state.subs.restore() {
         state.send_change(None, change);
@@ -132,6 +137,12 @@ struct Driver<'a> {
     frames: u64,
     /// Requests completed so far: a change of the oldest one in flight.
     completed: u64,
+    /// Fires when the endpoint says every connection must move (a failover).
+    moved: Option<Moved>,
+    /// The connection must be to a primary: a READONLY reply means it no longer is.
+    primary_only: bool,
+    /// A READONLY reply was read: leave once the replies read so far are delivered.
+    demoted: bool,
 }
 
 impl Driver<'_> {
@@ -144,6 +155,14 @@ impl Driver<'_> {
                 return Poll::Ready(Exit::Died(Error::closed(
                     "a command was abandoned before its reply; its exclusive connection was \
                      closed",
+                )));
+            }
+            if let Some(moved) = &mut self.moved
+                && moved.poll(cx).is_ready()
+            {
+                return Poll::Ready(Exit::Died(Error::closed(
+                    "the master moved (a failover): commands in flight may or may not have run \
+                     on the old one, and are not resent; reconnecting to the new master",
                 )));
             }
             // Every ready tick is checked, and the last poll leaves the timer's waker set.
@@ -186,6 +205,12 @@ impl Driver<'_> {
                     }
                     Poll::Pending => break,
                 }
+            }
+            if self.demoted {
+                return Poll::Ready(Exit::Died(Error::closed(
+                    "the server answered READONLY: it is a replica now (a failover); \
+                     reconnecting to the master",
+                )));
             }
             if self.requests_closed {
                 // A subscriber or monitor whose handles are gone has nobody to deliver to.
@@ -320,6 +345,12 @@ impl Driver<'_> {
         };
         // A refused subscription gets one error for the whole command, not one per name.
         let refused = front.change.is_some() && matches!(value, Value::Error(_));
+        if self.primary_only
+            && let Value::Error(e) = &value
+            && e.code() == "READONLY"
+        {
+            self.demoted = true;
+        }
         front.remaining -= 1;
         if front.remaining > 0 && !refused {
             front.gathered.push(value);
@@ -391,6 +422,33 @@ impl Driver<'_> {
         }
         Ok(())
     }
+}
+
+/// Waits for the endpoint's "every connection must move" signal.
+struct Moved {
+    next: ReusableBoxFuture<'static, watch::Receiver<u64>>,
+}
+
+impl Moved {
+    fn new(rx: watch::Receiver<u64>) -> Moved {
+        Moved {
+            next: ReusableBoxFuture::new(changed(rx)),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let rx = std::task::ready!(self.next.poll(cx));
+        self.next.set(changed(rx));
+        Poll::Ready(())
+    }
+}
+
+async fn changed(mut rx: watch::Receiver<u64>) -> watch::Receiver<u64> {
+    if rx.changed().await.is_err() {
+        // The endpoint is gone with its client; nothing will move any more.
+        std::future::pending::<()>().await;
+    }
+    rx
 }
 
 /// The health check's clock and what it saw at its last tick.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use futures::{SinkExt, StreamExt};
 use tokio_util::codec::Framed;
 
+use super::endpoint::Role;
 use super::transport::{ShutdownHandle, Transport};
 use super::{Mode, Options};
 use crate::cmd::{Cmd, cmd};
@@ -63,6 +64,9 @@ pub(crate) async fn connect(opts: &Options) -> Result<Connected> {
                 Error::new(Kind::Connect, format!("handshake with {addr} failed: {e}"))
             }
         })?;
+        if let Some(role) = opts.endpoint.role() {
+            check_role(&mut socket, &addr, role).await?;
+        }
         if opts.mode == Mode::Monitor {
             match round_trip(&mut socket, [&cmd("MONITOR")]).await?.pop() {
                 Some(Value::Simple(ok)) if &ok[..] == b"OK" => {}
@@ -117,6 +121,33 @@ fn tls_failure(opts: &Options, addr: &Addr, e: &Error) -> Option<Error> {
     }
     let _ = (opts, addr, e);
     None
+}
+
+/// Fails unless the server has `role` (a sentinel's view may be stale after a failover).
+async fn check_role(socket: &mut Socket, addr: &Addr, role: Role) -> Result<()> {
+    let reply = round_trip(socket, [&cmd("ROLE")]).await?.pop();
+    let word = match &reply {
+        Some(Value::Array(items)) => items.first().and_then(Value::as_bytes).cloned(),
+        _ => None,
+    };
+    match word {
+        Some(w) if role.matches(&w) => Ok(()),
+        Some(w) => Err(Error::new(
+            Kind::Connect,
+            format!(
+                "{addr} is a {} where a {} was expected (a failover is under way, or the \
+                 sentinels' view is stale); asking again",
+                String::from_utf8_lossy(&w),
+                match role {
+                    Role::Primary => "master",
+                    Role::Replica => "replica",
+                }
+            ),
+        )),
+        None => Err(Error::protocol(format!(
+            "unexpected reply to ROLE from {addr}: {reply:?}"
+        ))),
+    }
 }
 
 /// `HELLO 3`, with AUTH and SETNAME when configured.

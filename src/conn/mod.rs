@@ -15,7 +15,7 @@ mod task;
 mod transport;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::resp::Value;
 use crate::tls::TlsConnector;
 use crate::value::ArgBuf;
-pub(crate) use endpoint::{Endpoint, Fixed};
+pub(crate) use endpoint::{Endpoint, Fixed, Role};
 pub(crate) use events::BroadcastStream;
 pub use events::{ConnectionEvent, ConnectionEvents, Push};
 pub(crate) use handshake::check as check_handshake;
@@ -151,6 +151,8 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct Connection {
     tx: mpsc::Sender<Request>,
     push: broadcast::Sender<Push>,
+    /// True while the socket is connected (false while reconnecting).
+    up: Arc<AtomicBool>,
     protocol: Protocol,
     /// Exclusive connections: closes the socket from the caller's thread.
     shutdown: Option<Arc<ShutdownHandle>>,
@@ -161,6 +163,7 @@ pub(crate) struct Connection {
 pub(crate) struct WeakConnection {
     tx: mpsc::WeakSender<Request>,
     push: broadcast::Sender<Push>,
+    up: Arc<AtomicBool>,
     protocol: Protocol,
 }
 
@@ -170,6 +173,7 @@ impl WeakConnection {
         Some(Connection {
             tx: self.tx.upgrade()?,
             push: self.push.clone(),
+            up: self.up.clone(),
             protocol: self.protocol,
             shutdown: None,
         })
@@ -201,10 +205,19 @@ impl Connection {
                 addr: connected.addr.clone(),
             });
         }
-        tokio::spawn(task::run(id, connected.socket, opts, rx, push.clone()));
+        let up = Arc::new(AtomicBool::new(true));
+        tokio::spawn(task::run(
+            id,
+            connected.socket,
+            opts,
+            rx,
+            push.clone(),
+            up.clone(),
+        ));
         let conn = Connection {
             tx,
             push,
+            up,
             protocol,
             shutdown,
         };
@@ -309,6 +322,11 @@ impl Connection {
         self.tx.is_closed()
     }
 
+    /// True while the socket is connected: false from a failure until the reconnect.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed) && !self.is_closed()
+    }
+
     /// Closes an exclusive connection's socket at once, from this thread: the server drops
     /// whatever the connection was blocked in before anything else reaches it.
     pub(crate) fn kill(&self) {
@@ -322,6 +340,7 @@ impl Connection {
         WeakConnection {
             tx: self.tx.downgrade(),
             push: self.push.clone(),
+            up: self.up.clone(),
             protocol: self.protocol,
         }
     }

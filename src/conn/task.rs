@@ -2,6 +2,9 @@
 //! fails what was in flight, reconnects with backoff, restores the connection's state and
 //! tells the layers above.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::{broadcast, mpsc};
 
 use super::driver::{self, Exit};
@@ -17,6 +20,7 @@ pub(crate) async fn run(
     opts: Options,
     mut requests: mpsc::Receiver<Request>,
     push: broadcast::Sender<Push>,
+    up: Arc<AtomicBool>,
 ) {
     let mut subs = Subscriptions::default();
     let mut generation = 0;
@@ -25,7 +29,9 @@ pub(crate) async fn run(
             Exit::HandlesGone => return,
             Exit::Died(cause) => cause,
         };
+        up.store(false, Ordering::Relaxed);
         tracing::warn!(connection = id, generation, error = %cause, "connection lost");
+        opts.endpoint.invalidate();
         publish(
             &opts,
             ConnectionEvent::Disconnected {
@@ -42,6 +48,7 @@ pub(crate) async fn run(
             return;
         };
         socket = connected.socket;
+        up.store(true, Ordering::Relaxed);
         generation += 1;
         // Before any frame of the new connection, so readers know what they missed.
         let _ = push.send(Push::Reconnected { generation });
@@ -96,6 +103,7 @@ async fn reestablish(
             }
             Err(e) => {
                 failures += 1;
+                opts.endpoint.invalidate();
                 tracing::warn!(connection = id, attempt = failures, error = %e, "reconnect failed");
                 last_error = e;
                 while let Ok(r) = requests.try_recv() {

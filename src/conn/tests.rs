@@ -87,3 +87,123 @@ async fn the_endpoint_is_asked_at_every_reconnect_and_encoded_requests_can_be_re
     }
     assert_eq!(reconnected, Some((1, addr(&second))));
 }
+
+/// A primary endpoint over one fixed address that counts resolves and invalidations.
+#[derive(Debug)]
+struct CountingPrimary {
+    addr: Addr,
+    resolved: AtomicUsize,
+    invalidated: AtomicUsize,
+}
+
+impl Endpoint for CountingPrimary {
+    fn resolve(&self) -> BoxFuture<'_, Result<Addr>> {
+        self.resolved.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(self.addr.clone()) })
+    }
+
+    fn role(&self) -> Option<Role> {
+        Some(Role::Primary)
+    }
+
+    fn invalidate(&self) {
+        self.invalidated.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A server that says it is a master (ROLE) but answers writes with READONLY, as a demoted
+/// master does; it counts connections.
+async fn demoted_master() -> (u16, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut codec = crate::resp::RespCodec::default();
+                let mut buf = BytesMut::new();
+                loop {
+                    use tokio_util::codec::Decoder;
+                    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+                        let args: Vec<bytes::Bytes> = crate::FromValue::from_value(frame).unwrap();
+                        let reply: &[u8] = match &args[0].to_ascii_uppercase()[..] {
+                            b"HELLO" => b"-ERR unknown command 'HELLO'\r\n",
+                            b"ROLE" => b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n",
+                            b"SET" => b"-READONLY You can't write against a read only replica.\r\n",
+                            b"GET" => b"$1\r\nx\r\n",
+                            b"PING" => b"+PONG\r\n",
+                            _ => b"+OK\r\n",
+                        };
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                    if socket.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn a_readonly_reply_from_a_primary_moves_the_connection() {
+    let (port, accepted) = demoted_master().await;
+    let endpoint = Arc::new(CountingPrimary {
+        addr: Addr::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        resolved: AtomicUsize::new(0),
+        invalidated: AtomicUsize::new(0),
+    });
+    let opts = Options::new(
+        Arc::new(Config::default()),
+        endpoint.clone(),
+        None,
+        Mode::Shared,
+    );
+    let conn = Connection::open(opts).await.unwrap();
+    let set = cmd("SET").arg("k").arg("v");
+    // The caller gets the server's answer (never a silent retry)...
+    let reply = conn.request(Payload::Args(set.args), 1).await.unwrap();
+    assert!(
+        matches!(&reply, Value::Error(e) if e.code() == "READONLY"),
+        "{reply:?}"
+    );
+    // ...and the connection leaves that server and asks its endpoint again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while accepted.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconnect after READONLY"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(endpoint.resolved.load(Ordering::SeqCst) >= 2);
+    assert!(endpoint.invalidated.load(Ordering::SeqCst) >= 1);
+    // A standalone connection (no role expected) keeps its socket on READONLY.
+    let (port, accepted) = demoted_master().await;
+    let fixed = Arc::new(Fixed(Addr::Tcp {
+        host: "127.0.0.1".into(),
+        port,
+    }));
+    let conn = Connection::open(Options::new(
+        Arc::new(Config::default()),
+        fixed,
+        None,
+        Mode::Shared,
+    ))
+    .await
+    .unwrap();
+    let set = cmd("SET").arg("k").arg("v");
+    let _ = conn.request(Payload::Args(set.args), 1).await.unwrap();
+    let get = cmd("GET").arg("k");
+    let _ = conn.request(Payload::Args(get.args), 1).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, OnceCell};
 use crate::client::Client;
 use crate::error::Result;
 use crate::pubsub::{Event, SubscriberHandle};
+use crate::task::AbortOnDrop;
 
 type Registry = Arc<Mutex<HashMap<Bytes, (Arc<Notify>, usize)>>>;
 
@@ -20,15 +21,6 @@ pub(crate) struct Waiters {
     /// waiters are dropped, which closes the subscriber's connection.
     subscriber: OnceCell<(SubscriberHandle, AbortOnDrop)>,
     registry: Registry,
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Interest in one lock's releases; dropping it gives the interest up.

@@ -10,10 +10,12 @@
 //! network faults: delays, dropped connections, a black hole, truncated or corrupt replies.
 
 mod proxy;
+mod sentinel;
 #[cfg(feature = "tls")]
 mod tls;
 
 pub use proxy::{Fault, FaultProxy};
+pub use sentinel::{MASTER_NAME, SentinelSet};
 #[cfg(feature = "tls")]
 pub use tls::{CertOptions, TestCerts, TlsTerminator};
 

@@ -35,4 +35,6 @@ mod string;
 pub use string::*;
 mod transactions;
 pub use transactions::*;
+mod sentinel;
 pub(crate) mod table;
+pub use sentinel::*;
