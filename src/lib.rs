@@ -30,6 +30,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Connecting
+//!
+//! - `redis://[[user]:password@]host[:port][/db]`, `unix:///path.sock`: one server.
+//! - `rediss://...`: TLS ([`TlsOptions`] for a private CA, a client certificate, the server
+//!   name; the platform's roots by default).
+//! - `redis+sentinel://[[user]:password@]s1,s2/MASTER[/db]`: the master found through
+//!   sentinels, followed across failovers ([`sentinel`], [`SentinelOptions`]); reads from
+//!   replicas with [`ReadFrom`].
+//!
+//! [`ClientBuilder`] sets everything the URL does and more; every setter documents its
+//! default.
+//!
 //! ## Layers
 //!
 //! - [`resp`]: RESP2/RESP3 frames ([`Value`]), the codec and its [`Limits`]. No I/O.

@@ -19,11 +19,17 @@ use tokio::time::Instant;
 
 /// The port of the server a client's shared connection is on.
 async fn serving_port(client: &Client) -> u16 {
-    let info: String = client.cmd("INFO").arg("server").query().await.unwrap();
-    info.lines()
+    try_serving_port(client).await.unwrap()
+}
+
+/// The same, or the error of the moment (during a failover).
+async fn try_serving_port(client: &Client) -> kermes::Result<u16> {
+    let info: String = client.cmd("INFO").arg("server").query().await?;
+    Ok(info
+        .lines()
         .find_map(|l| l.strip_prefix("tcp_port:"))
         .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no tcp_port in {info}"))
+        .unwrap_or_else(|| panic!("no tcp_port in {info}")))
 }
 
 /// How many GETs a server has run, from INFO commandstats on a connection of its own.
@@ -213,5 +219,28 @@ server_tests! {
         set.replica.kill();
         let v: Option<String> = eventually(Duration::from_secs(10), || prefer.get("k").to()).await;
         assert_eq!(v.as_deref(), Some("v"));
+    }
+
+    async fn sentinels_learned_from_the_first_one_carry_on_when_it_dies(kind) {
+        let mut set = SentinelSet::start(kind);
+        let ports = set.sentinel_ports();
+        // The client is told about one sentinel only; it learns of the other two from it.
+        let client = Client::connect(&format!("redis+sentinel://127.0.0.1:{}/{MASTER_NAME}", ports[0]))
+            .await
+            .unwrap();
+        client.set("k", "v").await.unwrap();
+        set.kill_sentinel(0);
+        let old = set.master.port();
+        let other = kermes::sentinel::SentinelClient::connect(&format!("redis://127.0.0.1:{}", ports[1]))
+            .await
+            .unwrap();
+        other.sentinel_failover(MASTER_NAME).await.unwrap();
+        let new = set.wait_for_new_master(old, Duration::from_secs(30)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_serving_port(&client).await.ok() != Some(new) {
+            assert!(Instant::now() < deadline, "the client did not follow the failover");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.set("after", 1).await.unwrap();
     }
 }

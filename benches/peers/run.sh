@@ -5,6 +5,8 @@
 #
 #   bash benches/peers/run.sh > /tmp/table.md
 #   RUNS=5 SECONDS_PER=5 CONCURRENCY="50 500" SIZES=64 RUNTIMES=current bash benches/peers/run.sh
+#   TLS=1 bash benches/peers/run.sh     # over TLS: a CA and a localhost certificate made with
+#                                       # openssl, the server on a TLS port only
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUNS=${RUNS:-3}
@@ -14,16 +16,38 @@ SIZES=${SIZES:-"64 16384"}
 RUNTIMES=${RUNTIMES:-"current multi"}
 WORKLOAD=${WORKLOAD:-get}
 SERVER=${SERVER:-redis-server}
+TLS=${TLS:-}
 
 (cd "$root" && cargo build --quiet --release -p kermes-peers)
 peers="$root/target/release/peers"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-taskset -c 0 "$SERVER" --port "$port" --save "" --appendonly no --daemonize no --logfile /dev/null &
+url="redis://127.0.0.1:$port"
+server_args=(--port "$port")
+client_tls=()
+bench_tls=()
+cli_tls=()
+if [ -n "$TLS" ]; then
+  certs="$(mktemp -d)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=bench CA" -keyout "$certs/ca.key" -out "$certs/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$certs/server.key" -out "$certs/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$certs/ext"
+  openssl x509 -req -in "$certs/server.csr" -CA "$certs/ca.pem" -CAkey "$certs/ca.key" \
+    -CAcreateserial -days 2 -extfile "$certs/ext" -out "$certs/server.pem" 2>/dev/null
+  url="rediss://localhost:$port"
+  server_args=(--port 0 --tls-port "$port" --tls-cert-file "$certs/server.pem"
+    --tls-key-file "$certs/server.key" --tls-ca-cert-file "$certs/ca.pem" --tls-auth-clients no)
+  client_tls=(--tls-ca "$certs/ca.pem")
+  bench_tls=(--tls --cacert "$certs/ca.pem")
+  cli_tls=(--tls --cacert "$certs/ca.pem")
+fi
+taskset -c 0 "$SERVER" "${server_args[@]}" --save "" --appendonly no --daemonize no --logfile /dev/null &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null' EXIT
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+until redis-cli -p "$port" "${cli_tls[@]}" ping >/dev/null 2>&1; do sleep 0.05; done
 
-echo "Workload: $WORKLOAD over 10,000 keys; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
+echo "Workload: $WORKLOAD over 10,000 keys${TLS:+, over TLS}; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
 echo
 echo "| runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -32,11 +56,11 @@ for rt in $RUNTIMES; do
     for c in $CONCURRENCY; do
       lines=""
       for _ in $(seq "$RUNS"); do
-        lines+=$(taskset -c 1 "$peers" --url "redis://127.0.0.1:$port" --concurrency "$c" --value-size "$size" \
+        lines+=$(taskset -c 1 "$peers" --url "$url" "${client_tls[@]}" --concurrency "$c" --value-size "$size" \
           --workload "$WORKLOAD" --seconds "$SECONDS_PER" --runtime "$rt" --markdown)$'\n'
       done
       bench() {
-        taskset -c 1 redis-benchmark -p "$port" -c "$c" -n $((c < 50 ? 50000 : 400000)) -d "$size" -t "$WORKLOAD" -r 10000 "$@" -q 2>/dev/null \
+        taskset -c 1 redis-benchmark -p "$port" "${bench_tls[@]}" -c "$c" -n $((c < 50 ? 50000 : 400000)) -d "$size" -t "$WORKLOAD" -r 10000 "$@" -q 2>/dev/null \
           | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1
       }
       rb=$(bench); rb16=$(bench -P 16)

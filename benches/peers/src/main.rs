@@ -5,11 +5,15 @@
 //!
 //!     peers --url redis://127.0.0.1:6379 [--clients kermes,redis-rs,fred,rustis]
 //!           [--concurrency 50] [--value-size 64] [--workload get|set|mix]
-//!           [--seconds 5] [--runtime current|multi] [--markdown]
+//!           [--seconds 5] [--runtime current|multi] [--markdown] [--tls-ca ca.pem]
+//!
+//! With `--tls-ca`, every client connects over TLS (rustls, the ring provider) trusting that
+//! CA; give a `rediss://` URL.
 
 mod alloc;
 
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,6 +38,8 @@ struct Args {
     seconds: u64,
     multi_thread: bool,
     markdown: bool,
+    /// PEM of the CA a TLS server's certificate is signed by.
+    tls_ca: Option<Vec<u8>>,
 }
 
 fn parse_args() -> Args {
@@ -48,6 +54,7 @@ fn parse_args() -> Args {
         seconds: 5,
         multi_thread: false,
         markdown: false,
+        tls_ca: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +75,7 @@ fn parse_args() -> Args {
             }
             "--runtime" => a.multi_thread = value() == "multi",
             "--markdown" => a.markdown = true,
+            "--tls-ca" => a.tls_ca = Some(std::fs::read(value()).expect("the CA file")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -268,13 +276,29 @@ async fn run(args: &Args) {
     for name in &args.clients {
         let m = match name.as_str() {
             "kermes" => {
-                let c = kermes::Client::connect(&args.url)
-                    .await
-                    .expect("kermes connect");
+                let mut builder = kermes::Client::builder().url(&args.url);
+                if let Some(ca) = &args.tls_ca {
+                    builder = builder.tls(
+                        kermes::TlsOptions::new()
+                            .roots(kermes::TlsRoots::CustomOnly)
+                            .ca_pem(ca.clone()),
+                    );
+                }
+                let c = builder.connect().await.expect("kermes connect");
                 drive(Kermes(c), args).await
             }
             "redis-rs" => {
-                let c = redis::Client::open(args.url.as_str()).expect("redis-rs url");
+                let c = match &args.tls_ca {
+                    None => redis::Client::open(args.url.as_str()).expect("redis-rs url"),
+                    Some(ca) => redis::Client::build_with_tls(
+                        args.url.as_str(),
+                        redis::TlsCertificates {
+                            client_tls: None,
+                            root_cert: Some(ca.clone()),
+                        },
+                    )
+                    .expect("redis-rs TLS"),
+                };
                 let conn = c
                     .get_multiplexed_async_connection()
                     .await
@@ -283,7 +307,11 @@ async fn run(args: &Args) {
             }
             "fred" => {
                 use fred::interfaces::ClientLike;
-                let config = fred::types::config::Config::from_url(&args.url).expect("fred url");
+                let mut config =
+                    fred::types::config::Config::from_url(&args.url).expect("fred url");
+                if let Some(ca) = &args.tls_ca {
+                    config.tls = Some(rustls_config(ca).into());
+                }
                 let c = fred::types::Builder::from_config(config)
                     .build()
                     .expect("fred client");
@@ -291,9 +319,17 @@ async fn run(args: &Args) {
                 drive(Fred(c), args).await
             }
             "rustis" => {
-                let c = rustis::client::Client::connect(args.url.as_str())
-                    .await
-                    .expect("rustis connect");
+                let c = match &args.tls_ca {
+                    None => rustis::client::Client::connect(args.url.as_str()).await,
+                    Some(ca) => {
+                        let mut config =
+                            rustis::client::Config::from_str(&args.url).expect("rustis url");
+                        config.tls_config =
+                            Some(rustis::client::TlsConfig::new(Arc::new(rustls_config(ca))));
+                        rustis::client::Client::connect(config).await
+                    }
+                }
+                .expect("rustis connect");
                 drive(Rustis(c), args).await
             }
             other => panic!("unknown client {other}"),
@@ -302,7 +338,27 @@ async fn run(args: &Args) {
     }
 }
 
+/// A rustls client configuration trusting `ca` (PEM), on the ring provider.
+fn rustls_config(ca: &[u8]) -> rustls::ClientConfig {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca) {
+        roots
+            .add(cert.expect("a CA certificate"))
+            .expect("a CA certificate");
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 fn main() {
+    // Several clients bring rustls with different crypto providers: name one for those that
+    // ask rustls for the process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = parse_args();
     let mut builder = if args.multi_thread {
         tokio::runtime::Builder::new_multi_thread()
