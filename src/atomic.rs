@@ -25,7 +25,9 @@ pub struct Transaction {
 }
 
 struct Attempt {
-    conn: Exclusive,
+    client: Client,
+    /// Taken by the first command: on a cluster, on the node of that command's keys.
+    conn: tokio::sync::OnceCell<Exclusive>,
     writes: Pipeline,
 }
 
@@ -33,15 +35,33 @@ impl Transaction {
     pub(crate) async fn begin(client: &Client) -> Result<Transaction> {
         Ok(Transaction {
             inner: Arc::new(Attempt {
-                conn: client.exclusive().await?,
+                client: client.clone(),
+                conn: tokio::sync::OnceCell::new(),
                 writes: Pipeline::new(client, true),
             }),
         })
     }
 
+    /// The attempt's connection, taken on the node of `slot` when it is the first command
+    /// (on a cluster every command of an attempt must share that slot).
+    async fn conn(&self, slot: Option<u16>) -> Result<&Exclusive> {
+        self.inner
+            .conn
+            .get_or_try_init(|| self.inner.client.exclusive_for_slot(slot))
+            .await
+    }
+
+    /// The slot of a command's keys, on a cluster.
+    fn slot_of(&self, cmd: &Cmd) -> Option<u16> {
+        self.inner.client.router()?;
+        crate::cluster::PipePlan::of(cmd).slot()
+    }
+
     /// WATCHes keys: if any changes before EXEC, the attempt is retried.
     pub async fn watch(&self, keys: impl ToArgs) -> Result<()> {
-        self.inner.conn.query(cmd("WATCH").arg(keys)).await
+        let watch = cmd("WATCH").arg(keys);
+        let slot = self.slot_of(&watch);
+        self.conn(slot).await?.query(watch).await
     }
 
     /// The commands to run atomically at the end of the attempt.
@@ -54,17 +74,22 @@ impl Transaction {
     pub(crate) async fn commit(&self) -> Result<Vec<Result<Value>>> {
         let queue = self.inner.writes.take_queue();
         if queue.is_empty() {
-            self.inner.conn.query::<()>(cmd("UNWATCH")).await?;
+            if let Some(conn) = self.inner.conn.get() {
+                conn.query::<()>(cmd("UNWATCH")).await?;
+            }
             return Ok(Vec::new());
         }
-        execute(&self.inner.conn, queue, true).await
+        let slot = queue.common_slot()?;
+        execute(self.conn(slot).await?, queue, true).await
     }
 
     /// Gives up the attempt: nothing queued runs, WATCH is dropped.
     pub(crate) async fn rollback(&self) {
         // MULTI is only sent at commit, so there is nothing to DISCARD.
         self.inner.writes.take_queue();
-        let _ = self.inner.conn.query::<()>(cmd("UNWATCH")).await;
+        if let Some(conn) = self.inner.conn.get() {
+            let _ = conn.query::<()>(cmd("UNWATCH")).await;
+        }
     }
 }
 
@@ -72,7 +97,10 @@ impl CommandSink for Transaction {
     type Reply<'r, T: FromValue + 'r> = BoxedQuery<'r, T>;
 
     fn send<'r, T: FromValue + 'r>(&'r self, cmd: Cmd) -> Self::Reply<'r, T> {
-        self.inner.conn.send(cmd)
+        let slot = self.slot_of(&cmd);
+        BoxedQuery::new(Box::pin(async move {
+            self.conn(slot).await?.request(cmd).await
+        }))
     }
 }
 

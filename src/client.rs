@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use crate::cluster::Router;
 use crate::cmd::Cmd;
 use crate::config::{Config, Password, Protocol, ReconnectPolicy};
-use crate::conn::{ConnectionEvent, ConnectionEvents, Endpoint, Fixed, Mode, Push, Role};
+use crate::conn::{ConnectionEvent, ConnectionEvents, Endpoint, Fixed, Mode, Options, Push, Role};
 use crate::error::Result;
 use crate::node::Node;
 use crate::pool::Exclusive;
@@ -40,15 +41,29 @@ pub struct Client {
 
 struct Inner {
     config: Arc<Config>,
-    /// The server (with sentinels: the master).
-    node: Node,
-    /// With sentinels and `read_from` replicas: a replica, for read-only commands.
-    replicas: Option<Node>,
+    topology: Topology,
     events: broadcast::Sender<ConnectionEvent>,
     /// Who subscribed to what on the shared connection, across shared subscribers.
     shared_subscriptions: Arc<crate::pubsub::SharedRegistry>,
     /// With sentinels: what they said, and the task following failovers.
     sentinel: Option<(Arc<SentinelState>, AbortOnDrop)>,
+}
+
+/// What the client talks to. One per client, inside its `Arc`: the size of the variants
+/// does not matter, a pointer hop on every command would.
+#[allow(clippy::large_enum_variant)]
+enum Topology {
+    /// One server (with sentinels: the master).
+    Single {
+        node: Node,
+        /// With sentinels and `read_from` replicas: a replica, for read-only commands.
+        replicas: Option<Node>,
+    },
+    /// A cluster, through its router; the task that keeps the slot map fresh.
+    Cluster {
+        router: Arc<Router>,
+        _fresh: AbortOnDrop,
+    },
 }
 
 /// Lifecycle events kept for a slow reader of [`Client::events`].
@@ -100,8 +115,25 @@ impl Client {
     /// Checks a connection out of the pool for this caller alone (WATCH/MULTI/EXEC, SELECT,
     /// a run of blocking commands). It returns to the pool when dropped, with whatever its
     /// holder changed undone; if a command on it was abandoned, it is closed instead.
+    ///
+    /// On a cluster the connection goes to a primary chosen in turn; use
+    /// [`exclusive_for_key`](Client::exclusive_for_key) to reach the node of a key.
     pub async fn exclusive(&self) -> Result<Exclusive> {
-        self.inner.node.exclusive().await
+        self.exclusive_for_slot(None).await
+    }
+
+    /// An exclusive connection to the server holding `key` (on a cluster, the primary of its
+    /// slot; elsewhere the one server).
+    pub async fn exclusive_for_key(&self, key: impl AsRef<[u8]>) -> Result<Exclusive> {
+        self.exclusive_for_slot(Some(crate::cluster::key_slot(key.as_ref())))
+            .await
+    }
+
+    pub(crate) async fn exclusive_for_slot(&self, slot: Option<u16>) -> Result<Exclusive> {
+        match &self.inner.topology {
+            Topology::Single { node, .. } => node.exclusive().await,
+            Topology::Cluster { router, .. } => router.exclusive_for(slot).await,
+        }
     }
 
     /// A pub/sub [`Subscriber`](crate::pubsub::Subscriber) on a connection of its own, with
@@ -116,22 +148,38 @@ impl Client {
         &self,
         options: crate::pubsub::SubscriberOptions,
     ) -> Result<crate::pubsub::Subscriber> {
-        crate::pubsub::Subscriber::open(self.inner.node.options(Mode::Subscriber), options).await
+        crate::pubsub::Subscriber::open(self.options_for(Mode::Subscriber), options).await
     }
 
     /// Pub/sub over the shared connection through RESP3 push frames (no extra connection);
     /// fails with `is_config()` on a RESP2 connection. Buffers up to 4,096 frames.
+    /// Not on a cluster (whose nodes change): use [`subscriber`](Client::subscriber) there.
     pub fn shared_subscriber(&self) -> Result<crate::pubsub::SharedSubscriber> {
+        let Topology::Single { node, .. } = &self.inner.topology else {
+            return Err(crate::Error::config(
+                "pub/sub on the shared connection is for one server; on a cluster use \
+                 Client::subscriber()",
+            ));
+        };
         crate::pubsub::SharedSubscriber::open(
-            self.inner.node.all_shared()[0].clone(),
+            node.all_shared()[0].clone(),
             self.inner.shared_subscriptions.clone(),
         )
     }
 
     /// A [`Monitor`](crate::pubsub::Monitor) stream of every command the server runs
-    /// (`MONITOR`), on a connection of its own that reconnects like a subscriber.
+    /// (`MONITOR`), on a connection of its own that reconnects like a subscriber. On a
+    /// cluster it watches one primary, chosen in turn.
     pub async fn monitor(&self) -> Result<crate::pubsub::Monitor> {
-        crate::pubsub::Monitor::open(self.inner.node.options(Mode::Monitor)).await
+        crate::pubsub::Monitor::open(self.options_for(Mode::Monitor)).await
+    }
+
+    /// Options for a connection of its own: to the server, or to any primary of a cluster.
+    fn options_for(&self, mode: Mode) -> Options {
+        match &self.inner.topology {
+            Topology::Single { node, .. } => node.options(mode),
+            Topology::Cluster { router, .. } => router.options(router.any_primary_endpoint(), mode),
+        }
     }
 
     /// The settings this client runs with.
@@ -139,9 +187,27 @@ impl Client {
         &self.inner.config
     }
 
-    /// The protocol the server agreed to on the shared connections.
+    /// The protocol the server agreed to on the shared connections (on a cluster, the one
+    /// asked for).
     pub fn protocol(&self) -> Protocol {
-        self.inner.node.all_shared()[0].protocol()
+        match &self.inner.topology {
+            Topology::Single { node, .. } => node.all_shared()[0].protocol(),
+            Topology::Cluster { .. } => self.inner.config.protocol,
+        }
+    }
+
+    /// What the cluster router has done (redirections, retries, refreshes); `None` for a
+    /// client that is not on a cluster.
+    pub fn cluster_stats(&self) -> Option<crate::cluster::ClusterStats> {
+        self.router().map(|r| r.stats())
+    }
+
+    /// The cluster router, on a cluster.
+    pub(crate) fn router(&self) -> Option<&Arc<Router>> {
+        match &self.inner.topology {
+            Topology::Cluster { router, .. } => Some(router),
+            Topology::Single { .. } => None,
+        }
     }
 
     /// Out-of-band frames (RESP3 push: client-side caching invalidations, pub/sub messages)
@@ -152,13 +218,15 @@ impl Client {
     /// A receiver keeps up to 4,096 items for a slow reader; past that it gets
     /// `RecvError::Lagged(n)` saying how many it missed, so nothing is lost silently and
     /// memory stays bounded.
+    ///
+    /// On a cluster there are none: its nodes come and go; use a subscriber.
     pub fn push_frames(&self) -> Vec<broadcast::Receiver<Push>> {
-        self.inner
-            .node
-            .all_shared()
-            .iter()
-            .map(|c| c.push_frames())
-            .collect()
+        match &self.inner.topology {
+            Topology::Single { node, .. } => {
+                node.all_shared().iter().map(|c| c.push_frames()).collect()
+            }
+            Topology::Cluster { .. } => Vec::new(),
+        }
     }
 
     /// Lifecycle events of the shared connections from now on: disconnected (with why),
@@ -168,22 +236,30 @@ impl Client {
         ConnectionEvents::new(self.inner.events.subscribe())
     }
 
-    pub(crate) fn shared(&self) -> &crate::conn::Connection {
-        self.inner.node.shared()
+    /// The shared connection of a one-server client (`None` on a cluster).
+    pub(crate) fn shared(&self) -> Option<&crate::conn::Connection> {
+        match &self.inner.topology {
+            Topology::Single { node, .. } => Some(node.shared()),
+            Topology::Cluster { .. } => None,
+        }
     }
 
-    /// The shared connection for `cmd`: a replica's for read-only commands when the client
-    /// reads from replicas (and, with `PreferReplica`, one is connected), else the master's.
-    pub(crate) fn shared_for(&self, cmd: &Cmd) -> &crate::conn::Connection {
-        if let Some(replicas) = &self.inner.replicas
+    /// The shared connection for `cmd` on a one-server client: a replica's for read-only
+    /// commands when the client reads from replicas (and, with `PreferReplica`, one is
+    /// connected), else the master's. `None` on a cluster.
+    pub(crate) fn shared_for(&self, cmd: &Cmd) -> Option<&crate::conn::Connection> {
+        let Topology::Single { node, replicas } = &self.inner.topology else {
+            return None;
+        };
+        if let Some(replicas) = replicas
             && cmd.is_readonly()
         {
             let conn = replicas.shared();
             if self.inner.config.read_from == ReadFrom::Replica || conn.is_up() {
-                return conn;
+                return Some(conn);
             }
         }
-        self.inner.node.shared()
+        Some(node.shared())
     }
 
     /// With sentinels: a connection to one of them (the next that answers), for the
@@ -272,8 +348,9 @@ impl ClientBuilder {
                     c.tls = u.tls;
                 }
                 c.addr = u.addr;
-                if u.sentinel.is_some() {
+                if u.sentinel.is_some() || u.cluster.is_some() {
                     c.sentinel = u.sentinel;
+                    c.cluster = u.cluster;
                     c.read_from = u.read_from;
                 }
                 c.username = u.username;
@@ -410,7 +487,13 @@ impl ClientBuilder {
         self.with(|c| c.sentinel = Some(options))
     }
 
-    /// Where read-only commands go (with sentinels). Default [`ReadFrom::Primary`].
+    /// A Redis Cluster through these seed nodes (as `redis+cluster://` URLs do).
+    pub fn cluster(self, options: crate::cluster::ClusterOptions) -> Self {
+        self.with(|c| c.cluster = Some(options))
+    }
+
+    /// Where read-only commands go (with sentinels or a cluster). Default
+    /// [`ReadFrom::Primary`].
     pub fn read_from(self, read_from: ReadFrom) -> Self {
         self.with(|c| c.read_from = read_from)
     }
@@ -447,16 +530,34 @@ impl ClientBuilder {
         let config = Arc::new(config);
         let tls = config.tls.as_ref().map(|t| t.connector()).transpose()?;
         let (events, _) = broadcast::channel(EVENTS_BUFFER);
+        if config.cluster.is_some() {
+            let router = Router::connect(config.clone(), tls, events.clone()).await?;
+            let fresh = AbortOnDrop(router.keep_fresh());
+            return Ok(Client {
+                inner: Arc::new(Inner {
+                    config,
+                    topology: Topology::Cluster {
+                        router,
+                        _fresh: fresh,
+                    },
+                    events,
+                    shared_subscriptions: Default::default(),
+                    sentinel: None,
+                }),
+            });
+        }
         let state = SentinelState::new(&config, tls.clone());
         let endpoint: Arc<dyn Endpoint> = match &state {
             Some(state) => Arc::new(SentinelEndpoint::new(state.clone(), Role::Primary)),
             None => Arc::new(Fixed(config.addr.clone())),
         };
-        let node = Node::connect(config.clone(), endpoint, tls.clone(), events.clone()).await?;
+        let template = Options::new(config.clone(), endpoint, tls.clone(), Mode::Shared);
+        let node = Node::connect(template, events.clone()).await?;
         let replicas = match (&state, config.read_from) {
             (Some(state), ReadFrom::Replica | ReadFrom::PreferReplica) => {
                 let endpoint = Arc::new(SentinelEndpoint::new(state.clone(), Role::Replica));
-                match Node::connect(config.clone(), endpoint, tls, events.clone()).await {
+                let template = Options::new(config.clone(), endpoint, tls, Mode::Shared);
+                match Node::connect(template, events.clone()).await {
                     Ok(node) => Some(node),
                     Err(e) if config.read_from == ReadFrom::PreferReplica => {
                         tracing::warn!(error = %e, "no replica to read from; reading from the master");
@@ -474,8 +575,7 @@ impl ClientBuilder {
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
-                node,
-                replicas,
+                topology: Topology::Single { node, replicas },
                 events,
                 shared_subscriptions: Default::default(),
                 sentinel,

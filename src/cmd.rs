@@ -100,14 +100,8 @@ impl Cmd {
     /// True when the spec marks the command (or its subcommand) read-only: it may run on a
     /// replica.
     pub(crate) fn is_readonly(&self) -> bool {
-        let Some(name) = self.args.get(0) else {
-            return false;
-        };
-        let info = match (self.route, self.args.get(1)) {
-            (Route::Subcommand, Some(sub)) => crate::commands::lookup_subcommand(name, sub),
-            _ => crate::commands::lookup(name),
-        };
-        info.is_some_and(|i| i.flags.contains(crate::commands::CommandFlags::READONLY))
+        crate::commands::lookup_args(&self.args)
+            .is_some_and(|i| i.flags.contains(crate::commands::CommandFlags::READONLY))
     }
 
     /// Where the command may run, its subcommand and arguments considered.

@@ -4,13 +4,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cluster::ClusterOptions;
 use crate::error::{Error, Result};
 use crate::resp::Limits;
 use crate::sentinel::{ReadFrom, SentinelOptions};
 use crate::tls::TlsOptions;
 
 /// Where the server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Addr {
     /// A TCP host and port.
@@ -198,8 +199,12 @@ pub struct Config {
     /// Find the master through these sentinels (`redis+sentinel://` URLs set it); `addr` is
     /// then not used. Default none.
     pub sentinel: Option<SentinelOptions>,
-    /// Where read-only commands go (with sentinels). Default [`ReadFrom::Primary`].
+    /// Where read-only commands go (with sentinels or a cluster). Default
+    /// [`ReadFrom::Primary`].
     pub read_from: ReadFrom,
+    /// A Redis Cluster reached through these seed nodes (`redis+cluster://` URLs set it);
+    /// `addr` is then not used. Default none.
+    pub cluster: Option<ClusterOptions>,
 }
 
 impl Default for Config {
@@ -229,6 +234,7 @@ impl Default for Config {
             tls: None,
             sentinel: None,
             read_from: ReadFrom::Primary,
+            cluster: None,
         }
     }
 }
@@ -241,6 +247,8 @@ impl Config {
     ///   host's name; see [`TlsOptions`] for the rest
     /// - `unix:///path/to/redis.sock[?db=N&protocol=...&client_name=...]` (also
     ///   `redis+unix://`)
+    /// - `redis+cluster://[[user]:password@]host1[:port],host2[:port][?read_from=...]`: a
+    ///   Redis Cluster, through these seed nodes; `rediss+cluster://` for TLS.
     /// - `redis+sentinel://[[user]:password@]host1[:port],host2[:port]/MASTER[/db][?...]`:
     ///   the master `MASTER` found through these sentinels (port 26379 by default); the
     ///   credentials are the data nodes'. Parameters `sentinel_username`,
@@ -279,6 +287,11 @@ impl Config {
                 config.tls = Some(TlsOptions::default());
             }
             "redis+sentinel" => parse_sentinel(body, &mut config).map_err(bad)?,
+            "redis+cluster" => parse_cluster(body, &mut config).map_err(bad)?,
+            "rediss+cluster" => {
+                parse_cluster(body, &mut config).map_err(bad)?;
+                config.tls = Some(TlsOptions::default());
+            }
             "rediss+sentinel" => {
                 parse_sentinel(body, &mut config).map_err(bad)?;
                 config.tls = Some(TlsOptions::default());
@@ -311,10 +324,13 @@ impl Config {
                     }
                 }
                 "client_name" => config.client_name = Some(value),
-                "sentinel_username" | "sentinel_password" | "read_from"
-                    if config.sentinel.is_none() =>
-                {
+                "sentinel_username" | "sentinel_password" if config.sentinel.is_none() => {
                     return Err(bad(format!("{key} is for redis+sentinel:// URLs")));
+                }
+                "read_from" if config.sentinel.is_none() && config.cluster.is_none() => {
+                    return Err(bad(
+                        "read_from is for redis+sentinel:// and redis+cluster:// URLs".into(),
+                    ));
                 }
                 "sentinel_username" => {
                     if let Some(s) = &mut config.sentinel {
@@ -384,9 +400,17 @@ impl Config {
             Some(s) if s.poll_interval.is_zero() => {
                 return bad("sentinel: poll_interval must be more than zero");
             }
-            None if self.read_from != ReadFrom::Primary => {
-                return bad("read_from replicas needs sentinels (redis+sentinel://)");
+            None if self.read_from != ReadFrom::Primary && self.cluster.is_none() => {
+                return bad("read_from replicas needs sentinels or a cluster");
             }
+            _ => {}
+        }
+        match &self.cluster {
+            Some(_) if self.sentinel.is_some() => {
+                return bad("a client is for a cluster or for sentinels, not both");
+            }
+            Some(c) if c.seeds.is_empty() => return bad("cluster: no seed node"),
+            Some(_) if self.db != 0 => return bad("cluster: only database 0 exists"),
             _ => {}
         }
         if let Some(name) = &self.client_name
@@ -451,6 +475,28 @@ fn parse_sentinel(body: &str, config: &mut Config) -> std::result::Result<(), St
         password: None,
         poll_interval: Duration::from_secs(5),
     });
+    Ok(())
+}
+
+/// `h1:7000,h2:7001[/]` with credentials before `@`.
+fn parse_cluster(body: &str, config: &mut Config) -> std::result::Result<(), String> {
+    let authority = body.strip_suffix('/').unwrap_or(body);
+    if authority.contains('/') {
+        return Err("a cluster has only database 0; nothing may follow the nodes".into());
+    }
+    let hosts = match authority.rsplit_once('@') {
+        Some((auth, hosts)) => {
+            parse_auth(auth, config)?;
+            hosts
+        }
+        None => authority,
+    };
+    let seeds = hosts
+        .split(',')
+        .map(|h| parse_host_port(h, 6379))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    config.addr = seeds[0].clone();
+    config.cluster = Some(ClusterOptions::with_seeds(seeds));
     Ok(())
 }
 
@@ -671,6 +717,46 @@ mod tests {
             ("redis+sentinel://s1:0/m", "port"),
             ("redis+sentinel://s1/m?read_from=all", "read_from"),
             ("redis://h?read_from=replica", "redis+sentinel"),
+        ] {
+            let err = Config::from_url(url).unwrap_err();
+            assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn cluster_urls_name_the_seed_nodes() {
+        let c = Config::from_url("redis+cluster://:pw@n1:7000,n2,[::1]:7002?read_from=replica")
+            .unwrap();
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(
+            cluster.seeds,
+            [
+                Addr::Tcp {
+                    host: "n1".into(),
+                    port: 7000
+                },
+                Addr::Tcp {
+                    host: "n2".into(),
+                    port: 6379
+                },
+                Addr::Tcp {
+                    host: "::1".into(),
+                    port: 7002
+                },
+            ]
+        );
+        assert_eq!(c.password.as_ref().unwrap().expose(), "pw");
+        assert_eq!(c.read_from, ReadFrom::Replica);
+        assert!(
+            Config::from_url("rediss+cluster://n1")
+                .unwrap()
+                .tls
+                .is_some()
+        );
+        for (url, needle) in [
+            ("redis+cluster://n1/3", "database 0"),
+            ("redis+cluster://n1:0", "port"),
+            ("redis+cluster://", "missing host"),
         ] {
             let err = Config::from_url(url).unwrap_err();
             assert!(err.to_string().contains(needle), "{url}: {err}");

@@ -67,6 +67,9 @@ struct Inner {
     kind: Kind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The command never reached the server (not connected, or refused before sending):
+    /// trying it elsewhere cannot run it twice.
+    unsent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,8 +104,22 @@ impl Error {
                 kind,
                 message: message.into(),
                 source: None,
+                unsent: false,
             }),
         }
+    }
+
+    /// A closed connection the command never reached.
+    pub(crate) fn unsent(message: impl Into<String>) -> Self {
+        let mut e = Error::closed(message);
+        e.inner.unsent = true;
+        e
+    }
+
+    /// True when the command is known not to have reached the server, so trying it again
+    /// cannot run it twice.
+    pub(crate) fn is_unsent(&self) -> bool {
+        self.inner.unsent || matches!(self.inner.kind, Kind::Connect)
     }
 
     pub(crate) fn with_source(

@@ -90,6 +90,7 @@
 
 mod atomic;
 mod client;
+pub mod cluster;
 mod cmd;
 pub mod commands;
 mod config;

@@ -1,22 +1,18 @@
 //! One server as the client sees it: shared multiplexed connections for ordinary commands
-//! and a pool of exclusive ones, all reaching the server through one [`Endpoint`].
+//! and a pool of exclusive ones, all reaching the server through one endpoint.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::config::Config;
-use crate::conn::{Connection, ConnectionEvent, Endpoint, Mode, Options};
+use crate::conn::{Connection, ConnectionEvent, Mode, Options};
 use crate::error::{Error, Result};
 use crate::pool::{Exclusive, Manager, Pool, pool_error};
-use crate::tls::TlsConnector;
 
 pub(crate) struct Node {
-    config: Arc<Config>,
-    endpoint: Arc<dyn Endpoint>,
-    tls: Option<TlsConnector>,
+    /// What every connection to this server starts from; the mode differs.
+    template: Options,
     shared: Box<[Connection]>,
     next: AtomicUsize,
     pool: Pool,
@@ -24,25 +20,20 @@ pub(crate) struct Node {
 
 impl Node {
     /// Opens the shared connections (handshake included); exclusive ones open on demand.
-    /// Lifecycle events of the shared connections go to `events`.
+    /// `template` says where and how (config, endpoint, TLS, READONLY); lifecycle events of
+    /// the shared connections go to `events`.
     pub(crate) async fn connect(
-        config: Arc<Config>,
-        endpoint: Arc<dyn Endpoint>,
-        tls: Option<TlsConnector>,
+        template: Options,
         events: broadcast::Sender<ConnectionEvent>,
     ) -> Result<Node> {
-        let mut opts = Options::new(config.clone(), endpoint.clone(), tls.clone(), Mode::Shared);
+        let config = template.config.clone();
+        let mut opts = template.with_mode(Mode::Shared);
         opts.events = Some(events);
         let mut shared = Vec::with_capacity(config.shared_connections);
         for _ in 0..config.shared_connections {
             shared.push(Connection::open(opts.clone()).await?);
         }
-        let manager = Manager::new(Options::new(
-            config.clone(),
-            endpoint.clone(),
-            tls.clone(),
-            Mode::Exclusive,
-        ));
+        let manager = Manager::new(template.with_mode(Mode::Exclusive));
         let pool = Pool::builder(manager)
             .max_size(config.pool_max_size)
             .wait_timeout(Some(config.pool_wait_timeout))
@@ -52,9 +43,7 @@ impl Node {
             .build()
             .map_err(|e| Error::config(format!("connection pool: {e}")))?;
         Ok(Node {
-            config,
-            endpoint,
-            tls,
+            template,
             shared: shared.into_boxed_slice(),
             next: AtomicUsize::new(0),
             pool,
@@ -78,16 +67,11 @@ impl Node {
     /// An exclusive connection from the pool, for this caller alone.
     pub(crate) async fn exclusive(&self) -> Result<Exclusive> {
         let obj = self.pool.get().await.map_err(pool_error)?;
-        Ok(Exclusive::new(obj, self.config.response_timeout))
+        Ok(Exclusive::new(obj, self.template.config.response_timeout))
     }
 
     /// Options for a connection of its own (subscriber, monitor) to this server.
     pub(crate) fn options(&self, mode: Mode) -> Options {
-        Options::new(
-            self.config.clone(),
-            self.endpoint.clone(),
-            self.tls.clone(),
-            mode,
-        )
+        self.template.with_mode(mode)
     }
 }

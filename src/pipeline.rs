@@ -5,10 +5,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::BytesMut;
 
 use crate::client::Client;
+use crate::cluster::PipePlan;
 use crate::cmd::{Cmd, Route};
 use crate::commands::CommandSink;
 use crate::conn::Payload;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Result, ServerError};
 use crate::pool::Exclusive;
 use crate::query::with_timeout;
 use crate::resp::Value;
@@ -27,6 +28,35 @@ pub(crate) struct Queue {
     needs_exclusive: bool,
     /// The first argument that could not be encoded: the pipeline fails without sending.
     error: Option<Error>,
+    /// On a cluster: where each command ends in `buf`, and where it goes.
+    cluster: Option<(Vec<usize>, Vec<PipePlan>)>,
+}
+
+impl Queue {
+    /// The slot every keyed command of a cluster transaction shares, or a CROSSSLOT error.
+    pub(crate) fn common_slot(&self) -> Result<Option<u16>> {
+        let Some((_, plans)) = &self.cluster else {
+            return Ok(None);
+        };
+        let mut slot = None;
+        for p in plans {
+            match (p, slot, p.slot()) {
+                (PipePlan::CrossSlot(why), _, _) => {
+                    return Err(ServerError::new(why.clone()).into());
+                }
+                (_, Some(s), Some(t)) if s != t => {
+                    return Err(ServerError::new(
+                        "CROSSSLOT Keys in request don't hash to the same slot (a cluster \
+                         transaction runs on one node: give its keys one hash tag)",
+                    )
+                    .into());
+                }
+                (_, None, Some(t)) => slot = Some(t),
+                _ => {}
+            }
+        }
+        Ok(slot)
+    }
 }
 
 /// Commands gathered to be sent in one write, their replies read together.
@@ -111,6 +141,12 @@ impl Pipeline {
             q.needs_exclusive = true;
         }
         cmd.args.encode_into(&mut q.buf);
+        if self.client.router().is_some() {
+            let end = q.buf.len();
+            let (ends, plans) = q.cluster.get_or_insert_with(Default::default);
+            ends.push(end);
+            plans.push(PipePlan::of(&cmd));
+        }
         q.count += 1;
         Queued {
             queue: &self.queue,
@@ -142,20 +178,44 @@ impl Pipeline {
         if queue.count == 0 {
             return Ok(Vec::new());
         }
-        if atomic || queue.needs_exclusive {
-            let conn = client.exclusive().await?;
-            execute(&conn, queue, atomic).await
-        } else {
-            let timeout = client.config().response_timeout;
-            let Queue {
-                buf,
-                count,
-                parsers,
-                ..
-            } = queue;
-            let payload = Payload::Encoded(buf.freeze());
-            let reply = with_timeout(timeout, client.shared().request(payload, count)).await?;
-            Ok(apply(split(reply, count), parsers))
+        let timeout = client.config().response_timeout;
+        match client.router() {
+            // A cluster transaction runs on the node of its keys.
+            Some(_) if atomic => {
+                let conn = client.exclusive_for_slot(queue.common_slot()?).await?;
+                execute(&conn, queue, atomic).await
+            }
+            Some(router) => {
+                let Queue {
+                    buf,
+                    parsers,
+                    cluster,
+                    ..
+                } = queue;
+                let (ends, plans) = cluster.unwrap_or_default();
+                let replies = router
+                    .pipeline(&buf.freeze(), &ends, &plans, timeout)
+                    .await?;
+                Ok(apply(replies, parsers))
+            }
+            None if atomic || queue.needs_exclusive => {
+                let conn = client.exclusive().await?;
+                execute(&conn, queue, atomic).await
+            }
+            None => {
+                let Queue {
+                    buf,
+                    count,
+                    parsers,
+                    ..
+                } = queue;
+                let payload = Payload::Encoded(buf.freeze());
+                let Some(conn) = client.shared() else {
+                    return Err(crate::conn::shut_down());
+                };
+                let reply = with_timeout(timeout, conn.request(payload, count)).await?;
+                Ok(apply(split(reply, count), parsers))
+            }
         }
     }
 

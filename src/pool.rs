@@ -77,7 +77,7 @@ impl managed::Manager for Manager {
         let mut replayed = Vec::new();
         if touched & TOUCHED_STATE != 0 {
             before.push(cmd("RESET"));
-            replayed = replay_handshake(&self.opts.config, obj.conn.protocol());
+            replayed = replay_handshake(&self.opts.config, obj.conn.protocol(), self.opts.readonly);
             before.extend(replayed.iter().map(|(c, _)| c.clone()));
         } else if touched & TOUCHED_TRANSACTION != 0 {
             // DISCARD ends a MULTI left open (and fails harmlessly outside one).

@@ -86,12 +86,25 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
             match std::mem::replace(this.state, State::Done) {
                 State::Start(mut cmd) => match cmd.resolved_route() {
                     _ if let Some(e) = cmd.args.take_error() => return Poll::Ready(Err(e)),
+                    route if let Some(router) = this.client.router() => {
+                        if !matches!(route, Route::Shared | Route::Blocking) {
+                            return Poll::Ready(Err(slow_start(this.client, cmd, route)
+                                .err()
+                                .unwrap_or_else(|| Error::config("cannot run here"))));
+                        }
+                        // The router applies the timeouts, and follows redirections.
+                        let router = router.clone();
+                        *this.state =
+                            State::Boxed(Box::pin(async move { router.execute(cmd).await }));
+                    }
                     Route::Shared => {
                         let config = this.client.config();
                         if let Some(t) = cmd.timeout.or(config.response_timeout) {
                             this.timer.set(Some(tokio::time::sleep(t)));
                         }
-                        let conn = this.client.shared_for(&cmd);
+                        let Some(conn) = this.client.shared_for(&cmd) else {
+                            return Poll::Ready(Err(shut_down()));
+                        };
                         *this.state = match conn.try_request(Payload::Args(cmd.args), 1) {
                             Ok(reply) => State::Waiting(reply),
                             Err(TryRequest::Full(full)) => {
@@ -193,10 +206,10 @@ fn slow_start(client: &Client, cmd: Cmd, route: Route) -> Result<BoxedReply<'_>>
 }
 
 /// Waits for a reply, up to `timeout` when there is one.
-pub(crate) async fn with_timeout(
+pub(crate) async fn with_timeout<T>(
     timeout: Option<std::time::Duration>,
-    reply: impl std::future::Future<Output = Result<Value>>,
-) -> Result<Value> {
+    reply: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     match timeout {
         None => reply.await,
         Some(t) => tokio::time::timeout(t, reply)

@@ -23,6 +23,8 @@ pub struct Command {
     pub replaced_by: Option<String>,
     pub doc_flags: Vec<String>,
     pub key_specs: Vec<KeySpec>,
+    /// Command tips, upper case: `REQUEST_POLICY:ALL_SHARDS`, `NONDETERMINISTIC_OUTPUT` ...
+    pub tips: Vec<String>,
     pub args: Vec<Arg>,
     pub reply_schema: Option<Json>,
     /// Which input described the command.
@@ -193,6 +195,7 @@ fn from_spec(full: &str, container: Option<String>, doc: &Json, info: Option<&Js
         replaced_by: doc["replaced_by"].as_str().map(str::to_string),
         doc_flags: strings(&doc["doc_flags"]),
         key_specs: each(&doc["key_specs"], spec_key_spec),
+        tips: strings(&doc["command_tips"]),
         args: each(&doc["arguments"], spec_arg),
         reply_schema: doc.get("reply_schema").cloned(),
         source: "spec",
@@ -215,6 +218,7 @@ fn from_dump(full: &str, container: Option<String>, doc: &Json, info: Option<&Js
         replaced_by: doc["replaced_by"].as_str().map(str::to_string),
         doc_flags: upper(&doc["doc_flags"]),
         key_specs: each(&info["key_specs"], dump_key_spec),
+        tips: upper(&info["tips"]),
         args: each(&doc["arguments"], dump_arg),
         reply_schema: None,
         source: "valkey-9.1.2 COMMAND DOCS",

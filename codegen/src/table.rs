@@ -126,6 +126,35 @@ pub fn is_container(cmd: &Command, all: &[Command]) -> bool {
             .any(|s| s.container.as_deref() == Some(cmd.name.as_str()))
 }
 
+/// The cluster request and response policies of a command's tips, as the table's variants.
+fn policies(cmd: &Command) -> (&'static str, &'static str) {
+    let tip = |prefix: &str| {
+        cmd.tips
+            .iter()
+            .find_map(|t| t.strip_prefix(prefix))
+            .map(str::to_string)
+    };
+    let request = match tip("REQUEST_POLICY:").as_deref() {
+        Some("ALL_NODES") => "AllNodes",
+        Some("ALL_SHARDS") => "AllShards",
+        Some("MULTI_SHARD") => "MultiShard",
+        Some("SPECIAL") => "Special",
+        _ => "Default",
+    };
+    let response = match tip("RESPONSE_POLICY:").as_deref() {
+        Some("ONE_SUCCEEDED") => "OneSucceeded",
+        Some("ALL_SUCCEEDED") => "AllSucceeded",
+        Some("AGG_LOGICAL_AND") => "AggLogicalAnd",
+        Some("AGG_LOGICAL_OR") => "AggLogicalOr",
+        Some("AGG_MIN") => "AggMin",
+        Some("AGG_MAX") => "AggMax",
+        Some("AGG_SUM") => "AggSum",
+        Some("SPECIAL") => "Special",
+        _ => "Default",
+    };
+    (request, response)
+}
+
 fn flag_expr(cmd: &Command) -> String {
     let bits: Vec<String> = FLAGS
         .iter()
@@ -176,7 +205,7 @@ fn key_spec(k: &crate::model::KeySpec) -> String {
 /// `all` is every command of the spec; `skipped` names those without a method, and why.
 pub fn render(all: &[Command], skipped: &[(String, String)]) -> String {
     let mut out = String::new();
-    out.push_str("use super::super::info::{BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec};\nuse crate::route::Route;\n\n");
+    out.push_str("use super::super::info::{BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec, RequestPolicy, ResponsePolicy};\nuse crate::route::Route;\n\n");
     out.push_str("impl CommandFlags {\n");
     for (i, (name, spellings)) in FLAGS.iter().enumerate() {
         let _ = writeln!(
@@ -196,14 +225,16 @@ pub fn render(all: &[Command], skipped: &[(String, String)]) -> String {
         let has_method = !skipped.iter().any(|(n, _)| n == &c.name);
         let _ = writeln!(
             out,
-            "    CommandInfo {{ name: {:?}, group: {:?}, since: {:?}, arity: {}, flags: {}, route: Route::{}, key_specs: &[{}], has_method: {has_method} }},",
+            "    CommandInfo {{ name: {:?}, group: {:?}, since: {:?}, arity: {}, flags: {}, route: Route::{}, key_specs: &[{}], request_policy: RequestPolicy::{}, response_policy: ResponsePolicy::{}, has_method: {has_method} }},",
             c.name,
             c.group,
             c.since,
             c.arity,
             flag_expr(c),
             route(c, is_container(c, all)),
-            specs.join(", ")
+            specs.join(", "),
+            policies(c).0,
+            policies(c).1
         );
     }
     out.push_str("];\n\n");

@@ -19,6 +19,10 @@ pub struct CommandInfo {
     pub(crate) route: Route,
     /// Where the keys are among the arguments.
     pub key_specs: &'static [KeySpec],
+    /// Which nodes of a cluster run it (the spec's `REQUEST_POLICY` tip).
+    pub request_policy: RequestPolicy,
+    /// How the replies of several nodes make one (the spec's `RESPONSE_POLICY` tip).
+    pub response_policy: ResponsePolicy,
     /// Whether kermes generated a method for it (see [`SKIPPED`](super::SKIPPED) for the rest).
     pub has_method: bool,
 }
@@ -108,4 +112,44 @@ pub enum FindKeys {
     },
     /// Not described by the spec.
     Unknown,
+}
+
+/// Which nodes of a cluster a command goes to, from the spec's `REQUEST_POLICY` tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestPolicy {
+    /// No tip: the node of its keys, or any node for a keyless command.
+    Default,
+    /// Every node, primaries and replicas (CONFIG SET, SCRIPT LOAD ...).
+    AllNodes,
+    /// Every primary (DBSIZE, FLUSHALL, KEYS, FUNCTION LOAD ...).
+    AllShards,
+    /// Split by the slots of its keys (MGET, DEL, EXISTS ...).
+    MultiShard,
+    /// The command needs handling of its own (SCAN).
+    Special,
+}
+
+/// How the replies of several nodes make one, from the spec's `RESPONSE_POLICY` tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponsePolicy {
+    /// No tip: arrays are concatenated (KEYS), else the replies must agree.
+    Default,
+    /// The first success, if any.
+    OneSucceeded,
+    /// Every node must succeed; the reply is one of theirs.
+    AllSucceeded,
+    /// Element-wise AND of integer arrays (SCRIPT EXISTS).
+    AggLogicalAnd,
+    /// Element-wise OR of integer arrays.
+    AggLogicalOr,
+    /// The smallest integer (WAIT).
+    AggMin,
+    /// The largest integer.
+    AggMax,
+    /// The sum of integers (DBSIZE, DEL).
+    AggSum,
+    /// The command needs handling of its own (INFO).
+    Special,
 }

@@ -16,7 +16,9 @@ mod generated;
 mod info;
 
 pub use generated::*;
-pub use info::{BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec};
+pub use info::{
+    BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec, RequestPolicy, ResponsePolicy,
+};
 
 use crate::cmd::Cmd;
 use crate::value::FromValue;
@@ -61,6 +63,17 @@ pub(crate) fn lookup_subcommand(name: &[u8], sub: &[u8]) -> Option<&'static Comm
         .binary_search_by(|c| c.name.as_bytes().cmp(full))
         .ok()
         .map(|i| &table[i])
+}
+
+/// The entry of a command as sent: its subcommand's for a container (`CLIENT SETNAME`),
+/// whether the command was built by a generated method or by hand.
+pub(crate) fn lookup_args(args: &crate::value::ArgBuf) -> Option<&'static CommandInfo> {
+    let name = args.get(0)?;
+    let top = lookup(name)?;
+    match args.get(1) {
+        Some(sub) if top.route == crate::route::Route::Subcommand => lookup_subcommand(name, sub),
+        _ => Some(top),
+    }
 }
 
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static CommandInfo> {

@@ -46,7 +46,7 @@ pub(crate) async fn connect(opts: &Options) -> Result<Connected> {
             _ => None,
         };
         let mut socket = Framed::with_capacity(transport, RespCodec::new(config.limits), 16 * 1024);
-        let protocol = handshake(&mut socket, config).await.map_err(|e| {
+        let protocol = handshake(&mut socket, config, opts.readonly).await.map_err(|e| {
             if let Some(explained) = tls_failure(opts, &addr, &e) {
                 explained
             } else if e.is_server() || e.is_connect() {
@@ -166,8 +166,9 @@ fn hello(config: &Config) -> Cmd {
 }
 
 /// The commands after HELLO (or without it), as (command, must succeed) pairs sent in one
-/// write. `greeted`: HELLO already authenticated and named the connection.
-fn setup(config: &Config, greeted: bool) -> Vec<(Cmd, bool)> {
+/// write. `greeted`: HELLO already authenticated and named the connection; `readonly`: a
+/// cluster replica serving reads.
+fn setup(config: &Config, greeted: bool, readonly: bool) -> Vec<(Cmd, bool)> {
     let mut setup = Vec::new();
     if !greeted {
         if let Some(password) = &config.password {
@@ -183,6 +184,9 @@ fn setup(config: &Config, greeted: bool) -> Vec<(Cmd, bool)> {
     }
     if config.db != 0 {
         setup.push((cmd("SELECT").arg(config.db), true));
+    }
+    if readonly {
+        setup.push((cmd("READONLY"), true));
     }
     // Library identification is best effort: servers before Redis 7.2 do not know SETINFO.
     setup.push((
@@ -201,18 +205,18 @@ fn setup(config: &Config, greeted: bool) -> Vec<(Cmd, bool)> {
 
 /// The handshake for a connection that already agreed on `protocol`, as (command, must
 /// succeed) pairs: what RESET undid, sent again in the same write.
-pub(crate) fn replay(config: &Config, protocol: Protocol) -> Vec<(Cmd, bool)> {
+pub(crate) fn replay(config: &Config, protocol: Protocol, readonly: bool) -> Vec<(Cmd, bool)> {
     match protocol {
         Protocol::Resp3 => {
             let mut all = vec![(hello(config), true)];
-            all.extend(setup(config, true));
+            all.extend(setup(config, true, readonly));
             all
         }
-        _ => setup(config, false),
+        _ => setup(config, false, readonly),
     }
 }
 
-async fn handshake(socket: &mut Socket, config: &Config) -> Result<Protocol> {
+async fn handshake(socket: &mut Socket, config: &Config, readonly: bool) -> Result<Protocol> {
     let mut protocol = Protocol::Resp2;
     let mut greeted = false;
     if config.protocol == Protocol::Resp3 {
@@ -227,7 +231,7 @@ async fn handshake(socket: &mut Socket, config: &Config) -> Result<Protocol> {
             }
         }
     }
-    let mut setup = setup(config, greeted);
+    let mut setup = setup(config, greeted, readonly);
     // Proves the connection is usable, e.g. fails with NOAUTH when a password is required
     // and none was configured, instead of every later command failing.
     setup.push((cmd("PING"), true));

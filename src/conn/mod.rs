@@ -86,6 +86,8 @@ pub(crate) struct Options {
     pub(crate) events: Option<broadcast::Sender<ConnectionEvent>>,
     /// TLS for every connect, if configured.
     pub(crate) tls: Option<TlsConnector>,
+    /// Send READONLY in the handshake (a cluster replica serving reads).
+    pub(crate) readonly: bool,
 }
 
 impl Options {
@@ -109,10 +111,26 @@ impl Options {
             push_buffer: PUSH_BUFFER,
             events: None,
             tls,
+            readonly: false,
             config,
             endpoint,
             mode,
         }
+    }
+}
+
+impl Options {
+    /// The same options for a connection of another mode (its reconnect rule and health
+    /// checks follow the mode).
+    pub(crate) fn with_mode(&self, mode: Mode) -> Options {
+        let mut opts = Options::new(
+            self.config.clone(),
+            self.endpoint.clone(),
+            self.tls.clone(),
+            mode,
+        );
+        opts.readonly = self.readonly;
+        opts
     }
 }
 
@@ -129,7 +147,7 @@ pub(crate) enum TryRequest {
 }
 
 pub(crate) fn shut_down() -> Error {
-    Error::closed("the connection has shut down")
+    Error::unsent("the connection has shut down")
 }
 
 /// The reply from a receiver, or a closed error if the connection dropped the request.

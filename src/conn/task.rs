@@ -123,12 +123,12 @@ fn fail(request: Request, subs: &mut Subscriptions, cause: &Error) {
     let reply: Result<Value> = match request.payload {
         Payload::Subscription(change) if !request.tx.is_closed() => {
             subs.apply(&change);
-            Err(Error::closed(format!(
+            Err(Error::unsent(format!(
                 "not connected ({cause}); the subscription change is recorded and made on \
                  reconnect"
             )))
         }
-        _ => Err(Error::closed(format!("not connected: {cause}"))),
+        _ => Err(Error::unsent(format!("not connected: {cause}"))),
     };
     let _ = request.tx.send(reply);
 }
@@ -138,7 +138,7 @@ async fn close(requests: &mut mpsc::Receiver<Request>, subs: &mut Subscriptions,
     requests.close();
     while let Some(r) = requests.recv().await {
         let _ =
-            r.tx.send(Err(Error::closed(format!("not connected: {cause}"))));
+            r.tx.send(Err(Error::unsent(format!("not connected: {cause}"))));
     }
     *subs = Subscriptions::default();
 }

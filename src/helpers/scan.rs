@@ -7,6 +7,7 @@ use futures::Stream;
 
 use crate::client::Client;
 use crate::cmd::{Cmd, cmd};
+use crate::config::Addr;
 use crate::error::{Error, Result};
 use crate::resp::Value;
 use crate::value::FromValue;
@@ -26,6 +27,9 @@ struct Scan<'a> {
     /// SCAN may return an element more than once (while the table is rehashed); the stream
     /// does not. The set grows with the elements seen.
     seen: HashSet<Bytes>,
+    /// SCAN on a cluster: a cursor belongs to one node, so the primaries are scanned one
+    /// after another (the first is the node being scanned).
+    nodes: Option<VecDeque<Addr>>,
 }
 
 impl Scan<'_> {
@@ -42,15 +46,30 @@ impl Scan<'_> {
                 }
                 continue;
             }
-            let Some(cursor) = self.cursor else {
-                return Ok(None);
+            let cursor = match (self.cursor, &mut self.nodes) {
+                (Some(cursor), _) => cursor,
+                // This node is done: the next one, from the start.
+                (None, Some(nodes)) if nodes.len() > 1 => {
+                    nodes.pop_front();
+                    0
+                }
+                (None, _) => return Ok(None),
             };
             let mut c = self.head.clone().arg(cursor);
             if let Some(p) = &self.pattern {
                 c = c.arg("MATCH").arg(p);
             }
-            let (next, page): (String, Vec<Value>) =
-                self.client.query(c.arg("COUNT").arg(COUNT)).await?;
+            let c = c.arg("COUNT").arg(COUNT);
+            let (next, page): (String, Vec<Value>) = match (&self.nodes, self.client.router()) {
+                (Some(nodes), Some(router)) => {
+                    let node = nodes
+                        .front()
+                        .cloned()
+                        .ok_or_else(|| Error::closed("no node"))?;
+                    crate::query::into_result(router.on_node(node, c).await?)?
+                }
+                _ => self.client.query(c).await?,
+            };
             let next: u64 = next
                 .parse()
                 .map_err(|_| Error::type_error(format!("bad SCAN cursor {next:?}")))?;
@@ -74,6 +93,17 @@ fn stream<'a, T: FromValue + 'a>(
     pattern: Option<&str>,
     width: usize,
 ) -> impl Stream<Item = Result<T>> + 'a {
+    // Only SCAN itself walks the keyspace of every node; HSCAN and friends follow their key.
+    let nodes = match client.router() {
+        Some(router) if head.name().eq_ignore_ascii_case("SCAN") => Some(
+            router
+                .all(false)
+                .into_iter()
+                .map(|(addr, _)| addr)
+                .collect(),
+        ),
+        _ => None,
+    };
     let state = Scan {
         client,
         head,
@@ -82,6 +112,7 @@ fn stream<'a, T: FromValue + 'a>(
         cursor: Some(0),
         buffer: VecDeque::new(),
         seen: HashSet::new(),
+        nodes,
     };
     futures::stream::try_unfold(state, |mut s| async move {
         match s.next_item().await? {
@@ -92,7 +123,8 @@ fn stream<'a, T: FromValue + 'a>(
     })
 }
 
-/// Every key (matching `pattern`, e.g. `Some("user:*")`), each once, as a stream.
+/// Every key (matching `pattern`, e.g. `Some("user:*")`), each once, as a stream. On a
+/// cluster, every primary's keys, one primary after another.
 pub fn scan_stream<'a, T: FromValue + 'a>(
     client: &'a Client,
     pattern: Option<&str>,

@@ -9,11 +9,14 @@
 //! [`FaultProxy`] sits between a client and a server in the test process and injects
 //! network faults: delays, dropped connections, a black hole, truncated or corrupt replies.
 
+mod cluster;
 mod proxy;
 mod sentinel;
 #[cfg(feature = "tls")]
 mod tls;
+mod wire;
 
+pub use cluster::ClusterSet;
 pub use proxy::{Fault, FaultProxy};
 pub use sentinel::{MASTER_NAME, SentinelSet};
 #[cfg(feature = "tls")]
@@ -397,6 +400,11 @@ impl TestServer {
                 .and_then(|s| s.set_read_timeout(timeout).map(|_| s))
                 .is_ok_and(ping)
         }
+    }
+
+    /// True while the process runs (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Which server this is.

@@ -3,7 +3,9 @@
 
 //! The command table, generated from the spec.
 
-use super::super::info::{BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec};
+use super::super::info::{
+    BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec, RequestPolicy, ResponsePolicy,
+};
 use crate::route::Route;
 
 impl CommandFlags {
@@ -69,6 +71,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::SENTINEL.bits()),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -84,6 +88,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -100,6 +106,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -116,6 +124,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -131,6 +141,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -147,6 +159,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -161,6 +175,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -177,6 +193,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -193,6 +211,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -209,6 +229,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -225,6 +247,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -241,6 +265,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -257,6 +283,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -272,6 +300,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -292,6 +322,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -302,6 +334,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::FAST.bits()),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -320,6 +354,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -334,6 +370,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -348,6 +386,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -366,6 +406,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -384,6 +426,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE", "ACCESS", "VARIABLE_FLAGS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -402,6 +446,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -431,6 +477,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -449,6 +497,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -482,6 +532,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RW", "INSERT"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -500,6 +552,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -518,6 +572,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -536,6 +592,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -569,6 +627,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RW", "INSERT"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -587,6 +647,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -607,6 +669,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -627,6 +691,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -637,6 +703,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::SENTINEL.bits()),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -652,6 +720,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -666,6 +736,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -681,6 +753,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -696,6 +770,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -710,6 +786,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -725,6 +803,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -739,6 +819,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -754,6 +836,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -770,6 +854,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -786,6 +872,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -802,6 +890,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -816,6 +906,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -832,6 +924,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -847,6 +941,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::NoReply,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -862,6 +958,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -877,6 +975,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -892,6 +992,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -907,6 +1009,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -923,6 +1027,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -939,6 +1045,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -949,6 +1057,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -963,6 +1073,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -977,6 +1089,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -991,6 +1105,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1005,6 +1121,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1015,6 +1133,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::ADMIN.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1025,6 +1145,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1039,6 +1161,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1053,6 +1177,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1067,6 +1193,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1081,6 +1209,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1095,6 +1225,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1109,6 +1241,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1119,6 +1253,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1133,6 +1269,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1143,6 +1281,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1153,6 +1293,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1163,6 +1305,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1173,6 +1317,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1187,6 +1333,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1201,6 +1349,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1211,6 +1361,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1221,6 +1373,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1231,6 +1385,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1241,6 +1397,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::ADMIN.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1255,6 +1413,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1267,6 +1427,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1281,6 +1443,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1295,6 +1459,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1310,6 +1476,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1320,6 +1488,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1330,6 +1500,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::ADMIN.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1340,6 +1512,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1350,6 +1524,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1364,6 +1540,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -1382,6 +1560,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["NOT_KEY"],
         }],
+        request_policy: RequestPolicy::Special,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -1396,6 +1576,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1410,6 +1592,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1424,6 +1608,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1438,6 +1624,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1452,6 +1640,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1466,6 +1656,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1480,6 +1672,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1494,6 +1688,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1504,6 +1700,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -1516,6 +1714,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1526,6 +1726,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1538,6 +1740,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -1550,6 +1754,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -1560,6 +1766,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -1575,6 +1783,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1585,6 +1795,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1600,6 +1812,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -1615,6 +1829,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -1630,6 +1846,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -1659,6 +1877,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["OW", "UPDATE"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1669,6 +1889,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::READONLY.bits() | CommandFlags::FAST.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -1685,6 +1907,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -1705,6 +1929,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1725,6 +1951,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1743,6 +1971,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RM", "DELETE"],
         }],
+        request_policy: RequestPolicy::MultiShard,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -1761,6 +1991,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RM", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1777,6 +2009,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Transaction,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1795,6 +2029,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1807,6 +2043,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1831,6 +2069,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1855,6 +2095,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1879,6 +2121,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1903,6 +2147,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1918,6 +2164,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Transaction,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1936,6 +2184,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::MultiShard,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -1954,6 +2204,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1972,6 +2224,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -1990,6 +2244,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2002,6 +2258,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2026,6 +2284,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2050,6 +2310,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2060,6 +2322,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::WRITE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -2070,6 +2334,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::WRITE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -2080,6 +2346,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -2090,6 +2358,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::WRITE.bits() | CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -2100,6 +2370,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2110,6 +2382,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::WRITE.bits() | CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -2120,6 +2394,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2132,6 +2408,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::OneSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -2142,6 +2420,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2156,6 +2436,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -2170,6 +2452,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -2182,6 +2466,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -2200,6 +2486,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2218,6 +2506,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2236,6 +2526,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2254,6 +2546,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2298,6 +2592,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["OW", "UPDATE"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2342,6 +2638,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["OW", "UPDATE"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2360,6 +2658,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2378,6 +2678,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2396,6 +2698,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2425,6 +2729,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2443,6 +2749,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2461,6 +2769,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2479,6 +2789,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2497,6 +2809,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2515,6 +2829,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2535,6 +2851,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2553,6 +2871,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2571,6 +2891,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2589,6 +2911,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2607,6 +2931,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2625,6 +2951,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2643,6 +2971,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2661,6 +2991,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2679,6 +3011,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2697,6 +3031,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2715,6 +3051,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2735,6 +3073,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2755,6 +3095,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2773,6 +3115,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2791,6 +3135,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2809,6 +3155,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2829,6 +3177,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2847,6 +3197,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2865,6 +3217,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2883,6 +3237,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2901,6 +3257,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2919,6 +3277,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2937,6 +3297,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2955,6 +3317,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2975,6 +3339,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -2995,6 +3361,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3015,6 +3383,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3033,6 +3403,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3051,6 +3423,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3069,6 +3443,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3089,6 +3465,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3109,6 +3487,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3129,6 +3509,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3143,6 +3525,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3153,6 +3537,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::READONLY.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3165,6 +3551,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3175,6 +3563,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -3190,6 +3580,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3205,6 +3597,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3215,6 +3609,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3230,6 +3626,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3245,6 +3643,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3260,6 +3660,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3275,6 +3677,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -3293,6 +3697,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3311,6 +3717,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3329,6 +3737,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3347,6 +3757,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3376,6 +3788,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RW", "INSERT"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3394,6 +3808,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3404,6 +3820,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::READONLY.bits() | CommandFlags::FAST.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3422,6 +3840,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3440,6 +3860,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3460,6 +3882,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3480,6 +3904,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3498,6 +3924,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3516,6 +3944,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3534,6 +3964,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3552,6 +3984,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3562,6 +3996,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -3572,6 +4008,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3582,6 +4020,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3592,6 +4032,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3602,6 +4044,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -3612,6 +4056,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -3630,6 +4076,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3648,6 +4096,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::MultiShard,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3680,6 +4130,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RW", "ACCESS", "DELETE", "INCOMPLETE"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3690,6 +4142,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -3700,6 +4154,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3710,6 +4166,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::ADMIN.bits() | CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3725,6 +4183,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3740,6 +4200,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3755,6 +4217,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3770,6 +4234,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::PubSub,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3788,6 +4254,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3806,6 +4274,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::MultiShard,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -3828,6 +4298,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::MultiShard,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -3846,6 +4318,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3863,6 +4337,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Transaction,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3873,6 +4349,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -3891,6 +4369,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3909,6 +4389,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3919,6 +4401,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3937,6 +4421,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3955,6 +4441,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3973,6 +4461,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -3991,6 +4481,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4009,6 +4501,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4027,6 +4521,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4047,6 +4543,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4067,6 +4565,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4087,6 +4587,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -4116,6 +4618,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4126,6 +4630,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::ADMIN.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -4136,6 +4642,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::FAST.bits() | CommandFlags::SENTINEL.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -4154,6 +4662,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4170,6 +4680,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::PubSub,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4185,6 +4697,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -4203,6 +4717,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4220,6 +4736,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4230,6 +4748,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -4242,6 +4762,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4252,6 +4774,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4264,6 +4788,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4276,6 +4802,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4288,6 +4816,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4300,6 +4830,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4316,6 +4848,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::PubSub,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4333,6 +4867,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4345,6 +4881,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -4357,6 +4895,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4369,6 +4909,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4398,6 +4940,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["OW", "UPDATE"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4427,6 +4971,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["OW", "INSERT"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4443,6 +4989,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -4458,6 +5006,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4475,6 +5025,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4493,6 +5045,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4513,6 +5067,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -4529,6 +5085,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4547,6 +5105,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4576,6 +5136,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RW", "INSERT"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4596,6 +5158,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4616,6 +5180,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4636,6 +5202,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4651,6 +5219,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4663,6 +5233,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Special,
+        response_policy: ResponsePolicy::Special,
         has_method: true,
     },
     CommandInfo {
@@ -4681,6 +5253,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4691,6 +5265,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -4701,6 +5277,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4711,6 +5289,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AggLogicalAnd,
         has_method: true,
     },
     CommandInfo {
@@ -4721,6 +5301,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -4731,6 +5313,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4743,6 +5327,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::OneSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -4753,6 +5339,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::NOSCRIPT.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -4763,6 +5351,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::NOSCRIPT.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4781,6 +5371,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4810,6 +5402,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4822,6 +5416,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::ConnectionState,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4840,6 +5436,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE", "VARIABLE_FLAGS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4858,6 +5456,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4876,6 +5476,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4896,6 +5498,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["OW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4914,6 +5518,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4932,6 +5538,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4950,6 +5558,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4968,6 +5578,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -4997,6 +5609,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5015,6 +5629,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5030,6 +5646,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5040,6 +5658,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -5052,6 +5672,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5062,6 +5684,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5074,6 +5698,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -5086,6 +5712,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::AllNodes,
+        response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
     },
     CommandInfo {
@@ -5104,6 +5732,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5122,6 +5752,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5151,6 +5783,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RW", "INSERT"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5181,6 +5815,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["OW", "UPDATE"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5206,6 +5842,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5224,6 +5862,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5248,6 +5888,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["NOT_KEY"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5266,6 +5908,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5284,6 +5928,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5302,6 +5948,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5325,6 +5973,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["NOT_KEY"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5343,6 +5993,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5359,6 +6011,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::PubSub,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5377,6 +6031,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5395,6 +6051,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5424,6 +6082,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5447,6 +6107,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["NOT_KEY"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5457,6 +6119,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::WRITE.bits() | CommandFlags::FAST.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5472,6 +6136,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -5484,6 +6150,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5502,6 +6170,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::MultiShard,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -5520,6 +6190,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5538,6 +6210,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5556,6 +6230,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RM", "DELETE"],
         }],
+        request_policy: RequestPolicy::MultiShard,
+        response_policy: ResponsePolicy::AggSum,
         has_method: true,
     },
     CommandInfo {
@@ -5572,6 +6248,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::PubSub,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5588,6 +6266,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         ),
         route: Route::Transaction,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5598,6 +6278,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::BLOCKING.bits()),
         route: Route::Blocking,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AggMin,
         has_method: true,
     },
     CommandInfo {
@@ -5608,6 +6290,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::BLOCKING.bits()),
         route: Route::Blocking,
         key_specs: &[],
+        request_policy: RequestPolicy::AllShards,
+        response_policy: ResponsePolicy::AggMin,
         has_method: true,
     },
     CommandInfo {
@@ -5633,6 +6317,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5651,6 +6337,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5671,6 +6359,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5689,6 +6379,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5707,6 +6399,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5725,6 +6419,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5735,6 +6431,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -5753,6 +6451,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5771,6 +6471,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "INSERT"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5789,6 +6491,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5807,6 +6511,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5817,6 +6523,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5835,6 +6543,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5845,6 +6555,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::empty(),
         route: Route::Subcommand,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: false,
     },
     CommandInfo {
@@ -5863,6 +6575,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5881,6 +6595,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5891,6 +6607,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         flags: CommandFlags::from_bits(CommandFlags::LOADING.bits() | CommandFlags::STALE.bits()),
         route: Route::Shared,
         key_specs: &[],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5909,6 +6627,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5927,6 +6647,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5945,6 +6667,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5963,6 +6687,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -5986,6 +6712,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6007,6 +6735,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6025,6 +6755,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6045,6 +6777,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6063,6 +6797,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6083,6 +6819,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6101,6 +6839,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6119,6 +6859,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6137,6 +6879,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6166,6 +6910,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6186,6 +6932,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "UPDATE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6204,6 +6952,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6222,6 +6972,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6251,6 +7003,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6269,6 +7023,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6287,6 +7043,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6305,6 +7063,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6323,6 +7083,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6341,6 +7103,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "ACCESS", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6359,6 +7123,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6377,6 +7143,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6395,6 +7163,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6413,6 +7183,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6442,6 +7214,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6460,6 +7234,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6478,6 +7254,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6496,6 +7274,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6514,6 +7294,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6532,6 +7314,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RW", "DELETE"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6550,6 +7334,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6568,6 +7354,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6586,6 +7374,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6604,6 +7394,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6622,6 +7414,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6640,6 +7434,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6658,6 +7454,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
             },
             flags: &["RO", "ACCESS"],
         }],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
     CommandInfo {
@@ -6687,6 +7485,8 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
                 flags: &["RO", "ACCESS"],
             },
         ],
+        request_policy: RequestPolicy::Default,
+        response_policy: ResponsePolicy::Default,
         has_method: true,
     },
 ];

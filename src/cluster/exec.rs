@@ -1,0 +1,450 @@
+//! Running commands on a cluster: to the node the plan names, following `MOVED` and `ASK`,
+//! retrying what provably did not run, fanning out and splitting where the spec says, and
+//! pipelines split per node.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::plan::{Plan, combine, cross_slot, join_split, plan, sub_command};
+use super::router::Router;
+use crate::cmd::{Cmd, Route, cmd};
+use crate::config::Addr;
+use crate::conn::Payload;
+use crate::error::{Error, Result, ServerError};
+use crate::pool::Exclusive;
+use crate::query::with_timeout;
+use crate::resp::Value;
+use crate::value::ArgBuf;
+
+/// Redirections followed for one command before its error is returned.
+const MAX_REDIRECTS: u32 = 5;
+/// Retries of a command that did not run (TRYAGAIN, CLUSTERDOWN, a node not reachable):
+/// with the backoff below, about 5 s in all, long enough for a failover.
+const MAX_RETRIES: u32 = 8;
+
+fn backoff(retry: u32) -> Duration {
+    crate::config::exponential_delay(
+        Duration::from_millis(50),
+        Duration::from_secs(1),
+        retry.saturating_sub(1),
+        true,
+    )
+}
+
+/// Where one command is sent.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Slot(u16),
+    Any,
+    Node(Addr, bool),
+}
+
+/// What an error reply asks of the client.
+enum Redirect {
+    Moved(u16, Addr),
+    Ask(Addr),
+    /// The command did not run; it may succeed shortly (TRYAGAIN, CLUSTERDOWN, LOADING).
+    Retry,
+}
+
+impl Redirect {
+    fn parse(e: &ServerError, from: &Addr) -> Option<Redirect> {
+        let at = |text: &str| -> Option<(u16, Addr)> {
+            let (slot, endpoint) = text.split_once(' ')?;
+            let (host, port) = endpoint.rsplit_once(':')?;
+            let host = match (host, from) {
+                ("", Addr::Tcp { host, .. }) => host.clone(),
+                (h, _) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            };
+            Some((
+                slot.parse().ok()?,
+                Addr::Tcp {
+                    host,
+                    port: port.parse().ok()?,
+                },
+            ))
+        };
+        match e.code() {
+            "MOVED" => at(e.message()).map(|(slot, addr)| Redirect::Moved(slot, addr)),
+            "ASK" => at(e.message()).map(|(_, addr)| Redirect::Ask(addr)),
+            "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" => Some(Redirect::Retry),
+            _ => None,
+        }
+    }
+}
+
+fn encode(args: &ArgBuf) -> Bytes {
+    let mut out = BytesMut::with_capacity(args.len() * 16 + 16);
+    args.encode_into(&mut out);
+    out.freeze()
+}
+
+impl Router {
+    /// Runs one command where its plan says; the reply is the server's (an error reply as
+    /// `Value::Error`).
+    pub(crate) async fn execute(&self, cmd: Cmd) -> Result<Value> {
+        let blocking = cmd.resolved_route() == Route::Blocking;
+        let readonly = !blocking && cmd.is_readonly();
+        let timeout = match blocking {
+            true => cmd.timeout,
+            false => cmd.timeout.or(self.config.response_timeout),
+        };
+        let work = async {
+            match plan(&cmd) {
+                Plan::Slot(slot) => {
+                    self.send(Target::Slot(slot), encode(&cmd.args), blocking, readonly)
+                        .await
+                }
+                Plan::Any => {
+                    self.send(Target::Any, encode(&cmd.args), blocking, false)
+                        .await
+                }
+                Plan::CrossSlot => Err(cross_slot(&cmd)),
+                Plan::Fanout {
+                    all_nodes,
+                    response,
+                } => {
+                    let bytes = encode(&cmd.args);
+                    let sends = self.all(all_nodes).into_iter().map(|(addr, replica)| {
+                        self.send(Target::Node(addr, replica), bytes.clone(), blocking, false)
+                    });
+                    combine(futures::future::join_all(sends).await, response)
+                }
+                Plan::Split {
+                    groups,
+                    unit,
+                    response,
+                } => {
+                    let sends = groups.iter().map(|(slot, positions)| {
+                        let bytes = encode(&sub_command(&cmd, positions, unit));
+                        self.send(Target::Slot(*slot), bytes, blocking, readonly)
+                    });
+                    join_split(&groups, futures::future::join_all(sends).await, response)
+                }
+            }
+        };
+        with_timeout(timeout, work).await
+    }
+
+    /// Sends one encoded command to `target`, following redirections and retrying what did
+    /// not run.
+    pub(crate) async fn send(
+        &self,
+        target: Target,
+        bytes: Bytes,
+        blocking: bool,
+        readonly: bool,
+    ) -> Result<Value> {
+        let (mut redirected, mut redirects, mut retries) = (None::<(Addr, bool)>, 0, 0);
+        loop {
+            let destination = match (&redirected, &target) {
+                (Some((addr, ask)), _) => Ok((addr.clone(), false, *ask)),
+                (None, Target::Slot(slot)) => {
+                    self.addr_for(*slot, readonly).map(|(a, r)| (a, r, false))
+                }
+                (None, Target::Any) => self.any_primary().map(|a| (a, false, false)),
+                (None, Target::Node(addr, replica)) => Ok((addr.clone(), *replica, false)),
+            };
+            let result = match destination {
+                Ok((addr, replica, ask)) => self
+                    .send_once(&addr, replica, ask, &bytes, blocking)
+                    .await
+                    .map(|v| (v, addr)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((Value::Error(e), from)) => match Redirect::parse(&e, &from) {
+                    Some(Redirect::Moved(slot, to)) if redirects < MAX_REDIRECTS => {
+                        redirects += 1;
+                        self.moved(slot, to.clone());
+                        redirected = Some((to, false));
+                    }
+                    Some(Redirect::Ask(to)) if redirects < MAX_REDIRECTS => {
+                        redirects += 1;
+                        self.counters.asked.fetch_add(1, Ordering::Relaxed);
+                        redirected = Some((to, true));
+                    }
+                    Some(Redirect::Retry) if retries < MAX_RETRIES => {
+                        retries += 1;
+                        self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                        self.schedule_refresh();
+                        tokio::time::sleep(backoff(retries)).await;
+                        redirected = None;
+                    }
+                    _ => return Ok(Value::Error(e)),
+                },
+                Ok((value, _)) => return Ok(value),
+                // Something is wrong with the node: the map may be stale. A command that was
+                // never sent (the node is down, or no node serves the slot yet) may go
+                // elsewhere after a fresh map; one sent to a named node stays there.
+                Err(e) if !e.is_server() && !e.is_config() && !e.is_type() => {
+                    self.schedule_refresh();
+                    if !(e.is_unsent()
+                        && retries < MAX_RETRIES
+                        && !matches!(target, Target::Node(..)))
+                    {
+                        return Err(e);
+                    }
+                    retries += 1;
+                    self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff(retries)).await;
+                    redirected = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt on one node; with `ask`, `ASKING` goes first in the same write.
+    async fn send_once(
+        &self,
+        addr: &Addr,
+        replica: bool,
+        ask: bool,
+        bytes: &Bytes,
+        blocking: bool,
+    ) -> Result<Value> {
+        let lazy = self.node(addr, replica).await?;
+        let node = lazy.get();
+        let (payload, replies) = if ask {
+            let mut both = BytesMut::with_capacity(bytes.len() + 20);
+            cmd("ASKING").args.encode_into(&mut both);
+            both.extend_from_slice(bytes);
+            (both.freeze(), 2)
+        } else {
+            (bytes.clone(), 1)
+        };
+        let reply = if blocking {
+            let exclusive = node.exclusive().await?;
+            exclusive
+                .request_payload(Payload::Encoded(payload), replies, None, true)
+                .await?
+        } else {
+            node.shared()
+                .send(Payload::Encoded(payload), replies, false)
+                .await?
+        };
+        Ok(match (ask, reply) {
+            (true, Value::Array(mut both)) if both.len() == 2 => both.pop().unwrap_or(Value::Nil),
+            (_, reply) => reply,
+        })
+    }
+
+    /// Runs `cmd` on the node at `addr` (a primary), whatever its keys: SCAN walking the
+    /// nodes, administration of one node.
+    pub(crate) async fn on_node(&self, addr: Addr, cmd: Cmd) -> Result<Value> {
+        let timeout = cmd.timeout.or(self.config.response_timeout);
+        with_timeout(
+            timeout,
+            self.send(Target::Node(addr, false), encode(&cmd.args), false, false),
+        )
+        .await
+    }
+
+    /// An exclusive connection to the primary of `slot` (any primary for `None`).
+    pub(crate) async fn exclusive_for(&self, slot: Option<u16>) -> Result<Exclusive> {
+        let addr = match slot {
+            Some(slot) => self.addr_for(slot, false)?.0,
+            None => self.any_primary()?,
+        };
+        self.node(&addr, false).await?.get().exclusive().await
+    }
+
+    /// Runs pipelined commands (encoded back to back in `buf`, the `i`th ending at
+    /// `ends[i]`, planned as `plans[i]`): split per node, sent concurrently, replies put back
+    /// in order; a command redirected inside a pipeline is sent again on its own.
+    pub(crate) async fn pipeline(
+        &self,
+        buf: &Bytes,
+        ends: &[usize],
+        plans: &[PipePlan],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Result<Value>>> {
+        let parts: Vec<Bytes> = ends
+            .iter()
+            .scan(0, |start, &end| {
+                let part = buf.slice(*start..end);
+                *start = end;
+                Some(part)
+            })
+            .collect();
+        // A node per command: its slot's, else the previous command's, else any primary.
+        let mut groups: Vec<(Addr, Vec<usize>, bool)> = Vec::new();
+        let mut previous: Option<Addr> = None;
+        let mut replies: Vec<Option<Result<Value>>> = (0..parts.len()).map(|_| None).collect();
+        for (i, p) in plans.iter().enumerate() {
+            let addr = match p {
+                PipePlan::CrossSlot(why) => {
+                    replies[i] = Some(Err(ServerError::new(why.clone()).into()));
+                    continue;
+                }
+                PipePlan::Slot(slot, _) => self.addr_for(*slot, false)?.0,
+                PipePlan::Any(_) => match &previous {
+                    Some(a) => a.clone(),
+                    None => self.any_primary()?,
+                },
+            };
+            previous = Some(addr.clone());
+            let blocking = p.blocking();
+            match groups.iter_mut().find(|(a, _, _)| *a == addr) {
+                Some((_, members, any_blocking)) => {
+                    members.push(i);
+                    *any_blocking |= blocking;
+                }
+                None => groups.push((addr, vec![i], blocking)),
+            }
+        }
+        let sends = groups.iter().map(|(addr, members, blocking)| {
+            let mut payload = BytesMut::new();
+            for &i in members {
+                payload.extend_from_slice(&parts[i]);
+            }
+            let slot = members.iter().find_map(|&i| plans[i].slot());
+            self.send_group(
+                slot,
+                addr.clone(),
+                payload.freeze(),
+                members.len(),
+                *blocking,
+            )
+        });
+        let batches = with_timeout(timeout, async {
+            Ok(futures::future::join_all(sends).await)
+        })
+        .await?;
+        for ((_, members, _), batch) in groups.iter().zip(batches) {
+            match batch {
+                Ok(values) => {
+                    for (&i, v) in members.iter().zip(values) {
+                        replies[i] = Some(Ok(v));
+                    }
+                }
+                Err(e) => {
+                    self.schedule_refresh();
+                    for &i in members {
+                        replies[i] = Some(Err(e.duplicate()));
+                    }
+                }
+            }
+        }
+        // Redirected (or refused for now) commands go again, each on its own.
+        for (i, reply) in replies.iter_mut().enumerate() {
+            let redirected = matches!(reply, Some(Ok(Value::Error(e)))
+                if matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"));
+            if redirected && let PipePlan::Slot(slot, blocking) = plans[i] {
+                *reply = Some(
+                    self.send(Target::Slot(slot), parts[i].clone(), blocking, false)
+                        .await,
+                );
+            }
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::protocol("a pipelined command got no reply"))))
+            .map(|r| match r {
+                Ok(Value::Error(e)) => Err(e.into()),
+                other => other,
+            })
+            .collect())
+    }
+
+    /// One node's share of a pipeline, sent again whole (after a fresh map and a pause) while
+    /// it provably was not sent: its keyless commands (a WAIT) stay with the keyed ones.
+    async fn send_group(
+        &self,
+        slot: Option<u16>,
+        mut addr: Addr,
+        payload: Bytes,
+        count: usize,
+        blocking: bool,
+    ) -> Result<Vec<Value>> {
+        let mut retries = 0;
+        loop {
+            match self
+                .send_batch(&addr, payload.clone(), count, blocking)
+                .await
+            {
+                Err(e) if e.is_unsent() && retries < MAX_RETRIES => {
+                    retries += 1;
+                    self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    self.schedule_refresh();
+                    tokio::time::sleep(backoff(retries)).await;
+                    addr = match slot {
+                        Some(slot) => self.addr_for(slot, false).map(|(a, _)| a),
+                        None => self.any_primary(),
+                    }
+                    .unwrap_or(addr);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One node's share of a pipeline, in one write.
+    async fn send_batch(
+        &self,
+        addr: &Addr,
+        payload: Bytes,
+        count: usize,
+        blocking: bool,
+    ) -> Result<Vec<Value>> {
+        let lazy = self.node(addr, false).await?;
+        let node = lazy.get();
+        let reply = if blocking {
+            let exclusive = node.exclusive().await?;
+            exclusive
+                .request_payload(Payload::Encoded(payload), count, None, true)
+                .await?
+        } else {
+            node.shared()
+                .send(Payload::Encoded(payload), count, false)
+                .await?
+        };
+        Ok(match (count, reply) {
+            (1, v) => vec![v],
+            (_, Value::Array(items)) => items,
+            (_, other) => vec![other],
+        })
+    }
+}
+
+/// Where a pipelined command goes.
+#[derive(Debug, Clone)]
+pub(crate) enum PipePlan {
+    /// The node of this slot; blocking or not.
+    Slot(u16, bool),
+    /// With the command before it (keyless); blocking or not.
+    Any(bool),
+    /// Keys of several slots: this error in its place, nothing sent.
+    CrossSlot(String),
+}
+
+impl PipePlan {
+    /// How a command goes into a pipeline.
+    pub(crate) fn of(cmd: &Cmd) -> PipePlan {
+        let blocking = cmd.resolved_route() == Route::Blocking;
+        match plan(cmd) {
+            Plan::Slot(slot) => PipePlan::Slot(slot, blocking),
+            Plan::Any | Plan::Fanout { .. } => PipePlan::Any(blocking),
+            Plan::Split { .. } | Plan::CrossSlot => PipePlan::CrossSlot(format!(
+                "CROSSSLOT Keys in request don't hash to the same slot ({} in a pipeline: \
+                 keys of one command must share a slot; give them one hash tag)",
+                cmd.full_name()
+            )),
+        }
+    }
+
+    fn blocking(&self) -> bool {
+        matches!(self, PipePlan::Slot(_, true) | PipePlan::Any(true))
+    }
+
+    /// The slot, when the command has keys.
+    pub(crate) fn slot(&self) -> Option<u16> {
+        match self {
+            PipePlan::Slot(slot, _) => Some(*slot),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The cluster router: the slot map, one [`Node`] per server (opened when first needed),
+//! and the refreshes that keep the map true.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{OnceCell, broadcast};
+use tokio::time::Instant;
+
+use super::ClusterOptions;
+use super::map::{SlotMap, agree, parse_shards, parse_slots};
+use crate::cmd::cmd;
+use crate::config::{Addr, Config};
+use crate::conn::{Connection, ConnectionEvent, Endpoint, Fixed, Mode, Options, Payload};
+use crate::error::{Error, Kind, Result};
+use crate::node::Node;
+use crate::resp::Value;
+use crate::sentinel::ReadFrom;
+use crate::tls::TlsConnector;
+
+/// Refreshes closer together than this are served by the one that just ran.
+const MIN_REFRESH_GAP: Duration = Duration::from_millis(100);
+
+/// What a cluster client has seen, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterStats {
+    /// `MOVED` redirections followed.
+    pub moved: u64,
+    /// `ASK` redirections followed.
+    pub asked: u64,
+    /// Commands tried again after `TRYAGAIN`, `CLUSTERDOWN`, or a node that could not be
+    /// reached (the command had not been sent).
+    pub retried: u64,
+    /// Slot map refreshes.
+    pub refreshes: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) moved: AtomicU64,
+    pub(crate) asked: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+}
+
+/// A node's connections, opened on first use.
+pub(crate) struct LazyNode {
+    addr: Addr,
+    replica: bool,
+    node: OnceCell<Node>,
+}
+
+pub(crate) struct Router {
+    pub(crate) config: Arc<Config>,
+    options: ClusterOptions,
+    tls: Option<TlsConnector>,
+    events: broadcast::Sender<ConnectionEvent>,
+    map: RwLock<Arc<SlotMap>>,
+    nodes: Mutex<HashMap<(Addr, bool), Arc<LazyNode>>>,
+    /// One refresh at a time; when the last one finished.
+    refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// A background refresh is on its way.
+    refresh_scheduled: AtomicBool,
+    next_primary: AtomicUsize,
+    pub(crate) counters: Counters,
+    me: Weak<Router>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Router {
+    /// Reads the slot map from the seeds; fails when none answers with one.
+    pub(crate) async fn connect(
+        config: Arc<Config>,
+        tls: Option<TlsConnector>,
+        events: broadcast::Sender<ConnectionEvent>,
+    ) -> Result<Arc<Router>> {
+        let options = config
+            .cluster
+            .clone()
+            .ok_or_else(|| Error::config("not a cluster configuration"))?;
+        let router = Arc::new_cyclic(|me| Router {
+            config,
+            options,
+            tls,
+            events,
+            map: RwLock::new(Arc::new(SlotMap::from_ranges(Vec::new()))),
+            nodes: Mutex::new(HashMap::new()),
+            refresh: tokio::sync::Mutex::new(None),
+            refresh_scheduled: AtomicBool::new(false),
+            next_primary: AtomicUsize::new(0),
+            counters: Counters::default(),
+            me: me.clone(),
+        });
+        router.refresh_now(true).await?;
+        Ok(router)
+    }
+
+    /// The map in force.
+    pub(crate) fn map(&self) -> Arc<SlotMap> {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The node to send a command for `slot` to: its primary, or a replica for a read-only
+    /// command when the client reads from replicas.
+    pub(crate) fn addr_for(&self, slot: u16, readonly: bool) -> Result<(Addr, bool)> {
+        let map = self.map();
+        let Some(shard) = map.shard(slot) else {
+            self.schedule_refresh();
+            return Err(Error::unsent(format!(
+                "no node serves hash slot {slot} in the slot map (the cluster may be \
+                 resharding or down); the map is being read again"
+            )));
+        };
+        let replicas = readonly && self.config.read_from != ReadFrom::Primary;
+        if replicas && !shard.replicas.is_empty() {
+            let i = self.next_primary.fetch_add(1, Ordering::Relaxed) % shard.replicas.len();
+            return Ok((shard.replicas[i].clone(), true));
+        }
+        Ok((shard.primary.clone(), false))
+    }
+
+    /// A primary, in turn.
+    pub(crate) fn any_primary(&self) -> Result<Addr> {
+        let map = self.map();
+        let shards = map.shards();
+        if shards.is_empty() {
+            return Err(Error::unsent("the cluster's slot map has no primary"));
+        }
+        let i = self.next_primary.fetch_add(1, Ordering::Relaxed) % shards.len();
+        Ok(shards[i].primary.clone())
+    }
+
+    /// Every primary, or every node.
+    pub(crate) fn all(&self, with_replicas: bool) -> Vec<(Addr, bool)> {
+        let map = self.map();
+        let mut out = Vec::new();
+        for shard in map.shards() {
+            out.push((shard.primary.clone(), false));
+            if with_replicas {
+                out.extend(shard.replicas.iter().map(|r| (r.clone(), true)));
+            }
+        }
+        out
+    }
+
+    /// The connections of the node at `addr` (a replica connection sends READONLY),
+    /// opened on first use. A node that cannot be reached fails with an error that proves
+    /// nothing was sent.
+    pub(crate) async fn node(&self, addr: &Addr, replica: bool) -> Result<Arc<LazyNode>> {
+        let lazy = lock(&self.nodes)
+            .entry((addr.clone(), replica))
+            .or_insert_with(|| {
+                Arc::new(LazyNode {
+                    addr: addr.clone(),
+                    replica,
+                    node: OnceCell::new(),
+                })
+            })
+            .clone();
+        lazy.node
+            .get_or_try_init(|| async {
+                let mut template = Options::new(
+                    self.config.clone(),
+                    Arc::new(Fixed(lazy.addr.clone())),
+                    self.tls.clone(),
+                    Mode::Shared,
+                );
+                template.readonly = lazy.replica;
+                Node::connect(template, self.events.clone()).await
+            })
+            .await?;
+        Ok(lazy)
+    }
+
+    /// Records a `MOVED` at once (the slot's new owner) and reads the whole map again in
+    /// the background.
+    pub(crate) fn moved(&self, slot: u16, addr: Addr) {
+        self.counters.moved.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+            let mut updated = (**map).clone();
+            updated.moved(slot, addr);
+            *map = Arc::new(updated);
+        }
+        self.schedule_refresh();
+    }
+
+    /// Reads the map again in the background, unless a refresh is already on its way.
+    pub(crate) fn schedule_refresh(&self) {
+        if self.refresh_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = me.refresh_now(false).await {
+                tracing::warn!(error = %e, "reading the cluster's slot map failed");
+            }
+            me.refresh_scheduled.store(false, Ordering::Release);
+        });
+    }
+
+    /// Reads the map from several nodes and keeps the one most agree on. Refreshes asked for
+    /// within [`MIN_REFRESH_GAP`] of the last one are served by it (never a stampede).
+    pub(crate) async fn refresh_now(&self, first: bool) -> Result<()> {
+        let mut last = self.refresh.lock().await;
+        if !first && last.is_some_and(|at| at.elapsed() < MIN_REFRESH_GAP) {
+            return Ok(());
+        }
+        let mut candidates: Vec<Addr> = self.all(true).into_iter().map(|(a, _)| a).collect();
+        for seed in &self.options.seeds {
+            if !candidates.contains(seed) {
+                candidates.push(seed.clone());
+            }
+        }
+        // Start from a different node each time, so one stale node does not always speak.
+        let skip = self.next_primary.fetch_add(1, Ordering::Relaxed) % candidates.len().max(1);
+        candidates.rotate_left(skip);
+        let quorum = self.options.map_quorum.max(1);
+        let mut views = Vec::new();
+        let mut failures = Vec::new();
+        for chunk in candidates.chunks(quorum) {
+            let asked = futures::future::join_all(chunk.iter().map(|a| self.view_of(a))).await;
+            for (addr, view) in chunk.iter().zip(asked) {
+                match view {
+                    Ok(map) if map.covered() > 0 => views.push(map),
+                    Ok(_) => failures.push(format!("{addr}: serves no slot")),
+                    Err(e) => failures.push(format!("{addr}: {e}")),
+                }
+            }
+            if views.len() >= quorum {
+                break;
+            }
+        }
+        let Some(map) = agree(views) else {
+            return Err(Error::new(
+                Kind::Connect,
+                format!("no cluster node gave a slot map: {}", failures.join("; ")),
+            ));
+        };
+        self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        self.install(map);
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The slot map as the node at `addr` sees it.
+    async fn view_of(&self, addr: &Addr) -> Result<SlotMap> {
+        let within = self.config.connect_timeout;
+        let ask = async {
+            // A primary already open answers on its shared connection; any other node on a
+            // connection opened for the question.
+            let open = lock(&self.nodes)
+                .get(&(addr.clone(), false))
+                .and_then(|lazy| lazy.node.get().map(|n| n.shared().clone()));
+            let conn = match open {
+                Some(conn) => conn,
+                None => {
+                    let mut opts = self.options(Arc::new(Fixed(addr.clone())), Mode::Shared);
+                    opts.reconnect = false;
+                    opts.idle_ping = None;
+                    Connection::open(opts).await?
+                }
+            };
+            let shards = cmd("CLUSTER").arg("SHARDS");
+            match conn.request(Payload::Args(shards.args), 1).await? {
+                Value::Error(e) if e.code() == "ERR" && e.message().contains("unknown") => {
+                    let slots = cmd("CLUSTER").arg("SLOTS");
+                    match conn.request(Payload::Args(slots.args), 1).await? {
+                        Value::Error(e) => Err(e.into()),
+                        reply => parse_slots(&reply, addr),
+                    }
+                }
+                Value::Error(e) => Err(e.into()),
+                reply => parse_shards(&reply, self.tls.is_some(), addr),
+            }
+        };
+        tokio::time::timeout(within, ask)
+            .await
+            .unwrap_or_else(|_| Err(Error::timeout(format!("no slot map from {addr} in time"))))
+    }
+
+    /// Installs a new map; nodes it no longer names are closed.
+    fn install(&self, map: SlotMap) {
+        let named: Vec<(Addr, bool)> = {
+            let mut named = Vec::new();
+            for shard in map.shards() {
+                named.push((shard.primary.clone(), false));
+                named.extend(shard.replicas.iter().map(|r| (r.clone(), true)));
+            }
+            named
+        };
+        let seeds = &self.options.seeds;
+        lock(&self.nodes).retain(|(addr, replica), _| {
+            named.contains(&(addr.clone(), *replica)) || (!*replica && seeds.contains(addr))
+        });
+        *self.map.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+    }
+
+    /// Statistics so far.
+    pub(crate) fn stats(&self) -> ClusterStats {
+        let c = &self.counters;
+        ClusterStats {
+            moved: c.moved.load(Ordering::Relaxed),
+            asked: c.asked.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            refreshes: c.refreshes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reads the map every `refresh_interval` until the router is gone.
+    pub(crate) fn keep_fresh(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        let every = self.options.refresh_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(router) = me.upgrade() else { return };
+                if let Err(e) = router.refresh_now(false).await {
+                    tracing::warn!(error = %e, "reading the cluster's slot map failed");
+                }
+            }
+        })
+    }
+
+    /// An endpoint for connections that may go to any primary (classic pub/sub, MONITOR),
+    /// asked again at every reconnect.
+    pub(crate) fn any_primary_endpoint(self: &Arc<Self>) -> Arc<dyn Endpoint> {
+        Arc::new(AnyPrimary(Arc::downgrade(self)))
+    }
+
+    /// Options for a connection of its own to the cluster, through `endpoint`.
+    pub(crate) fn options(&self, endpoint: Arc<dyn Endpoint>, mode: Mode) -> Options {
+        Options::new(self.config.clone(), endpoint, self.tls.clone(), mode)
+    }
+}
+
+impl LazyNode {
+    /// The connected node (after [`Router::node`] returned it).
+    pub(crate) fn get(&self) -> &Node {
+        self.node
+            .get()
+            .expect("a node is connected before it is handed out")
+    }
+}
+
+fn gone() -> Error {
+    Error::unsent("the cluster client is gone")
+}
+
+/// Any primary, in turn; a node that cannot be reached makes the map be read again.
+#[derive(Debug)]
+struct AnyPrimary(Weak<Router>);
+
+impl Endpoint for AnyPrimary {
+    fn resolve(&self) -> BoxFuture<'_, Result<Addr>> {
+        Box::pin(async move { self.0.upgrade().ok_or_else(gone)?.any_primary() })
+    }
+
+    fn invalidate(&self) {
+        if let Some(router) = self.0.upgrade() {
+            router.schedule_refresh();
+        }
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("map", &*self.map()).finish()
+    }
+}
