@@ -216,16 +216,7 @@ impl Router {
         } else {
             (bytes.clone(), 1)
         };
-        let reply = if blocking {
-            let exclusive = node.exclusive().await?;
-            exclusive
-                .request_payload(Payload::Encoded(payload), replies, None, true)
-                .await?
-        } else {
-            node.shared()
-                .send(Payload::Encoded(payload), replies, false)
-                .await?
-        };
+        let reply = send_on(node, payload, replies, blocking).await?;
         Ok(match (ask, reply) {
             (true, Value::Array(mut both)) if both.len() == 2 => both.pop().unwrap_or(Value::Nil),
             (_, reply) => reply,
@@ -392,21 +383,32 @@ impl Router {
     ) -> Result<Vec<Value>> {
         let lazy = self.node(addr, false).await?;
         let node = lazy.get();
-        let reply = if blocking {
-            let exclusive = node.exclusive().await?;
-            exclusive
-                .request_payload(Payload::Encoded(payload), count, None, true)
-                .await?
-        } else {
-            node.shared()
-                .send(Payload::Encoded(payload), count, false)
-                .await?
-        };
+        let reply = send_on(node, payload, count, blocking).await?;
         Ok(match (count, reply) {
             (1, v) => vec![v],
             (_, Value::Array(items)) => items,
             (_, other) => vec![other],
         })
+    }
+}
+
+/// Sends encoded commands to a node: on its shared connection, or on an exclusive one when
+/// one of them blocks (no timeout of its own: the caller's applies).
+async fn send_on(
+    node: &crate::node::Node,
+    payload: Bytes,
+    replies: usize,
+    blocking: bool,
+) -> Result<Value> {
+    if blocking {
+        let exclusive = node.exclusive().await?;
+        exclusive
+            .request_payload(Payload::Encoded(payload), replies, None, true)
+            .await
+    } else {
+        node.shared()
+            .send(Payload::Encoded(payload), replies, false)
+            .await
     }
 }
 

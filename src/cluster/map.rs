@@ -167,17 +167,21 @@ fn node_addr(f: &HashMap<String, &Value>, tls: bool, asked: &Addr) -> Option<Add
     .filter(|p| *p > 0)?;
     let host = ["endpoint", "ip"]
         .iter()
-        .find_map(|k| f.get(*k).and_then(|v| text(v)))
-        .filter(|h| !h.is_empty() && h != "?");
-    let host = match (host, asked) {
-        (Some(h), _) => h,
-        (None, Addr::Tcp { host, .. }) => host.clone(),
-        (None, Addr::Unix(_)) => return None,
-    };
+        .find_map(|k| f.get(*k).and_then(|v| text(v)));
     Some(Addr::Tcp {
-        host,
+        host: known_host(host, asked)?,
         port: u16::try_from(port).ok()?,
     })
+}
+
+/// A node's host as reported, or the host of the node asked when it reports none (`?`, or
+/// empty: the node answering is that one).
+fn known_host(reported: Option<String>, asked: &Addr) -> Option<String> {
+    match (reported.filter(|h| !h.is_empty() && h != "?"), asked) {
+        (Some(h), _) => Some(h),
+        (None, Addr::Tcp { host, .. }) => Some(host.clone()),
+        (None, Addr::Unix(_)) => None,
+    }
 }
 
 /// Parses `CLUSTER SHARDS`. Nodes whose health is not `online` are left out.
@@ -235,17 +239,8 @@ pub(crate) fn parse_slots(reply: &Value, asked: &Addr) -> Result<SlotMap> {
         let Value::Array(items) = v else {
             return None;
         };
-        let host = items
-            .first()
-            .and_then(text)
-            .filter(|h| !h.is_empty() && h != "?");
-        let host = match (host, asked) {
-            (Some(h), _) => h,
-            (None, Addr::Tcp { host, .. }) => host.clone(),
-            (None, Addr::Unix(_)) => return None,
-        };
         Some(Addr::Tcp {
-            host,
+            host: known_host(items.first().and_then(text), asked)?,
             port: u16::try_from(items.get(1).and_then(int)?).ok()?,
         })
     };
