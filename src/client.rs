@@ -148,7 +148,12 @@ impl Client {
         &self,
         options: crate::pubsub::SubscriberOptions,
     ) -> Result<crate::pubsub::Subscriber> {
-        crate::pubsub::Subscriber::open(self.options_for(Mode::Subscriber), options).await
+        crate::pubsub::Subscriber::open(
+            self.options_for(Mode::Subscriber),
+            options,
+            self.router().cloned(),
+        )
+        .await
     }
 
     /// Pub/sub over the shared connection through RESP3 push frames (no extra connection);

@@ -51,28 +51,31 @@ enum Redirect {
 
 impl Redirect {
     fn parse(e: &ServerError, from: &Addr) -> Option<Redirect> {
-        let at = |text: &str| -> Option<(u16, Addr)> {
-            let (slot, endpoint) = text.split_once(' ')?;
-            let (host, port) = endpoint.rsplit_once(':')?;
-            let host = match (host, from) {
-                ("", Addr::Tcp { host, .. }) => host.clone(),
-                (h, _) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            };
-            Some((
-                slot.parse().ok()?,
-                Addr::Tcp {
-                    host,
-                    port: port.parse().ok()?,
-                },
-            ))
-        };
         match e.code() {
-            "MOVED" => at(e.message()).map(|(slot, addr)| Redirect::Moved(slot, addr)),
-            "ASK" => at(e.message()).map(|(_, addr)| Redirect::Ask(addr)),
+            "MOVED" => redirected_to(e, from).map(|(slot, addr)| Redirect::Moved(slot, addr)),
+            "ASK" => redirected_to(e, from).map(|(_, addr)| Redirect::Ask(addr)),
             "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" => Some(Redirect::Retry),
             _ => None,
         }
     }
+}
+
+/// The slot and node a `MOVED` or `ASK` error names (`MOVED 3999 127.0.0.1:6381`); an empty
+/// host means the host of the node that answered.
+pub(crate) fn redirected_to(e: &ServerError, from: &Addr) -> Option<(u16, Addr)> {
+    let (slot, endpoint) = e.message().split_once(' ')?;
+    let (host, port) = endpoint.rsplit_once(':')?;
+    let host = match (host, from) {
+        ("", Addr::Tcp { host, .. }) => host.clone(),
+        (h, _) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+    };
+    Some((
+        slot.parse().ok()?,
+        Addr::Tcp {
+            host,
+            port: port.parse().ok()?,
+        },
+    ))
 }
 
 fn encode(args: &ArgBuf) -> Bytes {

@@ -10,7 +10,7 @@ mod slot;
 
 use std::time::Duration;
 
-pub(crate) use exec::PipePlan;
+pub(crate) use exec::{PipePlan, redirected_to};
 pub use router::ClusterStats;
 pub(crate) use router::Router;
 pub use slot::{SLOTS, key_slot};

@@ -343,6 +343,11 @@ impl Router {
         Arc::new(AnyPrimary(Arc::downgrade(self)))
     }
 
+    /// An endpoint that follows the primary of `slot` (sharded pub/sub).
+    pub(crate) fn slot_endpoint(self: &Arc<Self>, slot: u16) -> Arc<dyn Endpoint> {
+        Arc::new(SlotOwner(Arc::downgrade(self), slot))
+    }
+
     /// Options for a connection of its own to the cluster, through `endpoint`.
     pub(crate) fn options(&self, endpoint: Arc<dyn Endpoint>, mode: Mode) -> Options {
         Options::new(self.config.clone(), endpoint, self.tls.clone(), mode)
@@ -369,6 +374,25 @@ struct AnyPrimary(Weak<Router>);
 impl Endpoint for AnyPrimary {
     fn resolve(&self) -> BoxFuture<'_, Result<Addr>> {
         Box::pin(async move { self.0.upgrade().ok_or_else(gone)?.any_primary() })
+    }
+
+    fn invalidate(&self) {
+        if let Some(router) = self.0.upgrade() {
+            router.schedule_refresh();
+        }
+    }
+}
+
+/// The primary of one slot, as the map says at each connect.
+#[derive(Debug)]
+struct SlotOwner(Weak<Router>, u16);
+
+impl Endpoint for SlotOwner {
+    fn resolve(&self) -> BoxFuture<'_, Result<Addr>> {
+        Box::pin(async move {
+            let router = self.0.upgrade().ok_or_else(gone)?;
+            Ok(router.addr_for(self.1, false)?.0)
+        })
     }
 
     fn invalidate(&self) {

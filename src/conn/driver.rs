@@ -18,7 +18,7 @@ use tokio_util::sync::ReusableBoxFuture;
 use super::endpoint::Role;
 use super::handshake::Socket;
 use super::subscriptions::{SubChange, Subscriptions, is_confirmation, is_message};
-use super::{Mode, Options, Payload, Push, Request};
+use super::{DroppedHook, Mode, Options, Payload, Push, Request};
 use crate::cmd::cmd;
 use crate::error::{Error, Result};
 use crate::resp::Value;
@@ -102,6 +102,7 @@ pub(crate) async fn drive(
         moved: opts.endpoint.moved().map(Moved::new),
         primary_only: opts.endpoint.role() == Some(Role::Primary),
         demoted: false,
+        on_dropped: opts.on_dropped.clone(),
     };
     for change in state.subs.restore() {
         state.send_change(None, change);
@@ -143,6 +144,7 @@ struct Driver<'a> {
     primary_only: bool,
     /// A READONLY reply was read: leave once the replies read so far are delivered.
     demoted: bool,
+    on_dropped: Option<DroppedHook>,
 }
 
 impl Driver<'_> {
@@ -322,8 +324,12 @@ impl Driver<'_> {
             .front()
             .and_then(|p| p.change.as_ref())
             .is_some_and(|c| c.is_confirmed_by(items));
-        if !answers && is_confirmation(items) {
-            self.subs.unsolicited(items);
+        if !answers
+            && is_confirmation(items)
+            && let Some((family, name)) = self.subs.unsolicited(items)
+            && let Some(hook) = &self.on_dropped
+        {
+            hook(family, name);
         }
         answers
     }
@@ -362,6 +368,15 @@ impl Driver<'_> {
         self.completed += 1;
         if refused && let Some(change) = &done.change {
             self.subs.refused(change);
+            // Restored after a reconnect and refused (a shard channel whose slot is on
+            // another node now): the layer above is told, as of a dropped subscription.
+            if done.internal
+                && let Some(hook) = &self.on_dropped
+            {
+                for name in &change.names {
+                    hook(change.family, name.clone());
+                }
+            }
         }
         let reply = if done.gathered.is_empty() || refused {
             value

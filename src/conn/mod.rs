@@ -88,7 +88,13 @@ pub(crate) struct Options {
     pub(crate) tls: Option<TlsConnector>,
     /// Send READONLY in the handshake (a cluster replica serving reads).
     pub(crate) readonly: bool,
+    /// Told of each subscription the server dropped by itself (a cluster moving a shard
+    /// channel's slot) or refused when it was made again after a reconnect.
+    pub(crate) on_dropped: Option<DroppedHook>,
 }
+
+/// See [`Options::on_dropped`].
+pub(crate) type DroppedHook = Arc<dyn Fn(Family, Bytes) + Send + Sync>;
 
 impl Options {
     /// The config's health settings and reconnect policy, for a connection of `mode`.
@@ -112,6 +118,7 @@ impl Options {
             events: None,
             tls,
             readonly: false,
+            on_dropped: None,
             config,
             endpoint,
             mode,

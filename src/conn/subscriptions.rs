@@ -152,23 +152,47 @@ impl Subscriptions {
 
     /// A confirmation nobody asked for: the server dropped a subscription by itself (a
     /// cluster moving a shard channel's slot).
-    pub(crate) fn unsolicited(&mut self, items: &[Value]) {
-        if let Some((family, false, Some(name))) = confirmation(items) {
-            self.sets[family.index()].remove(name);
-        }
+    /// Returns what was dropped.
+    pub(crate) fn unsolicited(&mut self, items: &[Value]) -> Option<(Family, Bytes)> {
+        let (family, false, Some(name)) = confirmation(items)? else {
+            return None;
+        };
+        self.sets[family.index()]
+            .remove(name)
+            .then(|| (family, name.clone()))
     }
 
-    /// The changes that make every recorded subscription again on a new connection.
+    /// The changes that make every recorded subscription again on a new connection. Shard
+    /// channels go one slot per command: a cluster refuses an SSUBSCRIBE across slots.
     pub(crate) fn restore(&self) -> Vec<SubChange> {
-        Family::ALL
-            .into_iter()
-            .filter(|f| !self.sets[f.index()].is_empty())
-            .map(|family| SubChange {
+        let mut changes = Vec::new();
+        for family in Family::ALL {
+            let set = &self.sets[family.index()];
+            if set.is_empty() {
+                continue;
+            }
+            if family != Family::Shard {
+                changes.push(SubChange {
+                    family,
+                    subscribe: true,
+                    names: set.iter().cloned().collect(),
+                });
+                continue;
+            }
+            let mut by_slot: std::collections::BTreeMap<u16, Vec<Bytes>> = Default::default();
+            for name in set {
+                by_slot
+                    .entry(crate::cluster::key_slot(name))
+                    .or_default()
+                    .push(name.clone());
+            }
+            changes.extend(by_slot.into_values().map(|names| SubChange {
                 family,
                 subscribe: true,
-                names: self.sets[family.index()].iter().cloned().collect(),
-            })
-            .collect()
+                names,
+            }));
+        }
+        changes
     }
 }
 

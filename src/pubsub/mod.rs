@@ -19,6 +19,7 @@
 mod listener;
 mod message;
 mod monitor;
+mod shards;
 mod shared;
 mod subscriber;
 

@@ -1,13 +1,18 @@
 //! [`Subscriber`]: pub/sub on a connection of its own, as a `Stream` of [`Event`]s.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::stream::SelectAll;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
 
 use super::message::{Event, Message};
+use super::shards::{Notice, Shards};
+use crate::cluster::Router;
 use crate::conn::{BroadcastStream, Connection, Family, Options, Push, SubChange, WeakConnection};
 use crate::error::{Error, Result};
 use crate::resp::Value;
@@ -61,12 +66,24 @@ pub(crate) fn names(list: impl ToArgs) -> Vec<Bytes> {
 #[derive(Clone)]
 pub struct SubscriberHandle {
     conn: WeakConnection,
+    /// On a cluster: the shard channels' connections.
+    shards: Option<Weak<Shards>>,
+}
+
+fn stopped() -> Error {
+    Error::closed("the subscriber has stopped")
 }
 
 impl SubscriberHandle {
     async fn change(&self, family: Family, subscribe: bool, list: impl ToArgs) -> Result<()> {
+        if family == Family::Shard
+            && let Some(shards) = &self.shards
+        {
+            let shards = shards.upgrade().ok_or_else(stopped)?;
+            return shards.change(subscribe, names(list)).await;
+        }
         let Some(conn) = self.conn.upgrade() else {
-            return Err(Error::closed("the subscriber has stopped"));
+            return Err(stopped());
         };
         conn.change_subscription(SubChange {
             family,
@@ -87,7 +104,8 @@ impl SubscriberHandle {
         self.change(Family::Pattern, true, patterns).await
     }
 
-    /// Subscribes to shard channels (Redis 7+).
+    /// Subscribes to shard channels (Redis 7+). On a cluster each channel is subscribed on
+    /// the primary of its slot, and follows the slot when it moves or fails over.
     pub async fn ssubscribe(&self, channels: impl ToArgs) -> Result<()> {
         self.change(Family::Shard, true, channels).await
     }
@@ -115,6 +133,11 @@ impl SubscriberHandle {
 /// connection is down, it fails with `is_closed()` but is recorded, and made when the
 /// connection comes back. Dropping the subscriber closes its connection.
 ///
+/// On a cluster, channels and patterns are subscribed on one primary (classic pub/sub
+/// reaches every node), and shard channels on the primary of their slot, each node's on a
+/// connection of its own; a shard channel whose slot moves (resharding, failover) is
+/// subscribed again where the slot went, and the stream says [`Event::Reconnected`].
+///
 /// ```no_run
 /// use futures::StreamExt;
 /// use kermes::pubsub::Event;
@@ -138,22 +161,51 @@ pub struct Subscriber {
     _conn: Connection,
     frames: BroadcastStream<Push>,
     handle: SubscriberHandle,
+    /// On a cluster: the shard channels' connections and their frames.
+    shards: Option<ShardFeed>,
+}
+
+/// The frames of a cluster subscriber's shard connections, merged.
+struct ShardFeed {
+    /// Keeps the shard connections alive; handles hold weak references.
+    shards: Arc<Shards>,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    streams: SelectAll<BroadcastStream<Push>>,
+    /// Which side is polled first next time, so neither starves the other.
+    shards_first: bool,
 }
 
 impl Subscriber {
-    pub(crate) async fn open(mut opts: Options, options: SubscriberOptions) -> Result<Subscriber> {
+    /// A subscriber on a connection of its own; on a cluster (`router`), shard channels go to
+    /// the primaries of their slots.
+    pub(crate) async fn open(
+        mut opts: Options,
+        options: SubscriberOptions,
+        router: Option<Arc<Router>>,
+    ) -> Result<Subscriber> {
         opts.push_buffer = options.buffer;
         // An idle subscriber is PINGed every `keepalive`; a PING unanswered by the next
         // check ends the connection.
         opts.idle_ping = Some(options.keepalive);
         opts.unresponsive = Some(options.keepalive);
+        let shards = router.map(|router| {
+            let (shards, notices) = Shards::new(router, opts.clone());
+            ShardFeed {
+                shards,
+                notices,
+                streams: SelectAll::new(),
+                shards_first: false,
+            }
+        });
         let (conn, frames) = Connection::open_with_push(opts).await?;
         Ok(Subscriber {
             handle: SubscriberHandle {
                 conn: conn.downgrade(),
+                shards: shards.as_ref().map(|s| Arc::downgrade(&s.shards)),
             },
             _conn: conn,
             frames: BroadcastStream::new(frames),
+            shards,
         })
     }
 
@@ -206,21 +258,64 @@ impl Stream for Subscriber {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        loop {
-            let event = match ready!(Pin::new(&mut self.frames).poll_next(cx)) {
-                None => return Poll::Ready(None),
-                Some(Err(missed)) => Event::Lagged(missed),
-                Some(Ok(Push::Reconnected { .. })) => Event::Reconnected,
-                Some(Ok(Push::Frame(Value::Push(items) | Value::Array(items)))) => {
-                    match Message::from_frame(&items) {
-                        Some(m) => Event::Message(m),
-                        // Confirmations the server sent by itself, and the like.
-                        None => continue,
-                    }
-                }
-                Some(Ok(_)) => continue,
-            };
+        let this = &mut *self;
+        let Some(feed) = &mut this.shards else {
+            return poll_main(&mut this.frames, cx);
+        };
+        while let Poll::Ready(Some(notice)) = feed.notices.poll_recv(cx) {
+            match notice {
+                Notice::Opened(frames) => feed.streams.push(frames),
+                Notice::Moved => return Poll::Ready(Some(Event::Reconnected)),
+            }
+        }
+        feed.shards_first = !feed.shards_first;
+        if feed.shards_first
+            && let Poll::Ready(event) = feed.poll(cx)
+        {
             return Poll::Ready(Some(event));
+        }
+        match poll_main(&mut this.frames, cx) {
+            Poll::Pending if !feed.shards_first => feed.poll(cx).map(Some),
+            other => other,
+        }
+    }
+}
+
+/// The next event of the main connection; it ends the stream when it ends.
+fn poll_main(frames: &mut BroadcastStream<Push>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+    loop {
+        let Some(frame) = std::task::ready!(frames.poll_next_unpin(cx)) else {
+            return Poll::Ready(None);
+        };
+        if let Some(event) = event_of(frame) {
+            return Poll::Ready(Some(event));
+        }
+    }
+}
+
+/// The event a frame makes, if any (confirmations the server sent by itself make none).
+fn event_of(frame: Result<Push, u64>) -> Option<Event> {
+    match frame {
+        Err(missed) => Some(Event::Lagged(missed)),
+        Ok(Push::Reconnected { .. }) => Some(Event::Reconnected),
+        Ok(Push::Frame(Value::Push(items) | Value::Array(items))) => {
+            Message::from_frame(&items).map(Event::Message)
+        }
+        Ok(_) => None,
+    }
+}
+
+impl ShardFeed {
+    /// The next event of the shard connections.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        loop {
+            // No connection yet (an empty set ends at once): new ones come as notices.
+            let Poll::Ready(Some(frame)) = self.streams.poll_next_unpin(cx) else {
+                return Poll::Pending;
+            };
+            if let Some(event) = event_of(frame) {
+                return Poll::Ready(event);
+            }
         }
     }
 }

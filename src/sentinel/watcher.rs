@@ -53,7 +53,7 @@ pub(crate) fn watch(state: Arc<SentinelState>) -> JoinHandle<()> {
 async fn subscribe(state: &Arc<SentinelState>) -> Option<Subscriber> {
     let subscribed = state.connect_any(|| async {
         let opts = state.sentinel_options(None, Mode::Subscriber);
-        let sub = Subscriber::open(opts, SubscriberOptions::default()).await?;
+        let sub = Subscriber::open(opts, SubscriberOptions::default(), None).await?;
         sub.subscribe(SWITCH_MASTER).await?;
         Ok::<_, crate::Error>(sub)
     });
