@@ -75,19 +75,62 @@ async fn attempts_served(client: &Client) -> u64 {
     calls("cmdstat_evalsha") + calls("cmdstat_eval")
 }
 
+/// 25 tasks in this process and 25 in a second one increment a counter 4 times each under
+/// the lock, against the server (or cluster) at `url`.
+async fn two_processes_increment_under_lock(url: &str) {
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "lock_test_child_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_URL, url)
+        .kill_on_drop(true)
+        .status();
+    let (status, ()) = tokio::join!(child, increment_under_lock(url, 25, 4));
+    assert!(status.unwrap().success(), "the second process failed");
+    let client = Client::connect(url).await.unwrap();
+    assert_eq!(
+        client.get("counter").to::<i64>().await.unwrap(),
+        200,
+        "50 tasks x 4 increments"
+    );
+}
+
+/// How many times `command` ran on the server at `port` (scripts' calls included).
+async fn calls_on(port: u16, command: &str) -> u64 {
+    let node = Client::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let info = info_map(&node, "commandstats").await.unwrap();
+    info.get("commandstats", &format!("cmdstat_{command}"))
+        .map_or(0, |v| {
+            v.split(',')
+                .next()
+                .unwrap()
+                .trim_start_matches("calls=")
+                .parse()
+                .unwrap()
+        })
+}
+
 server_tests! {
     async fn mutual_exclusion_holds_across_two_processes(kind) {
         let server = TestServer::start(kind);
-        let url = server.url();
-        let child = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .args(["lock_test_child_process", "--exact", "--ignored", "--nocapture"])
-            .env(CHILD_URL, &url)
-            .kill_on_drop(true)
-            .status();
-        let (status, ()) = tokio::join!(child, increment_under_lock(&url, 25, 4));
-        assert!(status.unwrap().success(), "the second process failed");
-        let client = Client::connect(&url).await.unwrap();
-        assert_eq!(client.get("counter").to::<i64>().await.unwrap(), 200, "50 tasks x 4 increments");
+        two_processes_increment_under_lock(&server.url()).await;
+    }
+
+    async fn mutual_exclusion_holds_across_two_processes_on_a_cluster(kind) {
+        let set = kermes::testing::ClusterSet::start(kind);
+        two_processes_increment_under_lock(&set.url()).await;
+        // Releases woke waiters on the lock's own shard, never across the cluster bus.
+        let mut spublished = 0;
+        for node in 0..3 {
+            assert_eq!(calls_on(set.port(node), "publish").await, 0, "PUBLISH on node {node}");
+            spublished += calls_on(set.port(node), "spublish").await;
+        }
+        assert!(spublished >= 199, "{spublished} releases published with SPUBLISH");
     }
 
     async fn wait_zero_makes_exactly_one_attempt(kind) {

@@ -133,49 +133,120 @@ async fn mq_clock_child_process() {
     mq::clear(&client, "clock").await.unwrap();
 }
 
+/// A worker process takes a message and is killed with SIGKILL mid-handler: the message is
+/// handled again, attempt 2, once its lease ends.
+async fn killed_worker_loses_nothing(url: &str, client: &Client) {
+    let sent = mq::enqueue(client, "crash", "precious", Opts::new())
+        .await
+        .unwrap();
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "mq_worker_child_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD_URL, url)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the worker process took the message")
+            .unwrap()
+            .expect("the worker process is running");
+        // libtest's "test name ... " has no line end yet: look inside the line.
+        if let Some(at) = line.find("started ") {
+            break line[at + "started ".len()..].to_owned();
+        }
+    };
+    assert_eq!(started, format!("{} 1 precious", sent.id));
+    // Held past several lease lengths by the child's renewals: it is alive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(matches!(
+        state(client, "crash", &sent.id).await,
+        Some(MessageState::Locked { .. })
+    ));
+
+    child.kill().await.unwrap(); // SIGKILL, mid-handler
+    let killed = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let worker = Worker::start(
+        client,
+        "crash",
+        WorkerOptions::new(),
+        move |job: Job<String>| {
+            let _ = tx.send((
+                job.id().to_owned(),
+                job.attempt(),
+                job.into_message(),
+                Instant::now(),
+            ));
+            async { Outcome::success() }
+        },
+    )
+    .await
+    .unwrap();
+    let (id, attempt, message, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("handled again after the lease ran out")
+        .unwrap();
+    assert_eq!(
+        (id, attempt, message.as_str()),
+        (sent.id.clone(), 2, "precious")
+    );
+    assert!(
+        at - killed <= Duration::from_millis(900 + 500),
+        "retaken when the lease ended: {:?}",
+        at - killed
+    );
+    wait_for("done", Duration::from_secs(5), async || {
+        state(client, "crash", &sent.id).await.is_none()
+    })
+    .await;
+    worker.stop().await.unwrap();
+}
+
 server_tests! {
     async fn no_message_is_lost_when_a_worker_process_is_killed(kind) {
         let (server, client) = setup(kind).await;
-        let sent = mq::enqueue(&client, "crash", "precious", Opts::new()).await.unwrap();
-        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "mq_worker_child_process", "--ignored", "--nocapture", "--test-threads", "1"])
-            .env(CHILD_URL, server.url())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let started = loop {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-                .await
-                .expect("the worker process took the message")
-                .unwrap()
-                .expect("the worker process is running");
-            // libtest's "test name ... " has no line end yet: look inside the line.
-            if let Some(at) = line.find("started ") {
-                break line[at + "started ".len()..].to_owned();
-            }
-        };
-        assert_eq!(started, format!("{} 1 precious", sent.id));
-        // Held past several lease lengths by the child's renewals: it is alive.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert!(matches!(state(&client, "crash", &sent.id).await, Some(MessageState::Locked { .. })));
+        killed_worker_loses_nothing(&server.url(), &client).await;
+    }
 
-        child.kill().await.unwrap(); // SIGKILL, mid-handler
-        let killed = Instant::now();
+    async fn no_message_is_lost_when_a_worker_process_is_killed_on_a_cluster(kind) {
+        let set = kermes::testing::ClusterSet::start(kind);
+        let client = Client::connect(&set.url()).await.unwrap();
+        killed_worker_loses_nothing(&set.url(), &client).await;
+        // An idle worker is woken by an enqueue, through a shard channel of the queue's slot.
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let worker = Worker::start(&client, "crash", WorkerOptions::new(), move |job: Job<String>| {
-            let _ = tx.send((job.id().to_owned(), job.attempt(), job.into_message(), Instant::now()));
+        let worker = Worker::start(&client, "woken", WorkerOptions::new(), move |job: Job<String>| {
+            let _ = tx.send(Instant::now());
+            drop(job);
             async { Outcome::success() }
         }).await.unwrap();
-        let (id, attempt, message, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("handled again after the lease ran out")
-            .unwrap();
-        assert_eq!((id, attempt, message.as_str()), (sent.id.clone(), 2, "precious"));
-        assert!(at - killed <= Duration::from_millis(900 + 500), "retaken when the lease ended: {:?}", at - killed);
-        wait_for("done", Duration::from_secs(5), async || state(&client, "crash", &sent.id).await.is_none()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..5 {
+            let sent = Instant::now();
+            mq::enqueue(&client, "woken", "wake up", Opts::new()).await.unwrap();
+            let picked = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert!(picked - sent < Duration::from_millis(500), "picked up after {:?}", picked - sent);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         worker.stop().await.unwrap();
+        let owner = set.owner_of(kermes::cluster::key_slot(b"woken"), 0).unwrap();
+        let node = Client::connect(&format!("redis://127.0.0.1:{owner}")).await.unwrap();
+        let info = info_map(&node, "commandstats").await.unwrap();
+        assert!(info.get("commandstats", "cmdstat_spublish").is_some(), "wake-ups use SPUBLISH: {:?}", info.section("commandstats"));
+        for i in 0..3 {
+            let node = Client::connect(&format!("redis://127.0.0.1:{}", set.port(i))).await.unwrap();
+            let info = info_map(&node, "commandstats").await.unwrap();
+            assert!(info.get("commandstats", "cmdstat_publish").is_none(), "PUBLISH on node {i}");
+        }
     }
 
     async fn an_ack_after_the_lease_was_taken_over_is_rejected(kind) {

@@ -12,6 +12,7 @@ use super::scripts::{EXTEND, LockKeys, RELEASE};
 use crate::client::Client;
 use crate::commands::StringCommands;
 use crate::error::Result;
+use crate::pubsub::wake;
 
 /// A held lock. Dropping it releases the lock (in a spawned task); call
 /// [`release`](LockGuard::release) to learn whether it was still held.
@@ -132,7 +133,11 @@ impl LockGuard {
 
 async fn release(client: &Client, keys: &LockKeys, token: &str) -> Result<bool> {
     let done: i64 = RELEASE
-        .run(client, &keys.lock, (token, &keys.channel))
+        .run(
+            client,
+            &keys.lock,
+            (token, &keys.channel, wake::publish_command(client)),
+        )
         .await?;
     Ok(done == 1)
 }

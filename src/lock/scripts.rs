@@ -15,13 +15,14 @@ pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: lock. ARGV: token, release channel. 1 when released by its owner (waiters are
-/// told), 0 when the caller no longer held it.
+/// KEYS: lock. ARGV: token, release channel, the command to publish with (see
+/// `pubsub::wake`). 1 when released by its owner (waiters are told), 0 when the caller no
+/// longer held it.
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then
            redis.call('DEL', KEYS[1])
-           redis.call('PUBLISH', ARGV[2], 'released')
+           redis.call(ARGV[3], ARGV[2], 'released')
            return 1
          end
          return 0",

@@ -10,7 +10,7 @@ use tokio::sync::{Notify, OnceCell};
 
 use crate::client::Client;
 use crate::error::Result;
-use crate::pubsub::{Event, SubscriberHandle};
+use crate::pubsub::{Event, SubscriberHandle, wake};
 use crate::task::AbortOnDrop;
 
 type Registry = Arc<Mutex<HashMap<Bytes, (Arc<Notify>, usize)>>>;
@@ -29,6 +29,7 @@ pub(crate) struct Interest {
     channel: Bytes,
     registry: Registry,
     subscriber: SubscriberHandle,
+    client: Client,
 }
 
 impl Drop for Interest {
@@ -44,9 +45,10 @@ impl Drop for Interest {
         if last {
             registry.remove(&self.channel);
             let (subscriber, channel) = (self.subscriber.clone(), self.channel.clone());
+            let client = self.client.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    let _ = subscriber.unsubscribe(&channel).await;
+                    let _ = wake::unsubscribe(&client, &subscriber, &channel).await;
                 });
             }
         }
@@ -93,9 +95,9 @@ impl Waiters {
     }
 
     /// Registers interest in `channel`'s releases, subscribing when it is the first.
-    pub(crate) async fn interest(&self, channel: &str) -> Result<Interest> {
+    pub(crate) async fn interest(&self, channel_name: &str) -> Result<Interest> {
         let subscriber = self.subscriber().await?.clone();
-        let channel = Bytes::copy_from_slice(channel.as_bytes());
+        let channel = Bytes::copy_from_slice(channel_name.as_bytes());
         let (notify, first) = {
             let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
             let entry = registry
@@ -109,9 +111,10 @@ impl Waiters {
             channel: channel.clone(),
             registry: self.registry.clone(),
             subscriber: subscriber.clone(),
+            client: self.client.clone(),
         };
         if first {
-            subscriber.subscribe(&channel).await?;
+            wake::subscribe(&self.client, &subscriber, channel_name).await?;
         }
         Ok(interest)
     }

@@ -6,6 +6,7 @@ use super::keys::QueueKeys;
 use super::scripts::ENQUEUE;
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::pubsub::wake;
 use crate::value::{ArgBuf, ToArgs};
 
 /// How to enqueue a message. Every field defaults to off or none.
@@ -200,6 +201,7 @@ pub async fn enqueue(
             flag(options.can_requeue),
             flag(options.reset_init_backoff),
             keys.channel.as_str(),
+            wake::publish_command(client),
         ),
     )
         .write_args(&mut args);

@@ -11,6 +11,7 @@ use super::keys::{PREFIX, QueueKeys, queue_of};
 use super::scripts::{CLEAR, CONTENT, DEAD_LETTERS, MESSAGE_STATUS, REQUEUE_DEAD, STATUS};
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::pubsub::wake;
 use crate::resp::Value;
 use crate::value::FromValue;
 
@@ -231,5 +232,11 @@ pub async fn dead_letters(
 /// letter when `ids` is empty. Returns how many were requeued; workers are woken.
 pub async fn requeue_dead(client: &Client, queue: &str, ids: &[&str]) -> Result<u64> {
     let keys = QueueKeys::new(queue)?;
-    REQUEUE_DEAD.run(client, &keys, (&keys.channel, ids)).await
+    REQUEUE_DEAD
+        .run(
+            client,
+            &keys,
+            (&keys.channel, wake::publish_command(client), ids),
+        )
+        .await
 }

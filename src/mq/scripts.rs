@@ -126,12 +126,12 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: id, lock ms (0: the worker's), priority, delay ms, run-at ms (0: none), can-update,
-/// can-requeue, reset-init-backoff (each '1' or '0'), wake channel, payload. Returns the
-/// result's name.
+/// can-requeue, reset-init-backoff (each '1' or '0'), wake channel, the command to publish
+/// with (see `pubsub::wake`), payload. Returns the result's name.
 pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local id, payload = ARGV[1], ARGV[10]
+local id, payload = ARGV[1], ARGV[11]
 local lockms, prio = tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = now + tonumber(ARGV[4])
 if tonumber(ARGV[5]) > 0 then due = tonumber(ARGV[5]) end
@@ -191,7 +191,7 @@ elseif state == 'dead' then
   fresh(id, {lockms = lockms, prio = prio}, due)
   result = 'added'
 end
-if wake then redis.call('PUBLISH', ARGV[9], '') end
+if wake then redis.call(ARGV[10], ARGV[9], '') end
 return result
 "#,
     )
@@ -282,7 +282,8 @@ return 1
 });
 
 /// ARGV: id, fencing token, action (done, retry, bury, drop, release), ms (de-dup window
-/// for done, backoff for retry), error text (bury), wake channel. 1 when applied; 0 when
+/// for done, backoff for retry), error text (bury), wake channel, the command to publish
+/// with. 1 when applied; 0 when
 /// the token is stale (the lease was lost and the message taken over, or cleared).
 pub(crate) static ACK: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -317,7 +318,7 @@ elseif action == 'bury' then
 else
   forget_held(id)
 end
-if wake then redis.call('PUBLISH', ARGV[6], '') end
+if wake then redis.call(ARGV[7], ARGV[6], '') end
 return 1
 "#,
     )
@@ -383,13 +384,13 @@ return out
     )
 });
 
-/// ARGV: wake channel, then ids (none: every dead letter). Requeues dead letters afresh
+/// ARGV: wake channel, the command to publish with, then ids (none: every dead letter). Requeues dead letters afresh
 /// (no attempts); returns how many.
 pub(crate) static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 local ids = {}
-for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then ids = redis.call('ZRANGE', K_DEAD, 0, -1) end
 local n = 0
 for _, id in ipairs(ids) do
@@ -399,7 +400,7 @@ for _, id in ipairs(ids) do
     n = n + 1
   end
 end
-if n > 0 then redis.call('PUBLISH', ARGV[1], '') end
+if n > 0 then redis.call(ARGV[2], ARGV[1], '') end
 return n
 "#,
     )

@@ -25,6 +25,7 @@ use super::scripts::{ACK, CLAIM, RENEW};
 use super::stats::{Counters, WorkerStats};
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::pubsub::wake;
 use crate::resp::Value;
 use crate::value::FromValue;
 
@@ -246,7 +247,7 @@ impl Worker {
             }
         });
         let mut subscriber = client.subscriber().await?;
-        subscriber.subscribe(&keys.channel).await?;
+        wake::subscribe(client, &subscriber.handle(), &keys.channel).await?;
         let inner = Arc::new(Inner {
             client: client.clone(),
             slots: Arc::new(Semaphore::new(options.concurrency)),
@@ -550,7 +551,15 @@ async fn ack(
             .run(
                 &inner.client,
                 &inner.keys,
-                (id, token, action.name(), ms, error, &inner.keys.channel),
+                (
+                    id,
+                    token,
+                    action.name(),
+                    ms,
+                    error,
+                    &inner.keys.channel,
+                    wake::publish_command(&inner.client),
+                ),
             )
             .await;
         match result {

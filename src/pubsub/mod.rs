@@ -22,6 +22,7 @@ mod monitor;
 mod shards;
 mod shared;
 mod subscriber;
+pub(crate) mod wake;
 
 pub use listener::{Handler, Listener, handler};
 pub use message::{Event, Message, MessageKind};
