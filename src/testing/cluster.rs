@@ -14,8 +14,20 @@ const RANGES: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
 /// second (`cluster-node-timeout 1000`), so a failover takes seconds. `start` returns once
 /// every node reports the cluster `ok` and every replica is in sync.
 pub struct ClusterSet {
+    kind: ServerKind,
     nodes: Vec<TestServer>,
 }
+
+/// The server arguments of every cluster node.
+const NODE_ARGS: [&str; 6] = [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-node-timeout",
+    "1000",
+    // Any replica may take over, however long since it last heard its primary.
+    "--cluster-replica-validity-factor",
+    "0",
+];
 
 impl ClusterSet {
     /// Starts the cluster; panics with the reason when it cannot.
@@ -29,18 +41,10 @@ impl ClusterSet {
         for _ in 0..6 {
             nodes.push(TestServer::try_start(
                 kind,
-                ServerOptions::default().args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "1000",
-                    // Any replica may take over, however long since it last heard its primary.
-                    "--cluster-replica-validity-factor",
-                    "0",
-                ]),
+                ServerOptions::default().args(NODE_ARGS),
             )?);
         }
-        let set = ClusterSet { nodes };
+        let set = ClusterSet { kind, nodes };
         let first = set.port(0);
         for i in 1..6 {
             ok(query(
@@ -59,11 +63,7 @@ impl ClusterSet {
                 ],
             ))?;
         }
-        wait_for(
-            Duration::from_secs(30),
-            "every node knows the others",
-            || (0..6).all(|i| set.cluster_nodes(i).lines().count() == 6),
-        )?;
+        set.wait_known(Duration::from_secs(30))?;
         for i in 3..6 {
             let primary = set.node_id(i - 3)?;
             wait_for(
@@ -74,6 +74,57 @@ impl ClusterSet {
         }
         set.wait_ready(Duration::from_secs(60))?;
         Ok(set)
+    }
+
+    /// Waits until every running node knows every other.
+    fn wait_known(&self, within: Duration) -> Result<(), String> {
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running())
+            .collect();
+        wait_for(within, "every node knows the others", || {
+            running
+                .iter()
+                .all(|&i| self.cluster_nodes(i).lines().count() == running.len())
+        })
+    }
+
+    /// Starts one more node and joins it to the cluster as a primary serving no slot (move
+    /// slots to it with [`migrate_slot`](Self::migrate_slot)); returns its index.
+    pub fn add_node(&mut self) -> Result<usize, String> {
+        let node = TestServer::try_start(self.kind, ServerOptions::default().args(NODE_ARGS))?;
+        let port = node.port().to_string();
+        self.nodes.push(node);
+        let first = self.primaries()[0];
+        ok(query(
+            self.port(first),
+            &["CLUSTER", "MEET", "127.0.0.1", &port],
+        ))?;
+        self.wait_known(Duration::from_secs(30))?;
+        self.wait_ready(Duration::from_secs(30))?;
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Takes node `i` out of the cluster, as `redis-cli --cluster del-node` does: every other
+    /// node forgets it, then it is stopped. Move its slots away first.
+    pub fn remove_node(&mut self, i: usize) -> Result<(), String> {
+        let id = self.node_id(i)?;
+        for j in 0..self.nodes.len() {
+            if j != i && self.nodes[j].is_running() {
+                ok(query(self.port(j), &["CLUSTER", "FORGET", &id]))?;
+            }
+        }
+        self.nodes[i].kill();
+        self.wait_known(Duration::from_secs(30))
+    }
+
+    /// The running nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i].is_running()
+                    && info(self.port(i), "replication").contains("role:master")
+            })
+            .collect()
     }
 
     /// Waits until every running node says the cluster is `ok` and every running replica is
@@ -199,11 +250,17 @@ impl ClusterSet {
             ok(query(source, &args))?;
             std::thread::sleep(pause);
         }
-        for i in [to, from].into_iter().chain(0..3) {
-            ok(query(
+        for i in [to, from].into_iter().chain(self.primaries()) {
+            match ok(query(
                 self.port(i),
                 &["CLUSTER", "SETSLOT", &s, "NODE", &to_id],
-            ))?;
+            )) {
+                // A primary that gave its last slot away becomes a replica of the new owner.
+                Err(e) if e.contains("only with masters") => {}
+                other => {
+                    other?;
+                }
+            }
         }
         Ok(())
     }
