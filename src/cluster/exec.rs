@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use super::plan::{Plan, combine, cross_slot, join_split, plan, sub_command};
+use super::plan::{Plan, combine, cross_slot, join_split, node_cursor, plan, sub_command};
 use super::router::Router;
 use crate::cmd::{Cmd, Route, cmd};
 use crate::config::Addr;
@@ -105,6 +105,7 @@ impl Router {
                         .await
                 }
                 Plan::CrossSlot => Err(cross_slot(&cmd)),
+                Plan::NodeCursor => Err(node_cursor(&cmd)),
                 Plan::Fanout {
                     all_nodes,
                     response,
@@ -274,6 +275,10 @@ impl Router {
                     replies[i] = Some(Err(ServerError::new(why.clone()).into()));
                     continue;
                 }
+                PipePlan::NodeCursor(why) => {
+                    replies[i] = Some(Err(Error::config(why.clone())));
+                    continue;
+                }
                 PipePlan::Slot(slot, _) => self.addr_for(*slot, false)?.0,
                 PipePlan::Any(_) => match &previous {
                     Some(a) => a.clone(),
@@ -424,6 +429,8 @@ pub(crate) enum PipePlan {
     Any(bool),
     /// Keys of several slots: this error in its place, nothing sent.
     CrossSlot(String),
+    /// A node's cursor with no node (SCAN): this error in its place, nothing sent.
+    NodeCursor(String),
 }
 
 impl PipePlan {
@@ -433,6 +440,7 @@ impl PipePlan {
         match plan(cmd) {
             Plan::Slot(slot) => PipePlan::Slot(slot, blocking),
             Plan::Any | Plan::Fanout { .. } => PipePlan::Any(blocking),
+            Plan::NodeCursor => PipePlan::NodeCursor(node_cursor(cmd).to_string()),
             Plan::Split { .. } | Plan::CrossSlot => PipePlan::CrossSlot(format!(
                 "CROSSSLOT Keys in request don't hash to the same slot ({} in a pipeline: \
                  keys of one command must share a slot; give them one hash tag)",

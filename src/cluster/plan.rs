@@ -33,6 +33,9 @@ pub(crate) enum Plan {
     },
     /// Keys of several slots in a command that cannot be split.
     CrossSlot,
+    /// A command whose state lives on one node (SCAN's cursor) sent to no node in
+    /// particular: refused, since each call could reach another primary.
+    NodeCursor,
 }
 
 /// The table's entry for a command (its subcommand's, for containers).
@@ -61,6 +64,7 @@ pub(crate) fn plan(cmd: &Cmd) -> Plan {
                 all_nodes: true,
                 response: info.response_policy,
             },
+            RequestPolicy::Special => Plan::NodeCursor,
             _ => Plan::Any,
         };
     }
@@ -98,6 +102,16 @@ pub(crate) fn cross_slot(cmd: &Cmd) -> Error {
         cmd.full_name()
     ))
     .into()
+}
+
+/// The error for a command whose cursor belongs to one node, before anything is sent.
+pub(crate) fn node_cursor(cmd: &Cmd) -> Error {
+    Error::config(format!(
+        "{} on a cluster: its cursor belongs to one node, and each call could reach another \
+         primary; use kermes::helpers::scan_stream (every primary in turn), or run it on one \
+         node with Client::exclusive_for_key",
+        cmd.full_name()
+    ))
 }
 
 /// The command for one slot of a split: the name and the keys (with their values) of
@@ -261,6 +275,7 @@ mod tests {
             }
         );
         assert_eq!(plan(&cmd("SUNION").arg(["a", "b"])), Plan::CrossSlot);
+        assert_eq!(plan(&cmd("SCAN").arg(0)), Plan::NodeCursor);
         let Plan::Split { groups, unit, .. } =
             plan(&cmd("MSET").arg(["a", "1", "b", "2", "{a}x", "3"]))
         else {

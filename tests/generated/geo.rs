@@ -1,15 +1,10 @@
 //! Generated geo commands.
 
-#[macro_use]
-mod common;
-
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 
-server_tests! {
-    async fn add_distance_and_search(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+crate::group_tests! {
+    async fn add_distance_and_search(t) {
+        let c = &t.c;
         let added = c.geoadd("sicily", [(13.361389, 38.115556, "Palermo"), (15.087269, 37.502669, "Catania")]).await.unwrap();
         assert_eq!(added, 2);
         let again = c.geoadd_with("sicily", (13.361389, 38.115556, "Palermo"), GeoaddOptions::new().nx()).await.unwrap();

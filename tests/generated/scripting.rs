@@ -1,18 +1,13 @@
 //! Generated scripting commands: EVAL (numkeys counted for you), scripts, functions.
 
-#[macro_use]
-mod common;
-
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 
-server_tests! {
-    async fn eval_counts_keys_and_passes_args(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+crate::group_tests! {
+    async fn eval_counts_keys_and_passes_args(t) {
+        let c = &t.c;
         let script = "return {KEYS[1], KEYS[2], ARGV[1], #KEYS}";
-        let r: (String, String, String, i64) = c.eval(script, ["k1", "k2"], "a1").to().await.unwrap();
-        assert_eq!(r, ("k1".into(), "k2".into(), "a1".into(), 2));
+        let r: (String, String, String, i64) = c.eval(script, ["{e}k1", "{e}k2"], "a1").to().await.unwrap();
+        assert_eq!(r, ("{e}k1".into(), "{e}k2".into(), "a1".into(), 2));
         let none: i64 = c.eval("return #KEYS", (), ()).to().await.unwrap();
         assert_eq!(none, 0);
         let sha: String = c.script_load("return ARGV[1] + 1").to().await.unwrap();
@@ -24,9 +19,8 @@ server_tests! {
         assert_eq!(err.server_error().unwrap().code(), "NOSCRIPT");
     }
 
-    async fn functions_load_and_fcall(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+    async fn functions_load_and_fcall(t) {
+        let c = &t.c;
         let code = "#!lua name=kermeslib\nredis.register_function('double', function(keys, args) return args[1] * 2 end)";
         let lib: String = c.function_load_with(code, FunctionLoadOptions::new().replace()).to().await.unwrap();
         assert_eq!(lib, "kermeslib");

@@ -1,24 +1,19 @@
 //! Generated bitmap commands.
 
-#[macro_use]
-mod common;
-
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 
-server_tests! {
-    async fn bits_counts_operations_and_fields(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
-        assert_eq!(c.setbit("b", 7, 1).await.unwrap(), 0);
-        assert_eq!(c.getbit("b", 7).await.unwrap(), 1);
+crate::group_tests! {
+    async fn bits_counts_operations_and_fields(t) {
+        let c = &t.c;
+        assert_eq!(c.setbit("{b}", 7, 1).await.unwrap(), 0);
+        assert_eq!(c.getbit("{b}", 7).await.unwrap(), 1);
         c.set("text", "foobar").await.unwrap();
         assert_eq!(c.bitcount("text").await.unwrap(), 26);
         assert_eq!(c.bitcount_with("text", BitcountOptions::new().range(1, Some((1, None)))).await.unwrap(), 6);
-        assert_eq!(c.bitpos("b", 1).await.unwrap(), 7);
-        c.set("x", "\u{ff}").await.unwrap();
-        assert_eq!(c.bitop(BitopOperation::And, "dest", ["x", "b"]).await.unwrap(), 2);
-        assert_eq!(c.getbit("dest", 7).await.unwrap(), 1);
+        assert_eq!(c.bitpos("{b}", 1).await.unwrap(), 7);
+        c.set("{b}x", "\u{ff}").await.unwrap();
+        assert_eq!(c.bitop(BitopOperation::And, "{b}dest", ["{b}x", "{b}"]).await.unwrap(), 2);
+        assert_eq!(c.getbit("{b}dest", 7).await.unwrap(), 1);
         let fields = c
             .bitfield_with(
                 "bf",

@@ -1,17 +1,12 @@
 //! Generated hash commands.
 
-#[macro_use]
-mod common;
-
 use std::collections::HashMap;
 
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 
-server_tests! {
-    async fn fields_counters_and_whole_hash_reads(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+crate::group_tests! {
+    async fn fields_counters_and_whole_hash_reads(t) {
+        let c = &t.c;
         assert_eq!(c.hset("h", [("a", "1"), ("b", "2")]).await.unwrap(), 2);
         assert_eq!(c.hsetnx("h", "a", "9").await.unwrap(), 0);
         assert_eq!(c.hget("h", "a").to::<Option<i64>>().await.unwrap(), Some(1));
@@ -31,9 +26,8 @@ server_tests! {
         assert_eq!(keys, ["a", "f"]);
     }
 
-    async fn hscan_and_hrandfield_take_their_options(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+    async fn hscan_and_hrandfield_take_their_options(t) {
+        let c = &t.c;
         let fields: Vec<(String, i64)> = (0..50).map(|i| (format!("f{i}"), i)).collect();
         c.hset("big", &fields).await.unwrap();
         let mut cursor = 0i64;

@@ -1,21 +1,19 @@
 //! Generated pub/sub commands: publishing and introspection (subscribing is the Subscriber's).
 
-#[macro_use]
-mod common;
-
 use std::time::Duration;
 
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-server_tests! {
-    async fn publish_reaches_subscribers_and_introspection_sees_them(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+crate::group_tests! {
+    async fn publish_reaches_subscribers_and_introspection_sees_them(t) {
+        let c = &t.c;
+        if t.skip_on_cluster("classic subscriptions and PUBSUB CHANNELS are per node (tests/cluster_pubsub.rs covers a cluster)") {
+            return;
+        }
         assert_eq!(c.publish("news", "nobody listens").await.unwrap(), 0);
         // A bare subscriber speaking RESP by hand.
-        let mut sub = tokio::net::TcpStream::connect(("127.0.0.1", server.port())).await.unwrap();
+        let mut sub = tokio::net::TcpStream::connect(("127.0.0.1", t.port)).await.unwrap();
         sub.write_all(b"SUBSCRIBE news\r\nPSUBSCRIBE n*\r\n").await.unwrap();
         let mut buf = vec![0u8; 256];
         let mut got = 0;

@@ -1,15 +1,10 @@
 //! Generated sorted-set commands.
 
-#[macro_use]
-mod common;
-
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 
-server_tests! {
-    async fn scores_ranges_and_options(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+crate::group_tests! {
+    async fn scores_ranges_and_options(t) {
+        let c = &t.c;
         let added: i64 = c.zadd("z", [(1.0, "a"), (2.0, "b"), (3.0, "c")]).to().await.unwrap();
         assert_eq!(added, 3);
         // GT only raises scores; CH counts changed members.
@@ -34,20 +29,19 @@ server_tests! {
         assert_eq!(low, [("c".to_string(), 4.5)]);
     }
 
-    async fn store_commands_count_their_keys_and_aggregate(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
-        c.zadd("x", [(1.0, "m"), (5.0, "n")]).await.unwrap();
-        c.zadd("y", [(3.0, "m")]).await.unwrap();
+    async fn store_commands_count_their_keys_and_aggregate(t) {
+        let c = &t.c;
+        c.zadd("{z}x", [(1.0, "m"), (5.0, "n")]).await.unwrap();
+        c.zadd("{z}y", [(3.0, "m")]).await.unwrap();
         // numkeys is written by the generated method.
-        assert_eq!(c.zunionstore("u", ["x", "y"]).await.unwrap(), 2);
-        assert_eq!(c.zscore("u", "m").await.unwrap(), Some(4.0));
-        assert_eq!(c.zunionstore_with("mx", ["x", "y"], ZunionstoreOptions::new().weights([1, 10]).max()).await.unwrap(), 2);
-        assert_eq!(c.zscore("mx", "m").await.unwrap(), Some(30.0));
-        assert_eq!(c.zinterstore("i", ["x", "y"]).await.unwrap(), 1);
-        let stored: i64 = c.zrangestore_with("r", "x", 0, 0, ZrangestoreOptions::new()).to().await.unwrap();
+        assert_eq!(c.zunionstore("{z}u", ["{z}x", "{z}y"]).await.unwrap(), 2);
+        assert_eq!(c.zscore("{z}u", "m").await.unwrap(), Some(4.0));
+        assert_eq!(c.zunionstore_with("{z}mx", ["{z}x", "{z}y"], ZunionstoreOptions::new().weights([1, 10]).max()).await.unwrap(), 2);
+        assert_eq!(c.zscore("{z}mx", "m").await.unwrap(), Some(30.0));
+        assert_eq!(c.zinterstore("{z}i", ["{z}x", "{z}y"]).await.unwrap(), 1);
+        let stored: i64 = c.zrangestore_with("{z}r", "{z}x", 0, 0, ZrangestoreOptions::new()).to().await.unwrap();
         assert_eq!(stored, 1);
-        let popped: Option<(String, String, f64)> = c.bzpopmin("x", 0.1).to().await.unwrap();
-        assert_eq!(popped, Some(("x".into(), "m".into(), 1.0)));
+        let popped: Option<(String, String, f64)> = c.bzpopmin("{z}x", 0.1).to().await.unwrap();
+        assert_eq!(popped, Some(("{z}x".into(), "m".into(), 1.0)));
     }
 }

@@ -1,17 +1,12 @@
 //! Generated stream commands: entries, trimming, consumer groups, blocking reads.
 
-#[macro_use]
-mod common;
-
 use std::time::Duration;
 
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 
-server_tests! {
-    async fn add_range_trim_and_read(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+crate::group_tests! {
+    async fn add_range_trim_and_read(t) {
+        let c = &t.c;
         let id: String = c.xadd("s", XaddIdSelector::Id("1-1".into()), [("f", "v1")]).to().await.unwrap();
         assert_eq!(id, "1-1");
         for i in 0..9 {
@@ -32,9 +27,8 @@ server_tests! {
         assert!(!read.is_nil());
     }
 
-    async fn consumer_groups_deliver_ack_and_block(kind) {
-        let server = TestServer::start(kind);
-        let c = Client::connect(&server.url()).await.unwrap();
+    async fn consumer_groups_deliver_ack_and_block(t) {
+        let c = &t.c;
         c.xgroup_create_with("jobs", "workers", XgroupCreateIdSelector::Id("$".into()), XgroupCreateOptions::new().mkstream()).await.unwrap();
         c.xadd("jobs", XaddIdSelector::AutoId, [("task", "a")]).await.unwrap();
         // [[stream, [[id, [field, value]]]]]
