@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::{OnceCell, broadcast};
+use tokio::sync::{OnceCell, broadcast, watch};
 use tokio::time::Instant;
 
 use super::ClusterOptions;
@@ -60,6 +60,8 @@ pub(crate) struct Router {
     tls: Option<TlsConnector>,
     events: broadcast::Sender<ConnectionEvent>,
     map: RwLock<Arc<SlotMap>>,
+    /// Bumped whenever the map changes, so connections waiting to reconnect resolve again.
+    map_version: watch::Sender<u64>,
     nodes: Mutex<HashMap<(Addr, bool), Arc<LazyNode>>>,
     /// One refresh at a time; when the last one finished.
     refresh: tokio::sync::Mutex<Option<Instant>>,
@@ -91,6 +93,7 @@ impl Router {
             tls,
             events,
             map: RwLock::new(Arc::new(SlotMap::from_ranges(Vec::new()))),
+            map_version: watch::channel(0).0,
             nodes: Mutex::new(HashMap::new()),
             refresh: tokio::sync::Mutex::new(None),
             refresh_scheduled: AtomicBool::new(false),
@@ -192,6 +195,7 @@ impl Router {
             updated.moved(slot, addr);
             *map = Arc::new(updated);
         }
+        self.map_version.send_modify(|v| *v += 1);
         self.schedule_refresh();
     }
 
@@ -305,7 +309,15 @@ impl Router {
         lock(&self.nodes).retain(|(addr, replica), _| {
             named.contains(&(addr.clone(), *replica)) || (!*replica && seeds.contains(addr))
         });
-        *self.map.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+        let changed = {
+            let mut current = self.map.write().unwrap_or_else(PoisonError::into_inner);
+            let changed = **current != map;
+            *current = Arc::new(map);
+            changed
+        };
+        if changed {
+            self.map_version.send_modify(|v| *v += 1);
+        }
     }
 
     /// Statistics so far.
@@ -348,6 +360,11 @@ impl Router {
         Arc::new(SlotOwner(Arc::downgrade(self), slot))
     }
 
+    /// Changes whenever the slot map does.
+    fn map_changed(&self) -> watch::Receiver<u64> {
+        self.map_version.subscribe()
+    }
+
     /// Options for a connection of its own to the cluster, through `endpoint`.
     pub(crate) fn options(&self, endpoint: Arc<dyn Endpoint>, mode: Mode) -> Options {
         Options::new(self.config.clone(), endpoint, self.tls.clone(), mode)
@@ -376,6 +393,10 @@ impl Endpoint for AnyPrimary {
         Box::pin(async move { self.0.upgrade().ok_or_else(gone)?.any_primary() })
     }
 
+    fn changed(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.0.upgrade()?.map_changed())
+    }
+
     fn invalidate(&self) {
         if let Some(router) = self.0.upgrade() {
             router.schedule_refresh();
@@ -393,6 +414,10 @@ impl Endpoint for SlotOwner {
             let router = self.0.upgrade().ok_or_else(gone)?;
             Ok(router.addr_for(self.1, false)?.0)
         })
+    }
+
+    fn changed(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.0.upgrade()?.map_changed())
     }
 
     fn invalidate(&self) {

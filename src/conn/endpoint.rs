@@ -46,6 +46,12 @@ pub(crate) trait Endpoint: Send + Sync + fmt::Debug + 'static {
     fn moved(&self) -> Option<watch::Receiver<u64>> {
         None
     }
+
+    /// Changes whenever a resolve may give another answer than before (a new cluster slot
+    /// map, a new master): a connection waiting out its reconnect backoff tries at once.
+    fn changed(&self) -> Option<watch::Receiver<u64>> {
+        self.moved()
+    }
 }
 
 /// One address that never changes: a standalone server.

@@ -82,6 +82,10 @@ async fn reestablish(
 ) -> Option<handshake::Connected> {
     let policy = &opts.config.reconnect;
     let mut failures: u32 = 0;
+    let mut changed = opts.endpoint.changed();
+    if let Some(rx) = &mut changed {
+        rx.mark_unchanged();
+    }
     loop {
         if failures > 0 {
             let pause = tokio::time::sleep(policy.delay(failures - 1));
@@ -89,6 +93,8 @@ async fn reestablish(
             loop {
                 tokio::select! {
                     _ = &mut pause => break,
+                    // Where to go changed (a failover is over): no point sleeping on.
+                    _ = endpoint_changed(&mut changed) => break,
                     request = requests.recv() => match request {
                         Some(r) => fail(r, subs, &last_error),
                         None => return None,
@@ -115,6 +121,18 @@ async fn reestablish(
                 }
             }
         }
+    }
+}
+
+/// Waits for the endpoint's "resolve again" signal; forever when it has none.
+async fn endpoint_changed(changed: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    let Some(rx) = changed else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_err() {
+        // The endpoint's source is gone: nothing will change any more.
+        *changed = None;
+        std::future::pending::<()>().await;
     }
 }
 

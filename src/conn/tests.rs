@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use super::*;
 use crate::cmd::cmd;
-use crate::config::Addr;
+use crate::config::{Addr, ReconnectPolicy};
 use crate::testing::{ServerKind, TestServer};
 
 /// Hands out its addresses in turn, then keeps the last.
@@ -206,4 +206,74 @@ async fn a_readonly_reply_from_a_primary_moves_the_connection() {
     let get = cmd("GET").arg("k");
     let _ = conn.request(Payload::Args(get.args), 1).await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// A dead address until told otherwise, then a live one; says so through `changed`.
+#[derive(Debug)]
+struct Announcing {
+    dead: Addr,
+    live: Addr,
+    switched: std::sync::atomic::AtomicBool,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Endpoint for Announcing {
+    fn resolve(&self) -> BoxFuture<'_, Result<Addr>> {
+        let to = match self.switched.load(Ordering::SeqCst) {
+            true => self.live.clone(),
+            false => self.dead.clone(),
+        };
+        Box::pin(async move { Ok(to) })
+    }
+
+    fn changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changed.subscribe())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_waiting_out_its_backoff_goes_as_soon_as_the_endpoint_changes() {
+    let kind = ServerKind::under_test()[0];
+    let mut first = TestServer::start(kind);
+    let second = TestServer::start(kind);
+    let endpoint = Arc::new(Announcing {
+        dead: addr(&first),
+        live: addr(&second),
+        switched: Default::default(),
+        changed: tokio::sync::watch::channel(0).0,
+    });
+    // Backoff long enough that only the signal can explain a quick reconnect.
+    let config = Config {
+        reconnect: ReconnectPolicy {
+            initial_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(30),
+            ..ReconnectPolicy::default()
+        },
+        ..Config::default()
+    };
+    let opts = Options::new(Arc::new(config), endpoint.clone(), None, Mode::Shared);
+    let conn = Connection::open(opts).await.unwrap();
+    first.kill();
+    // The immediate attempt fails (the server is gone); the next waits 30 s.
+    let ping = || conn.request(Payload::Args(cmd("PING").args), 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while ping().await.is_ok() || conn.is_up() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connection noticed the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let told = tokio::time::Instant::now();
+    endpoint.switched.store(true, Ordering::SeqCst);
+    endpoint.changed.send_modify(|v| *v += 1);
+    while !conn.is_up() {
+        assert!(
+            told.elapsed() < Duration::from_secs(5),
+            "still waiting out the backoff"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ping().await.unwrap();
 }
