@@ -38,6 +38,9 @@
 //! - `redis+sentinel://[[user]:password@]s1,s2/MASTER[/db]`: the master found through
 //!   sentinels, followed across failovers ([`sentinel`], [`SentinelOptions`]); reads from
 //!   replicas with [`ReadFrom`].
+//! - `redis+cluster://[[user]:password@]h1[:port],h2[:port]`: a Redis Cluster behind the
+//!   same [`Client`] ([`cluster`], [`cluster::ClusterOptions`]): commands routed by slot,
+//!   redirections followed, multi-key commands and pipelines split per node.
 //!
 //! [`ClientBuilder`] sets everything the URL does and more; every setter documents its
 //! default.

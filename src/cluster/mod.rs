@@ -1,5 +1,23 @@
 //! Redis Cluster: hash slots, where keys are among a command's arguments, and the slot map
 //! the client routes by.
+//!
+//! A cluster is one more way to connect: `Client::connect("redis+cluster://h1:7000,h2:7001")`
+//! (or [`ClientBuilder::cluster`](crate::ClientBuilder::cluster) with [`ClusterOptions`])
+//! gives the same [`Client`](crate::Client), and everything built on it (generated commands,
+//! pipelines, transactions, scripts, helpers, pub/sub, the queue, locks) runs unchanged:
+//!
+//! - a command goes to the primary of its keys' slot (hash tags `{...}` respected); keyless
+//!   ones to a primary in turn, or to every primary or node where the spec's tips say so
+//!   (DBSIZE, KEYS, FLUSHALL, SCRIPT LOAD ...), with the replies combined as they say;
+//! - MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across slots are split per slot and put back
+//!   in the caller's order; other commands across slots fail with `CROSSSLOT` before
+//!   anything is sent; a raw SCAN is refused (use
+//!   [`helpers::scan_stream`](crate::helpers::scan_stream), which walks every primary);
+//! - `MOVED` and `ASK` are followed, `TRYAGAIN` and `CLUSTERDOWN` retried with backoff; a
+//!   command is sent again only when it provably did not run;
+//! - pipelines are split per node and sent concurrently; transactions stay in one slot;
+//! - shard channels (`SSUBSCRIBE`) are subscribed on the primary of their slot and follow it
+//!   when it moves or fails over; the queue's and the locks' wake-ups use them.
 
 mod exec;
 mod keys;
@@ -58,6 +76,12 @@ impl ClusterOptions {
     /// Sets [`refresh_interval`](Self::refresh_interval).
     pub fn refresh_interval(mut self, every: Duration) -> Self {
         self.refresh_interval = every;
+        self
+    }
+
+    /// Sets [`map_quorum`](Self::map_quorum) (at least 1).
+    pub fn map_quorum(mut self, nodes: usize) -> Self {
+        self.map_quorum = nodes.max(1);
         self
     }
 }
