@@ -7,6 +7,9 @@
 #   RUNS=5 SECONDS_PER=5 CONCURRENCY="50 500" SIZES=64 RUNTIMES=current bash benches/peers/run.sh
 #   TLS=1 bash benches/peers/run.sh     # over TLS: a CA and a localhost certificate made with
 #                                       # openssl, the server on a TLS port only
+#   CLUSTER=1 WORKLOAD="get mget" bash benches/peers/run.sh
+#                                       # a cluster of three primaries (all on core 0),
+#                                       # every client's cluster client; mget: 100 keys
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUNS=${RUNS:-3}
@@ -17,6 +20,8 @@ RUNTIMES=${RUNTIMES:-"current multi"}
 WORKLOAD=${WORKLOAD:-get}
 SERVER=${SERVER:-redis-server}
 TLS=${TLS:-}
+CLUSTER=${CLUSTER:-}
+MGET_KEYS=${MGET_KEYS:-100}
 
 (cd "$root" && cargo build --quiet --release -p kermes-peers)
 peers="$root/target/release/peers"
@@ -42,46 +47,81 @@ if [ -n "$TLS" ]; then
   bench_tls=(--tls --cacert "$certs/ca.pem")
   cli_tls=(--tls --cacert "$certs/ca.pem")
 fi
-taskset -c 0 "$SERVER" "${server_args[@]}" --save "" --appendonly no --daemonize no --logfile /dev/null &
-server_pid=$!
-trap 'kill $server_pid 2>/dev/null' EXIT
-until redis-cli -p "$port" "${cli_tls[@]}" ping >/dev/null 2>&1; do sleep 0.05; done
+client_mode=()
+bench_mode=()
+if [ -n "$CLUSTER" ]; then
+  dir="$(mktemp -d)"
+  pids=()
+  seeds=()
+  for i in 0 1 2; do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    (cd "$dir" && mkdir -p "$i" && cd "$i" && exec taskset -c 0 "$SERVER" --port "$p" --cluster-enabled yes \
+      --save "" --appendonly no --daemonize no --logfile /dev/null) &
+    pids+=($!)
+    seeds+=("127.0.0.1:$p")
+    until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done
+  done
+  trap 'kill ${pids[*]} 2>/dev/null' EXIT
+  redis-cli --cluster create "${seeds[@]}" --cluster-yes >/dev/null
+  until redis-cli -p "${seeds[0]#*:}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
+  url=$(IFS=,; echo "${seeds[*]}")
+  port="${seeds[0]#*:}"
+  client_mode=(--cluster --mget-keys "$MGET_KEYS")
+  bench_mode=(--cluster)
+else
+  taskset -c 0 "$SERVER" "${server_args[@]}" --save "" --appendonly no --daemonize no --logfile /dev/null &
+  server_pid=$!
+  trap 'kill $server_pid 2>/dev/null' EXIT
+  until redis-cli -p "$port" "${cli_tls[@]}" ping >/dev/null 2>&1; do sleep 0.05; done
+fi
 
-echo "Workload: $WORKLOAD over 10,000 keys${TLS:+, over TLS}; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
+echo "Workload: $WORKLOAD over 10,000 keys${TLS:+, over TLS}${CLUSTER:+, on a cluster of three primaries}; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
 echo
-echo "| runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| workload | runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for wl in $WORKLOAD; do
 for rt in $RUNTIMES; do
   for size in $SIZES; do
     for c in $CONCURRENCY; do
       lines=""
       for _ in $(seq "$RUNS"); do
-        lines+=$(taskset -c 1 "$peers" --url "$url" "${client_tls[@]}" --concurrency "$c" --value-size "$size" \
-          --workload "$WORKLOAD" --seconds "$SECONDS_PER" --runtime "$rt" --markdown)$'\n'
+        lines+=$(taskset -c 1 "$peers" --url "$url" "${client_tls[@]}" "${client_mode[@]}" --concurrency "$c" \
+          --value-size "$size" --workload "$wl" --seconds "$SECONDS_PER" --runtime "$rt" --markdown)$'\n'
       done
       bench() {
-        taskset -c 1 redis-benchmark -p "$port" "${bench_tls[@]}" -c "$c" -n $((c < 50 ? 50000 : 400000)) -d "$size" -t "$WORKLOAD" -r 10000 "$@" -q 2>/dev/null \
+        taskset -c 1 redis-benchmark -p "$port" "${bench_tls[@]}" "${bench_mode[@]}" -c "$c" -n $((c < 50 ? 50000 : 400000)) -d "$size" -t "$wl" -r 10000 "$@" -q 2>/dev/null \
           | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1
       }
-      rb=$(bench); rb16=$(bench -P 16)
-      LINES="$lines" RT="$rt" SIZE="$size" C="$c" RB="$rb" RB16="$rb16" python3 - <<'PY'
+      # redis-benchmark has no MGET of random keys.
+      rb=""; rb16=""
+      if [ "$wl" != mget ]; then rb=$(bench); rb16=$(bench -P 16); fi
+      LINES="$lines" WL="$wl" RT="$rt" SIZE="$size" C="$c" RB="$rb" RB16="$rb16" python3 - <<'PY'
 import os, statistics
-rows = {}
+rows, unsupported = {}, {}
 for line in os.environ["LINES"].strip().splitlines():
     cells = [x.strip() for x in line.strip("|").split("|")]
+    if cells[1].startswith("unsupported"):
+        unsupported[cells[0]] = cells[1]
+        continue
     rows.setdefault(cells[0], []).append([float(x) for x in cells[1:]])
 med = {}
 for name, runs in rows.items():
     runs.sort(key=lambda r: r[0])
     med[name] = runs[len(runs) // 2]
-best_peer = max(v[0] for k, v in med.items() if k != "kermes")
+head = f"| {os.environ['WL']} | {os.environ['RT']} | {os.environ['SIZE']} B | {os.environ['C']}"
+peers = [v[0] for k, v in med.items() if k != "kermes"]
+best_peer = max(peers) if peers else 0
 for name, (ops, allocs, cpu, mem) in med.items():
-    ratio = f"{ops / best_peer:.2f}x"
-    print(f"| {os.environ['RT']} | {os.environ['SIZE']} B | {os.environ['C']} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} |")
+    ratio = f"{ops / best_peer:.2f}x" if best_peer else ""
+    print(f"{head} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} |")
+for name, why in unsupported.items():
+    print(f"{head} | {name} | {why} | | | | |")
 for label, key in (("redis-benchmark", "RB"), ("redis-benchmark -P 16", "RB16")):
-    v = os.environ.get(key) or "0"
-    print(f"| {os.environ['RT']} | {os.environ['SIZE']} B | {os.environ['C']} | {label} | {float(v):,.0f} | | | | |")
+    v = os.environ.get(key)
+    if v:
+        print(f"{head} | {label} | {float(v):,.0f} | | | | |")
 PY
     done
   done
+done
 done

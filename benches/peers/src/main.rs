@@ -1,14 +1,17 @@
 //! One workload through kermes, redis-rs, fred and rustis: N tasks share ONE client handle
-//! and loop GET, SET or a 50/50 mix over 10,000 pre-seeded keys for a fixed time. Prints, per
-//! client: ops/s, heap allocations per command, client CPU ns per command, and heap bytes
-//! held per in-flight command.
+//! and loop GET, SET, a 50/50 mix, or an MGET of `--mget-keys` random keys over 10,000
+//! pre-seeded keys for a fixed time. Prints, per client: ops/s, heap allocations per
+//! command, client CPU ns per command, and heap bytes held per in-flight command.
 //!
 //!     peers --url redis://127.0.0.1:6379 [--clients kermes,redis-rs,fred,rustis]
-//!           [--concurrency 50] [--value-size 64] [--workload get|set|mix]
-//!           [--seconds 5] [--runtime current|multi] [--markdown] [--tls-ca ca.pem]
+//!           [--concurrency 50] [--value-size 64] [--workload get|set|mix|mget]
+//!           [--mget-keys 100] [--seconds 5] [--runtime current|multi] [--markdown]
+//!           [--tls-ca ca.pem] [--cluster]
 //!
 //! With `--tls-ca`, every client connects over TLS (rustls, the ring provider) trusting that
-//! CA; give a `rediss://` URL.
+//! CA; give a `rediss://` URL. With `--cluster`, `--url` is the seed nodes of a Redis
+//! Cluster, `host:port,host:port`, and every client uses its cluster client (an MGET then
+//! spans slots: a client that cannot split it is reported as unsupported).
 
 mod alloc;
 
@@ -27,6 +30,7 @@ enum Workload {
     Get,
     Set,
     Mix,
+    Mget,
 }
 
 struct Args {
@@ -40,6 +44,10 @@ struct Args {
     markdown: bool,
     /// PEM of the CA a TLS server's certificate is signed by.
     tls_ca: Option<Vec<u8>>,
+    /// `url` is the seed nodes of a cluster.
+    cluster: bool,
+    /// Keys per MGET.
+    mget_keys: usize,
 }
 
 fn parse_args() -> Args {
@@ -55,6 +63,8 @@ fn parse_args() -> Args {
         multi_thread: false,
         markdown: false,
         tls_ca: None,
+        cluster: false,
+        mget_keys: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,12 +80,15 @@ fn parse_args() -> Args {
                     "get" => Workload::Get,
                     "set" => Workload::Set,
                     "mix" => Workload::Mix,
+                    "mget" => Workload::Mget,
                     other => panic!("unknown workload {other}"),
                 }
             }
             "--runtime" => a.multi_thread = value() == "multi",
             "--markdown" => a.markdown = true,
             "--tls-ca" => a.tls_ca = Some(std::fs::read(value()).expect("the CA file")),
+            "--cluster" => a.cluster = true,
+            "--mget-keys" => a.mget_keys = value().parse().expect("a number"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -86,6 +99,15 @@ fn parse_args() -> Args {
 trait Peer: Clone + Send + Sync + 'static {
     fn get(&self, key: Arc<str>) -> impl Future<Output = ()> + Send;
     fn set(&self, key: Arc<str>, value: Bytes) -> impl Future<Output = ()> + Send;
+    /// Every key exists: every value must come back.
+    fn mget(&self, keys: Vec<Arc<str>>) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+fn all_present<T>(values: &[Option<T>], keys: usize) -> Result<(), String> {
+    match values.len() == keys && values.iter().all(Option::is_some) {
+        true => Ok(()),
+        false => Err(format!("MGET of {keys} keys gave {} values, some missing", values.len())),
+    }
 }
 
 #[derive(Clone)]
@@ -101,12 +123,19 @@ impl Peer for Kermes {
         use kermes::commands::StringCommands;
         self.0.set(&*key, &value).await.expect("kermes SET");
     }
+    async fn mget(&self, keys: Vec<Arc<str>>) -> Result<(), String> {
+        use kermes::commands::StringCommands;
+        let refs: Vec<&str> = keys.iter().map(|k| &**k).collect();
+        let v: Vec<Option<Bytes>> = self.0.mget(&refs).to().await.map_err(|e| e.to_string())?;
+        all_present(&v, keys.len())
+    }
 }
 
+/// redis-rs's multiplexed connection, or its cluster connection.
 #[derive(Clone)]
-struct RedisRs(redis::aio::MultiplexedConnection);
+struct RedisRs<C>(C);
 
-impl Peer for RedisRs {
+impl<C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static> Peer for RedisRs<C> {
     async fn get(&self, key: Arc<str>) {
         let mut c = self.0.clone();
         let v: Option<Vec<u8>> = redis::cmd("GET")
@@ -124,6 +153,15 @@ impl Peer for RedisRs {
             .query_async(&mut c)
             .await
             .expect("redis-rs SET");
+    }
+    async fn mget(&self, keys: Vec<Arc<str>>) -> Result<(), String> {
+        let mut c = self.0.clone();
+        let mut cmd = redis::cmd("MGET");
+        for k in &keys {
+            cmd.arg(&**k);
+        }
+        let v: Vec<Option<Vec<u8>>> = cmd.query_async(&mut c).await.map_err(|e| e.to_string())?;
+        all_present(&v, keys.len())
     }
 }
 
@@ -144,6 +182,13 @@ impl Peer for Fred {
             .await
             .expect("fred SET");
     }
+    async fn mget(&self, keys: Vec<Arc<str>>) -> Result<(), String> {
+        use fred::interfaces::KeysInterface;
+        let keys: Vec<fred::types::Key> = keys.iter().map(|k| fred::types::Key::from(&**k)).collect();
+        let n = keys.len();
+        let v: Vec<Option<Bytes>> = self.0.mget(keys).await.map_err(|e| e.to_string())?;
+        all_present(&v, n)
+    }
 }
 
 #[derive(Clone)]
@@ -162,6 +207,13 @@ impl Peer for Rustis {
             .await
             .expect("rustis SET");
     }
+    async fn mget(&self, keys: Vec<Arc<str>>) -> Result<(), String> {
+        use rustis::commands::StringCommands;
+        let refs: Vec<&str> = keys.iter().map(|k| &**k).collect();
+        let v: Vec<Option<rustis::resp::BulkString>> =
+            self.0.mget(refs).await.map_err(|e| e.to_string())?;
+        all_present(&v, keys.len())
+    }
 }
 
 struct Measured {
@@ -179,7 +231,8 @@ fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-async fn drive<P: Peer>(peer: P, args: &Args) -> Measured {
+/// Measures `peer`, or says why it cannot run the workload.
+async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
     let keys: Arc<Vec<Arc<str>>> = Arc::new(
         (0..KEYS)
             .map(|i| Arc::from(format!("peers:key:{i}")))
@@ -188,6 +241,10 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Measured {
     let value = Bytes::from(vec![b'v'; args.value_size]);
     for k in keys.iter() {
         peer.set(k.clone(), value.clone()).await;
+    }
+    let mget_keys = args.mget_keys;
+    if args.workload == Workload::Mget {
+        peer.mget(keys[..mget_keys].to_vec()).await?;
     }
     let ops = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -212,6 +269,13 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Measured {
                         Workload::Get => false,
                         Workload::Set => true,
                         Workload::Mix => x & 1 == 0,
+                        Workload::Mget => {
+                            let start = (x % (KEYS - mget_keys as u64)) as usize;
+                            let batch = keys[start..start + mget_keys].to_vec();
+                            peer.mget(batch).await.expect("MGET");
+                            ops.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                     };
                     if write {
                         peer.set(key, value.clone()).await;
@@ -251,12 +315,12 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Measured {
     live_samples.sort_unstable();
     let busy_live = live_samples[live_samples.len() / 2];
     let n = (ops1 - ops0).max(1) as f64;
-    Measured {
+    Ok(Measured {
         ops_per_sec: n / elapsed.as_secs_f64(),
         allocs_per_op: (allocs1 - allocs0) as f64 / n,
         cpu_ns_per_op: (cpu1 - cpu0).as_nanos() as f64 / n,
         bytes_per_in_flight: busy_live.saturating_sub(idle_live) as f64 / args.concurrency as f64,
-    }
+    })
 }
 
 async fn run(args: &Args) {
@@ -275,6 +339,7 @@ async fn run(args: &Args) {
     };
     for name in &args.clients {
         let m = match name.as_str() {
+            _ if args.cluster => drive_cluster(name, args).await,
             "kermes" => {
                 let mut builder = kermes::Client::builder().url(&args.url);
                 if let Some(ca) = &args.tls_ca {
@@ -334,7 +399,51 @@ async fn run(args: &Args) {
             }
             other => panic!("unknown client {other}"),
         };
-        println!("{}", label(&m, name));
+        match m {
+            Ok(m) => println!("{}", label(&m, name)),
+            Err(why) if args.markdown => println!("| {name} | unsupported: {why} |"),
+            Err(why) => println!("{name:>9}: unsupported: {why}"),
+        }
+    }
+}
+
+/// A client's cluster client through the seeds `args.url` lists.
+async fn drive_cluster(name: &str, args: &Args) -> Result<Measured, String> {
+    let seeds: Vec<&str> = args.url.split(',').collect();
+    match name {
+        "kermes" => {
+            let url = format!("redis+cluster://{}", args.url);
+            let c = kermes::Client::connect(&url).await.expect("kermes connect");
+            drive(Kermes(c), args).await
+        }
+        "redis-rs" => {
+            let nodes: Vec<String> = seeds.iter().map(|s| format!("redis://{s}")).collect();
+            let client = redis::cluster::ClusterClient::new(nodes).expect("redis-rs cluster");
+            let conn = client
+                .get_async_connection()
+                .await
+                .expect("redis-rs connect");
+            drive(RedisRs(conn), args).await
+        }
+        "fred" => {
+            use fred::interfaces::ClientLike;
+            let rest: Vec<String> = seeds[1..].iter().map(|s| format!("node={s}")).collect();
+            let url = format!("redis-cluster://{}?{}", seeds[0], rest.join("&"));
+            let config = fred::types::config::Config::from_url(&url).expect("fred url");
+            let c = fred::types::Builder::from_config(config)
+                .build()
+                .expect("fred client");
+            c.init().await.expect("fred connect");
+            drive(Fred(c), args).await
+        }
+        "rustis" => {
+            let url = format!("redis+cluster://{}", args.url);
+            let c = rustis::client::Client::connect(url.as_str())
+                .await
+                .expect("rustis connect");
+            drive(Rustis(c), args).await
+        }
+        other => panic!("unknown client {other}"),
     }
 }
 
