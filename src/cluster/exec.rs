@@ -2,12 +2,14 @@
 //! retrying what provably did not run, fanning out and splitting where the spec says, and
 //! pipelines split per node.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use super::plan::{Plan, combine, cross_slot, join_split, node_cursor, plan, sub_command};
+use super::plan::{Plan, combine, cross_slot, encode_sub_command, join_split, node_cursor, plan};
+use super::router::LazyNode;
 use super::router::Router;
 use crate::cmd::{Cmd, Route, cmd};
 use crate::config::Addr;
@@ -121,11 +123,20 @@ impl Router {
                     unit,
                     response,
                 } => {
-                    let sends = groups.iter().map(|(slot, positions)| {
-                        let bytes = encode(&sub_command(&cmd, positions, unit));
-                        self.send(Target::Slot(*slot), bytes, blocking, readonly)
-                    });
-                    join_split(&groups, futures::future::join_all(sends).await, response)
+                    // One command per slot, every node's in one write, as a pipeline.
+                    let args: Vec<&[u8]> = cmd.args.iter().collect();
+                    let mut buf = BytesMut::new();
+                    let mut ends = Vec::with_capacity(groups.len());
+                    let mut plans = Vec::with_capacity(groups.len());
+                    for (slot, positions) in groups.iter() {
+                        encode_sub_command(&args, positions, unit, &mut buf);
+                        ends.push(buf.len());
+                        plans.push(PipePlan::Slot(slot, blocking));
+                    }
+                    let replies = self
+                        .pipeline_reading(&buf.freeze(), &ends, &plans, None, readonly)
+                        .await?;
+                    join_split(&groups, replies, response)
                 }
             }
         };
@@ -144,22 +155,20 @@ impl Router {
         let (mut redirected, mut redirects, mut retries) = (None::<(Addr, bool)>, 0, 0);
         loop {
             let destination = match (&redirected, &target) {
-                (Some((addr, ask)), _) => Ok((addr.clone(), false, *ask)),
-                (None, Target::Slot(slot)) => {
-                    self.addr_for(*slot, readonly).map(|(a, r)| (a, r, false))
-                }
-                (None, Target::Any) => self.any_primary().map(|a| (a, false, false)),
-                (None, Target::Node(addr, replica)) => Ok((addr.clone(), *replica, false)),
+                (Some((addr, ask)), _) => Ok((self.lazy(addr, false), *ask)),
+                (None, Target::Slot(slot)) => self.node_for(*slot, readonly).map(|n| (n, false)),
+                (None, Target::Any) => self.any_primary_node().map(|n| (n, false)),
+                (None, Target::Node(addr, replica)) => Ok((self.lazy(addr, *replica), false)),
             };
             let result = match destination {
-                Ok((addr, replica, ask)) => self
-                    .send_once(&addr, replica, ask, &bytes, blocking)
+                Ok((node, ask)) => self
+                    .send_once(&node, ask, &bytes, blocking)
                     .await
-                    .map(|v| (v, addr)),
+                    .map(|v| (v, node)),
                 Err(e) => Err(e),
             };
             match result {
-                Ok((Value::Error(e), from)) => match Redirect::parse(&e, &from) {
+                Ok((Value::Error(e), from)) => match Redirect::parse(&e, &from.addr) {
                     Some(Redirect::Moved(slot, to)) if redirects < MAX_REDIRECTS => {
                         redirects += 1;
                         self.moved(slot, to.clone());
@@ -204,14 +213,12 @@ impl Router {
     /// One attempt on one node; with `ask`, `ASKING` goes first in the same write.
     async fn send_once(
         &self,
-        addr: &Addr,
-        replica: bool,
+        node: &LazyNode,
         ask: bool,
         bytes: &Bytes,
         blocking: bool,
     ) -> Result<Value> {
-        let lazy = self.node(addr, replica).await?;
-        let node = lazy.get();
+        let connected = node.connected().await?;
         let (payload, replies) = if ask {
             let mut both = BytesMut::with_capacity(bytes.len() + 20);
             cmd("ASKING").args.encode_into(&mut both);
@@ -220,7 +227,7 @@ impl Router {
         } else {
             (bytes.clone(), 1)
         };
-        let reply = send_on(node, payload, replies, blocking).await?;
+        let reply = send_on(connected, payload, replies, blocking).await?;
         Ok(match (ask, reply) {
             (true, Value::Array(mut both)) if both.len() == 2 => both.pop().unwrap_or(Value::Nil),
             (_, reply) => reply,
@@ -240,22 +247,37 @@ impl Router {
 
     /// An exclusive connection to the primary of `slot` (any primary for `None`).
     pub(crate) async fn exclusive_for(&self, slot: Option<u16>) -> Result<Exclusive> {
-        let addr = match slot {
-            Some(slot) => self.addr_for(slot, false)?.0,
-            None => self.any_primary()?,
+        let node = match slot {
+            Some(slot) => self.node_for(slot, false)?,
+            None => self.any_primary_node()?,
         };
-        self.node(&addr, false).await?.get().exclusive().await
+        node.connected().await?.exclusive().await
     }
 
     /// Runs pipelined commands (encoded back to back in `buf`, the `i`th ending at
     /// `ends[i]`, planned as `plans[i]`): split per node, sent concurrently, replies put back
-    /// in order; a command redirected inside a pipeline is sent again on its own.
+    /// in order; a command redirected inside a pipeline is sent again on its own. Every
+    /// command goes to a primary (a pipeline may read what it wrote).
     pub(crate) async fn pipeline(
         &self,
         buf: &Bytes,
         ends: &[usize],
         plans: &[PipePlan],
         timeout: Option<Duration>,
+    ) -> Result<Vec<Result<Value>>> {
+        self.pipeline_reading(buf, ends, plans, timeout, false)
+            .await
+    }
+
+    /// [`pipeline`](Self::pipeline); with `readonly`, commands go to replicas when the client
+    /// reads from them (the parts of a split read-only command).
+    async fn pipeline_reading(
+        &self,
+        buf: &Bytes,
+        ends: &[usize],
+        plans: &[PipePlan],
+        timeout: Option<Duration>,
+        readonly: bool,
     ) -> Result<Vec<Result<Value>>> {
         let parts: Vec<Bytes> = ends
             .iter()
@@ -266,11 +288,11 @@ impl Router {
             })
             .collect();
         // A node per command: its slot's, else the previous command's, else any primary.
-        let mut groups: Vec<(Addr, Vec<usize>, bool)> = Vec::new();
-        let mut previous: Option<Addr> = None;
+        let mut groups: Vec<(Arc<LazyNode>, Vec<usize>, bool)> = Vec::new();
+        let mut previous: Option<Arc<LazyNode>> = None;
         let mut replies: Vec<Option<Result<Value>>> = (0..parts.len()).map(|_| None).collect();
         for (i, p) in plans.iter().enumerate() {
-            let addr = match p {
+            let node = match p {
                 PipePlan::CrossSlot(why) => {
                     replies[i] = Some(Err(ServerError::new(why.clone()).into()));
                     continue;
@@ -279,34 +301,42 @@ impl Router {
                     replies[i] = Some(Err(Error::config(why.clone())));
                     continue;
                 }
-                PipePlan::Slot(slot, _) => self.addr_for(*slot, false)?.0,
+                PipePlan::Slot(slot, blocking) => self.node_for(*slot, readonly && !blocking)?,
                 PipePlan::Any(_) => match &previous {
-                    Some(a) => a.clone(),
-                    None => self.any_primary()?,
+                    Some(n) => n.clone(),
+                    None => self.any_primary_node()?,
                 },
             };
-            previous = Some(addr.clone());
             let blocking = p.blocking();
-            match groups.iter_mut().find(|(a, _, _)| *a == addr) {
+            match groups.iter_mut().find(|(n, _, _)| Arc::ptr_eq(n, &node)) {
                 Some((_, members, any_blocking)) => {
                     members.push(i);
                     *any_blocking |= blocking;
                 }
-                None => groups.push((addr, vec![i], blocking)),
+                None => groups.push((node.clone(), vec![i], blocking)),
             }
+            previous = Some(node);
         }
-        let sends = groups.iter().map(|(addr, members, blocking)| {
-            let mut payload = BytesMut::new();
-            for &i in members {
-                payload.extend_from_slice(&parts[i]);
-            }
+        let sends = groups.iter().map(|(node, members, blocking)| {
+            let payload = match members[..] {
+                [only] => parts[only].clone(),
+                _ => {
+                    let mut payload =
+                        BytesMut::with_capacity(members.iter().map(|&i| parts[i].len()).sum());
+                    for &i in members {
+                        payload.extend_from_slice(&parts[i]);
+                    }
+                    payload.freeze()
+                }
+            };
             let slot = members.iter().find_map(|&i| plans[i].slot());
             self.send_group(
                 slot,
-                addr.clone(),
-                payload.freeze(),
+                node.clone(),
+                payload,
                 members.len(),
                 *blocking,
+                readonly,
             )
         });
         let batches = with_timeout(timeout, async {
@@ -334,8 +364,13 @@ impl Router {
                 if matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"));
             if redirected && let PipePlan::Slot(slot, blocking) = plans[i] {
                 *reply = Some(
-                    self.send(Target::Slot(slot), parts[i].clone(), blocking, false)
-                        .await,
+                    self.send(
+                        Target::Slot(slot),
+                        parts[i].clone(),
+                        blocking,
+                        readonly && !blocking,
+                    )
+                    .await,
                 );
             }
         }
@@ -354,50 +389,45 @@ impl Router {
     async fn send_group(
         &self,
         slot: Option<u16>,
-        mut addr: Addr,
+        mut node: Arc<LazyNode>,
         payload: Bytes,
         count: usize,
         blocking: bool,
+        readonly: bool,
     ) -> Result<Vec<Value>> {
         let mut retries = 0;
         loop {
-            match self
-                .send_batch(&addr, payload.clone(), count, blocking)
-                .await
-            {
+            match send_batch(&node, payload.clone(), count, blocking).await {
                 Err(e) if e.is_unsent() && retries < MAX_RETRIES => {
                     retries += 1;
                     self.counters.retried.fetch_add(1, Ordering::Relaxed);
                     self.schedule_refresh();
                     tokio::time::sleep(backoff(retries)).await;
-                    addr = match slot {
-                        Some(slot) => self.addr_for(slot, false).map(|(a, _)| a),
-                        None => self.any_primary(),
+                    node = match slot {
+                        Some(slot) => self.node_for(slot, readonly && !blocking),
+                        None => self.any_primary_node(),
                     }
-                    .unwrap_or(addr);
+                    .unwrap_or(node);
                 }
                 other => return other,
             }
         }
     }
+}
 
-    /// One node's share of a pipeline, in one write.
-    async fn send_batch(
-        &self,
-        addr: &Addr,
-        payload: Bytes,
-        count: usize,
-        blocking: bool,
-    ) -> Result<Vec<Value>> {
-        let lazy = self.node(addr, false).await?;
-        let node = lazy.get();
-        let reply = send_on(node, payload, count, blocking).await?;
-        Ok(match (count, reply) {
-            (1, v) => vec![v],
-            (_, Value::Array(items)) => items,
-            (_, other) => vec![other],
-        })
-    }
+/// One node's share of a pipeline, in one write.
+async fn send_batch(
+    node: &LazyNode,
+    payload: Bytes,
+    count: usize,
+    blocking: bool,
+) -> Result<Vec<Value>> {
+    let reply = send_on(node.connected().await?, payload, count, blocking).await?;
+    Ok(match (count, reply) {
+        (1, v) => vec![v],
+        (_, Value::Array(items)) => items,
+        (_, other) => vec![other],
+    })
 }
 
 /// Sends encoded commands to a node: on its shared connection, or on an exclusive one when

@@ -76,6 +76,14 @@ impl SlotMap {
         }
     }
 
+    /// The index (in [`shards`](Self::shards)) of the shard serving `slot`.
+    pub(crate) fn shard_index(&self, slot: u16) -> Option<usize> {
+        match self.owner.get(slot as usize) {
+            Some(&i) if i != UNASSIGNED => Some(i as usize),
+            _ => None,
+        }
+    }
+
     /// The shard serving `slot`.
     pub(crate) fn shard(&self, slot: u16) -> Option<&Shard> {
         match self.owner.get(slot as usize) {

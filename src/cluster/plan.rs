@@ -2,15 +2,13 @@
 //! keys, every primary or every node for the commands the spec tips so, split per slot for
 //! the multi-key commands that allow it; and how the replies of several nodes make one.
 
-use std::collections::BTreeMap;
-
 use super::keys::key_positions;
 use super::slot::key_slot;
 use crate::cmd::Cmd;
 use crate::commands::{CommandInfo, RequestPolicy, ResponsePolicy};
 use crate::error::{Error, Result, ServerError};
 use crate::resp::Value;
-use crate::value::ArgBuf;
+use bytes::BytesMut;
 
 /// Where a command runs.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +24,7 @@ pub(crate) enum Plan {
     },
     /// One command per slot, each with the keys (and their values) of that slot.
     Split {
-        groups: Vec<(u16, Vec<usize>)>,
+        groups: SlotGroups,
         /// Arguments that belong to each key (2 for MSET's key and value).
         unit: usize,
         response: ResponsePolicy,
@@ -36,6 +34,55 @@ pub(crate) enum Plan {
     /// A command whose state lives on one node (SCAN's cursor) sent to no node in
     /// particular: refused, since each call could reach another primary.
     NodeCursor,
+}
+
+/// A split command's keys by slot: each slot's key positions, in the caller's order within
+/// the slot. Three vectors, however many slots.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SlotGroups {
+    slots: Vec<u16>,
+    /// Where each slot's positions end in `positions`.
+    ends: Vec<usize>,
+    positions: Vec<usize>,
+}
+
+impl SlotGroups {
+    /// Groups (slot, position) pairs by slot.
+    pub(crate) fn new(mut keyed: Vec<(u16, usize)>) -> SlotGroups {
+        keyed.sort_unstable();
+        let mut groups = SlotGroups {
+            slots: Vec::new(),
+            ends: Vec::new(),
+            positions: Vec::with_capacity(keyed.len()),
+        };
+        for (slot, position) in keyed {
+            if groups.slots.last() != Some(&slot) {
+                if !groups.positions.is_empty() {
+                    groups.ends.push(groups.positions.len());
+                }
+                groups.slots.push(slot);
+            }
+            groups.positions.push(position);
+        }
+        if !groups.positions.is_empty() {
+            groups.ends.push(groups.positions.len());
+        }
+        groups
+    }
+
+    /// How many slots.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Each slot with its key positions.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u16, &[usize])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.slots
+            .iter()
+            .zip(starts.zip(self.ends.iter().copied()))
+            .map(|(&slot, (start, end))| (slot, &self.positions[start..end]))
+    }
 }
 
 /// The table's entry for a command (its subcommand's, for containers).
@@ -68,7 +115,12 @@ pub(crate) fn plan(cmd: &Cmd) -> Plan {
             _ => Plan::Any,
         };
     }
-    let slot_of = |i: usize| key_slot(cmd.args.get(i).unwrap_or_default());
+    if let [only] = keys[..] {
+        return Plan::Slot(key_slot(cmd.args.get(only).unwrap_or_default()));
+    }
+    // Several keys: the arguments decoded once (finding each on its own is linear).
+    let args: Vec<&[u8]> = cmd.args.iter().collect();
+    let slot_of = |i: usize| key_slot(args.get(i).copied().unwrap_or_default());
     let first = slot_of(keys[0]);
     if keys.iter().all(|&i| slot_of(i) == first) {
         return Plan::Slot(first);
@@ -83,12 +135,8 @@ pub(crate) fn plan(cmd: &Cmd) -> Plan {
     if !even {
         return Plan::CrossSlot;
     }
-    let mut groups: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
-    for &i in &keys {
-        groups.entry(slot_of(i)).or_default().push(i);
-    }
     Plan::Split {
-        groups: groups.into_iter().collect(),
+        groups: SlotGroups::new(keys.iter().map(|&i| (slot_of(i), i)).collect()),
         unit,
         response: info.response_policy,
     }
@@ -114,27 +162,27 @@ pub(crate) fn node_cursor(cmd: &Cmd) -> Error {
     ))
 }
 
-/// The command for one slot of a split: the name and the keys (with their values) of
-/// `positions`.
-pub(crate) fn sub_command(cmd: &Cmd, positions: &[usize], unit: usize) -> ArgBuf {
-    let mut args = ArgBuf::with_capacity(64);
-    if let Some(name) = cmd.args.get(0) {
-        args.push(name);
-    }
+/// Encodes the command for one slot of a split into `out`: the name, and the keys (with
+/// their values) at `positions` of `args`.
+pub(crate) fn encode_sub_command(
+    args: &[&[u8]],
+    positions: &[usize],
+    unit: usize,
+    out: &mut BytesMut,
+) {
+    crate::resp::array_header(out, 1 + positions.len() * unit);
+    crate::resp::bulk_string(out, args.first().copied().unwrap_or_default());
     for &p in positions {
-        for i in p..p + unit {
-            if let Some(a) = cmd.args.get(i) {
-                args.push(a);
-            }
+        for arg in args.iter().skip(p).take(unit) {
+            crate::resp::bulk_string(out, arg);
         }
     }
-    args
 }
 
 /// Puts the replies of a split back together: MGET's values in the caller's key order, sums
 /// for counts, one `OK` when all succeeded.
 pub(crate) fn join_split(
-    groups: &[(u16, Vec<usize>)],
+    groups: &SlotGroups,
     replies: Vec<Result<Value>>,
     response: ResponsePolicy,
 ) -> Result<Value> {
@@ -152,7 +200,7 @@ pub(crate) fn join_split(
         ResponsePolicy::AllSucceeded => Ok(replies.pop().unwrap_or(Value::Nil)),
         _ => {
             // Arrays of one element per key (MGET): back in the order the keys were given.
-            let mut placed: Vec<(usize, Value)> = Vec::new();
+            let mut placed: Vec<(usize, Value)> = Vec::with_capacity(groups.positions.len());
             for ((_, positions), reply) in groups.iter().zip(replies) {
                 let Value::Array(items) = reply else {
                     return Err(Error::protocol(format!(
@@ -284,6 +332,7 @@ mod tests {
         assert_eq!(unit, 2);
         assert_eq!(groups.len(), 2);
         let a = groups.iter().find(|(s, _)| *s == key_slot(b"a")).unwrap();
+        assert_eq!(groups.iter().map(|(_, p)| p.len()).sum::<usize>(), 3);
         assert_eq!(a.1, [1, 5]);
     }
 
@@ -317,7 +366,7 @@ mod tests {
             Value::Int(1)
         );
         let joined = join_split(
-            &[(1, vec![2, 3]), (2, vec![1])],
+            &SlotGroups::new(vec![(2, 1), (1, 3), (1, 2)]),
             vec![arr(&[20, 30]), arr(&[10])],
             ResponsePolicy::Default,
         )

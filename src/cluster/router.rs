@@ -49,9 +49,36 @@ pub(crate) struct Counters {
 
 /// A node's connections, opened on first use.
 pub(crate) struct LazyNode {
-    addr: Addr,
-    replica: bool,
+    pub(crate) addr: Addr,
+    /// A replica, reached with READONLY.
+    pub(crate) replica: bool,
+    /// What its connections start from (READONLY for a replica).
+    template: Options,
+    events: broadcast::Sender<ConnectionEvent>,
     node: OnceCell<Node>,
+}
+
+impl LazyNode {
+    /// The node's connections, opened on first use. A node that cannot be reached fails
+    /// with an error that proves nothing was sent.
+    pub(crate) async fn connected(&self) -> Result<&Node> {
+        self.node
+            .get_or_try_init(|| Node::connect(self.template.clone(), self.events.clone()))
+            .await
+    }
+
+    /// The node's connections, if they are open.
+    fn if_connected(&self) -> Option<&Node> {
+        self.node.get()
+    }
+}
+
+/// The slot map in force, with the node of each shard's primary and replicas (in the map's
+/// shard order): routing a command is a lookup and a reference count, nothing more.
+pub(crate) struct Routes {
+    pub(crate) map: SlotMap,
+    primaries: Vec<Arc<LazyNode>>,
+    replicas: Vec<Vec<Arc<LazyNode>>>,
 }
 
 pub(crate) struct Router {
@@ -59,9 +86,10 @@ pub(crate) struct Router {
     options: ClusterOptions,
     tls: Option<TlsConnector>,
     events: broadcast::Sender<ConnectionEvent>,
-    map: RwLock<Arc<SlotMap>>,
+    routes: RwLock<Arc<Routes>>,
     /// Bumped whenever the map changes, so connections waiting to reconnect resolve again.
     map_version: watch::Sender<u64>,
+    /// Every node known, by address and kind; a node the map stops naming is dropped.
     nodes: Mutex<HashMap<(Addr, bool), Arc<LazyNode>>>,
     /// One refresh at a time; when the last one finished.
     refresh: tokio::sync::Mutex<Option<Instant>>,
@@ -92,7 +120,11 @@ impl Router {
             options,
             tls,
             events,
-            map: RwLock::new(Arc::new(SlotMap::from_ranges(Vec::new()))),
+            routes: RwLock::new(Arc::new(Routes {
+                map: SlotMap::from_ranges(Vec::new()),
+                primaries: Vec::new(),
+                replicas: Vec::new(),
+            })),
             map_version: watch::channel(0).0,
             nodes: Mutex::new(HashMap::new()),
             refresh: tokio::sync::Mutex::new(None),
@@ -105,9 +137,9 @@ impl Router {
         Ok(router)
     }
 
-    /// The map in force.
-    pub(crate) fn map(&self) -> Arc<SlotMap> {
-        self.map
+    /// The map in force, with its nodes.
+    pub(crate) fn routes(&self) -> Arc<Routes> {
+        self.routes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -115,74 +147,104 @@ impl Router {
 
     /// The node to send a command for `slot` to: its primary, or a replica for a read-only
     /// command when the client reads from replicas.
-    pub(crate) fn addr_for(&self, slot: u16, readonly: bool) -> Result<(Addr, bool)> {
-        let map = self.map();
-        let Some(shard) = map.shard(slot) else {
+    pub(crate) fn node_for(&self, slot: u16, readonly: bool) -> Result<Arc<LazyNode>> {
+        let routes = self.routes();
+        let Some(i) = routes.map.shard_index(slot) else {
             self.schedule_refresh();
             return Err(Error::unsent(format!(
                 "no node serves hash slot {slot} in the slot map (the cluster may be \
                  resharding or down); the map is being read again"
             )));
         };
-        let replicas = readonly && self.config.read_from != ReadFrom::Primary;
-        if replicas && !shard.replicas.is_empty() {
-            let i = self.next_primary.fetch_add(1, Ordering::Relaxed) % shard.replicas.len();
-            return Ok((shard.replicas[i].clone(), true));
+        let replicas = &routes.replicas[i];
+        if readonly && self.config.read_from != ReadFrom::Primary && !replicas.is_empty() {
+            let n = self.next_primary.fetch_add(1, Ordering::Relaxed) % replicas.len();
+            return Ok(replicas[n].clone());
         }
-        Ok((shard.primary.clone(), false))
+        Ok(routes.primaries[i].clone())
+    }
+
+    /// Where [`node_for`](Self::node_for) sends a command: the address, and whether it is a
+    /// replica.
+    pub(crate) fn addr_for(&self, slot: u16, readonly: bool) -> Result<(Addr, bool)> {
+        self.node_for(slot, readonly)
+            .map(|n| (n.addr.clone(), n.replica))
     }
 
     /// A primary, in turn.
-    pub(crate) fn any_primary(&self) -> Result<Addr> {
-        let map = self.map();
-        let shards = map.shards();
-        if shards.is_empty() {
+    pub(crate) fn any_primary_node(&self) -> Result<Arc<LazyNode>> {
+        let routes = self.routes();
+        if routes.primaries.is_empty() {
             return Err(Error::unsent("the cluster's slot map has no primary"));
         }
-        let i = self.next_primary.fetch_add(1, Ordering::Relaxed) % shards.len();
-        Ok(shards[i].primary.clone())
+        let i = self.next_primary.fetch_add(1, Ordering::Relaxed) % routes.primaries.len();
+        Ok(routes.primaries[i].clone())
+    }
+
+    /// The address of a primary, in turn.
+    pub(crate) fn any_primary(&self) -> Result<Addr> {
+        self.any_primary_node().map(|n| n.addr.clone())
     }
 
     /// Every primary, or every node.
-    pub(crate) fn all(&self, with_replicas: bool) -> Vec<(Addr, bool)> {
-        let map = self.map();
-        let mut out = Vec::new();
-        for shard in map.shards() {
-            out.push((shard.primary.clone(), false));
-            if with_replicas {
-                out.extend(shard.replicas.iter().map(|r| (r.clone(), true)));
-            }
+    pub(crate) fn all_nodes(&self, with_replicas: bool) -> Vec<Arc<LazyNode>> {
+        let routes = self.routes();
+        let mut out = routes.primaries.clone();
+        if with_replicas {
+            out.extend(routes.replicas.iter().flatten().cloned());
         }
         out
     }
 
-    /// The connections of the node at `addr` (a replica connection sends READONLY),
-    /// opened on first use. A node that cannot be reached fails with an error that proves
-    /// nothing was sent.
-    pub(crate) async fn node(&self, addr: &Addr, replica: bool) -> Result<Arc<LazyNode>> {
-        let lazy = lock(&self.nodes)
+    /// The addresses of every primary, or of every node.
+    pub(crate) fn all(&self, with_replicas: bool) -> Vec<(Addr, bool)> {
+        self.all_nodes(with_replicas)
+            .iter()
+            .map(|n| (n.addr.clone(), n.replica))
+            .collect()
+    }
+
+    /// The node at `addr` (a replica connection sends READONLY); its connections open when
+    /// first used.
+    pub(crate) fn lazy(&self, addr: &Addr, replica: bool) -> Arc<LazyNode> {
+        lock(&self.nodes)
             .entry((addr.clone(), replica))
             .or_insert_with(|| {
-                Arc::new(LazyNode {
-                    addr: addr.clone(),
-                    replica,
-                    node: OnceCell::new(),
-                })
-            })
-            .clone();
-        lazy.node
-            .get_or_try_init(|| async {
                 let mut template = Options::new(
                     self.config.clone(),
-                    Arc::new(Fixed(lazy.addr.clone())),
+                    Arc::new(Fixed(addr.clone())),
                     self.tls.clone(),
                     Mode::Shared,
                 );
-                template.readonly = lazy.replica;
-                Node::connect(template, self.events.clone()).await
+                template.readonly = replica;
+                Arc::new(LazyNode {
+                    addr: addr.clone(),
+                    replica,
+                    template,
+                    events: self.events.clone(),
+                    node: OnceCell::new(),
+                })
             })
-            .await?;
-        Ok(lazy)
+            .clone()
+    }
+
+    /// The routes of `map`: its shards' nodes, made known.
+    fn routes_of(&self, map: SlotMap) -> Routes {
+        let primaries = map
+            .shards()
+            .iter()
+            .map(|s| self.lazy(&s.primary, false))
+            .collect();
+        let replicas = map
+            .shards()
+            .iter()
+            .map(|s| s.replicas.iter().map(|r| self.lazy(r, true)).collect())
+            .collect();
+        Routes {
+            map,
+            primaries,
+            replicas,
+        }
     }
 
     /// Records a `MOVED` at once (the slot's new owner) and reads the whole map again in
@@ -190,10 +252,10 @@ impl Router {
     pub(crate) fn moved(&self, slot: u16, addr: Addr) {
         self.counters.moved.fetch_add(1, Ordering::Relaxed);
         {
-            let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-            let mut updated = (**map).clone();
+            let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+            let mut updated = routes.map.clone();
             updated.moved(slot, addr);
-            *map = Arc::new(updated);
+            *routes = Arc::new(self.routes_of(updated));
         }
         self.map_version.send_modify(|v| *v += 1);
         self.schedule_refresh();
@@ -267,7 +329,7 @@ impl Router {
             // connection opened for the question.
             let open = lock(&self.nodes)
                 .get(&(addr.clone(), false))
-                .and_then(|lazy| lazy.node.get().map(|n| n.shared().clone()));
+                .and_then(|lazy| lazy.if_connected().map(|n| n.shared().clone()));
             let conn = match open {
                 Some(conn) => conn,
                 None => {
@@ -295,24 +357,24 @@ impl Router {
             .unwrap_or_else(|_| Err(Error::timeout(format!("no slot map from {addr} in time"))))
     }
 
-    /// Installs a new map; nodes it no longer names are closed.
+    /// Installs a new map; nodes it no longer names are closed (once nothing in flight
+    /// holds them).
     fn install(&self, map: SlotMap) {
-        let named: Vec<(Addr, bool)> = {
-            let mut named = Vec::new();
-            for shard in map.shards() {
-                named.push((shard.primary.clone(), false));
-                named.extend(shard.replicas.iter().map(|r| (r.clone(), true)));
-            }
-            named
-        };
+        let routes = self.routes_of(map);
+        let named: Vec<(Addr, bool)> = routes
+            .primaries
+            .iter()
+            .chain(routes.replicas.iter().flatten())
+            .map(|n| (n.addr.clone(), n.replica))
+            .collect();
         let seeds = &self.options.seeds;
         lock(&self.nodes).retain(|(addr, replica), _| {
             named.contains(&(addr.clone(), *replica)) || (!*replica && seeds.contains(addr))
         });
         let changed = {
-            let mut current = self.map.write().unwrap_or_else(PoisonError::into_inner);
-            let changed = **current != map;
-            *current = Arc::new(map);
+            let mut current = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+            let changed = current.map != routes.map;
+            *current = Arc::new(routes);
             changed
         };
         if changed {
@@ -371,15 +433,6 @@ impl Router {
     }
 }
 
-impl LazyNode {
-    /// The connected node (after [`Router::node`] returned it).
-    pub(crate) fn get(&self) -> &Node {
-        self.node
-            .get()
-            .expect("a node is connected before it is handed out")
-    }
-}
-
 fn gone() -> Error {
     Error::unsent("the cluster client is gone")
 }
@@ -429,6 +482,8 @@ impl Endpoint for SlotOwner {
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router").field("map", &*self.map()).finish()
+        f.debug_struct("Router")
+            .field("map", &self.routes().map)
+            .finish()
     }
 }

@@ -39,6 +39,11 @@ pub fn encode_value(value: &Value, out: &mut BytesMut) {
     }
 }
 
+/// Appends a bulk string, `$<len>\r\n<bytes>\r\n`.
+pub(crate) fn bulk_string(out: &mut BytesMut, s: &[u8]) {
+    blob(out, b'$', s);
+}
+
 /// Appends an array header, `*<n>\r\n`.
 pub(crate) fn array_header(out: &mut BytesMut, n: usize) {
     header(out, b'*', n);

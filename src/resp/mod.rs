@@ -7,8 +7,8 @@ mod limits;
 mod value;
 
 pub use codec::RespCodec;
-pub(crate) use encode::array_header;
 pub use encode::encode_value;
+pub(crate) use encode::{array_header, bulk_string};
 pub use limits::Limits;
 pub use value::Value;
 

@@ -106,7 +106,10 @@ trait Peer: Clone + Send + Sync + 'static {
 fn all_present<T>(values: &[Option<T>], keys: usize) -> Result<(), String> {
     match values.len() == keys && values.iter().all(Option::is_some) {
         true => Ok(()),
-        false => Err(format!("MGET of {keys} keys gave {} values, some missing", values.len())),
+        false => Err(format!(
+            "MGET of {keys} keys gave {} values, some missing",
+            values.len()
+        )),
     }
 }
 
@@ -184,7 +187,8 @@ impl Peer for Fred {
     }
     async fn mget(&self, keys: Vec<Arc<str>>) -> Result<(), String> {
         use fred::interfaces::KeysInterface;
-        let keys: Vec<fred::types::Key> = keys.iter().map(|k| fred::types::Key::from(&**k)).collect();
+        let keys: Vec<fred::types::Key> =
+            keys.iter().map(|k| fred::types::Key::from(&**k)).collect();
         let n = keys.len();
         let v: Vec<Option<Bytes>> = self.0.mget(keys).await.map_err(|e| e.to_string())?;
         all_present(&v, n)
