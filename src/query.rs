@@ -93,9 +93,7 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
                                 .unwrap_or_else(|| Error::config("cannot run here"))));
                         }
                         // The router applies the timeouts, and follows redirections.
-                        let router = router.clone();
-                        *this.state =
-                            State::Boxed(Box::pin(async move { router.execute(cmd).await }));
+                        *this.state = State::Boxed(router.execute(cmd));
                     }
                     Route::Shared => {
                         let config = this.client.config();
@@ -206,15 +204,19 @@ fn slow_start(client: &Client, cmd: Cmd, route: Route) -> Result<BoxedReply<'_>>
 }
 
 /// Waits for a reply, up to `timeout` when there is one.
-pub(crate) async fn with_timeout<T>(
+pub(crate) fn with_timeout<T>(
     timeout: Option<std::time::Duration>,
     reply: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
+) -> impl std::future::Future<Output = Result<T>> {
+    // Not an async fn: that would hold `reply` twice (as its argument, and inside the
+    // timeout), doubling what a command in flight keeps.
+    use futures::FutureExt;
+    use futures::future::Either;
     match timeout {
-        None => reply.await,
-        Some(t) => tokio::time::timeout(t, reply)
-            .await
-            .unwrap_or_else(|_| Err(Error::timeout(format!("no reply within {t:?}")))),
+        None => Either::Left(reply),
+        Some(t) => Either::Right(tokio::time::timeout(t, reply).map(move |r| {
+            r.unwrap_or_else(|_| Err(Error::timeout(format!("no reply within {t:?}"))))
+        })),
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 
 use super::plan::{Plan, combine, cross_slot, encode_sub_command, join_split, node_cursor, plan};
 use super::router::LazyNode;
@@ -88,59 +89,76 @@ fn encode(args: &ArgBuf) -> Bytes {
 
 impl Router {
     /// Runs one command where its plan says; the reply is the server's (an error reply as
-    /// `Value::Error`).
-    pub(crate) async fn execute(&self, cmd: Cmd) -> Result<Value> {
+    /// `Value::Error`). The plan is made here, at once; the future holds only what its plan
+    /// needs (the encoded command, not the arguments), since it is what every command in
+    /// flight keeps on the heap.
+    pub(crate) fn execute(self: &Arc<Self>, cmd: Cmd) -> BoxFuture<'static, Result<Value>> {
         let blocking = cmd.resolved_route() == Route::Blocking;
         let readonly = !blocking && cmd.is_readonly();
         let timeout = match blocking {
             true => cmd.timeout,
             false => cmd.timeout.or(self.config.response_timeout),
         };
-        let work = async {
-            match plan(&cmd) {
-                Plan::Slot(slot) => {
-                    self.send(Target::Slot(slot), encode(&cmd.args), blocking, readonly)
-                        .await
-                }
-                Plan::Any => {
-                    self.send(Target::Any, encode(&cmd.args), blocking, false)
-                        .await
-                }
-                Plan::CrossSlot => Err(cross_slot(&cmd)),
-                Plan::NodeCursor => Err(node_cursor(&cmd)),
-                Plan::Fanout {
-                    all_nodes,
-                    response,
-                } => {
-                    let bytes = encode(&cmd.args);
-                    let sends = self.all(all_nodes).into_iter().map(|(addr, replica)| {
-                        self.send(Target::Node(addr, replica), bytes.clone(), blocking, false)
+        let me = self.clone();
+        match plan(&cmd) {
+            Plan::Slot(slot) => {
+                let bytes = encode(&cmd.args);
+                Box::pin(async move {
+                    with_timeout(
+                        timeout,
+                        me.send(Target::Slot(slot), bytes, blocking, readonly),
+                    )
+                    .await
+                })
+            }
+            Plan::Any => {
+                let bytes = encode(&cmd.args);
+                Box::pin(async move {
+                    with_timeout(timeout, me.send(Target::Any, bytes, blocking, false)).await
+                })
+            }
+            Plan::CrossSlot => Box::pin(std::future::ready(Err(cross_slot(&cmd)))),
+            Plan::NodeCursor => Box::pin(std::future::ready(Err(node_cursor(&cmd)))),
+            Plan::Fanout {
+                all_nodes,
+                response,
+            } => {
+                let bytes = encode(&cmd.args);
+                Box::pin(async move {
+                    let sends = me.all(all_nodes).into_iter().map(|(addr, replica)| {
+                        me.send(Target::Node(addr, replica), bytes.clone(), blocking, false)
                     });
-                    combine(futures::future::join_all(sends).await, response)
+                    let all = futures::future::join_all(sends);
+                    combine(
+                        with_timeout(timeout, async { Ok(all.await) }).await?,
+                        response,
+                    )
+                })
+            }
+            Plan::Split {
+                groups,
+                unit,
+                response,
+            } => {
+                // One command per slot, every node's in one write, as a pipeline.
+                let args: Vec<&[u8]> = cmd.args.iter().collect();
+                let mut buf = BytesMut::new();
+                let mut ends = Vec::with_capacity(groups.len());
+                let mut plans = Vec::with_capacity(groups.len());
+                for (slot, positions) in groups.iter() {
+                    encode_sub_command(&args, positions, unit, &mut buf);
+                    ends.push(buf.len());
+                    plans.push(PipePlan::Slot(slot, blocking));
                 }
-                Plan::Split {
-                    groups,
-                    unit,
-                    response,
-                } => {
-                    // One command per slot, every node's in one write, as a pipeline.
-                    let args: Vec<&[u8]> = cmd.args.iter().collect();
-                    let mut buf = BytesMut::new();
-                    let mut ends = Vec::with_capacity(groups.len());
-                    let mut plans = Vec::with_capacity(groups.len());
-                    for (slot, positions) in groups.iter() {
-                        encode_sub_command(&args, positions, unit, &mut buf);
-                        ends.push(buf.len());
-                        plans.push(PipePlan::Slot(slot, blocking));
-                    }
-                    let replies = self
-                        .pipeline_reading(&buf.freeze(), &ends, &plans, None, readonly)
+                let buf = buf.freeze();
+                Box::pin(async move {
+                    let replies = me
+                        .pipeline_reading(&buf, &ends, &plans, timeout, readonly)
                         .await?;
                     join_split(&groups, replies, response)
-                }
+                })
             }
-        };
-        with_timeout(timeout, work).await
+        }
     }
 
     /// Sends one encoded command to `target`, following redirections and retrying what did
@@ -439,10 +457,14 @@ async fn send_on(
     blocking: bool,
 ) -> Result<Value> {
     if blocking {
-        let exclusive = node.exclusive().await?;
-        exclusive
-            .request_payload(Payload::Encoded(payload), replies, None, true)
-            .await
+        // Boxed: the exclusive path's future is large, and the shared path is the hot one.
+        Box::pin(async move {
+            let exclusive = node.exclusive().await?;
+            exclusive
+                .request_payload(Payload::Encoded(payload), replies, None, true)
+                .await
+        })
+        .await
     } else {
         node.shared()
             .send(Payload::Encoded(payload), replies, false)
@@ -489,5 +511,37 @@ impl PipePlan {
             PipePlan::Slot(slot, _) => Some(*slot),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_cluster_command_in_flight_holds_little_memory() {
+        let router = Router::unconnected(Config::default());
+        let get = router.execute(cmd("GET").arg("k"));
+        let split = router.execute(cmd("MGET").arg(["a", "b", "c"]));
+        let sent = router.send(Target::Slot(1), Bytes::new(), false, false);
+        // What a command in flight keeps on the heap is its boxed future: one for a GET.
+        let boxed = |f: &BoxFuture<'_, Result<Value>>| std::mem::size_of_val(&**f);
+        eprintln!(
+            "boxed GET: {} bytes, boxed MGET: {} bytes, send: {} bytes",
+            boxed(&get),
+            boxed(&split),
+            std::mem::size_of_val(&sent)
+        );
+        assert!(
+            boxed(&get) <= 1536,
+            "a GET in flight holds {} bytes",
+            boxed(&get)
+        );
+        assert!(
+            boxed(&split) <= 4096,
+            "an MGET in flight holds {} bytes",
+            boxed(&split)
+        );
     }
 }

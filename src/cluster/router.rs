@@ -62,9 +62,19 @@ impl LazyNode {
     /// The node's connections, opened on first use. A node that cannot be reached fails
     /// with an error that proves nothing was sent.
     pub(crate) async fn connected(&self) -> Result<&Node> {
-        self.node
-            .get_or_try_init(|| Node::connect(self.template.clone(), self.events.clone()))
-            .await
+        match self.node.get() {
+            Some(node) => Ok(node),
+            // Connecting is rare and its future large: boxed, so a command in flight to a
+            // connected node does not carry it.
+            None => {
+                Box::pin(
+                    self.node.get_or_try_init(|| {
+                        Node::connect(self.template.clone(), self.events.clone())
+                    }),
+                )
+                .await
+            }
+        }
     }
 
     /// The node's connections, if they are open.
@@ -485,5 +495,34 @@ impl std::fmt::Debug for Router {
         f.debug_struct("Router")
             .field("map", &self.routes().map)
             .finish()
+    }
+}
+
+#[cfg(test)]
+impl Router {
+    /// A router that has read no map, for tests that need one without a cluster.
+    pub(crate) fn unconnected(config: Config) -> Arc<Router> {
+        let options = config
+            .cluster
+            .clone()
+            .unwrap_or_else(|| ClusterOptions::with_seeds(Vec::new()));
+        Arc::new_cyclic(|me| Router {
+            config: Arc::new(config),
+            options,
+            tls: None,
+            events: broadcast::channel(1).0,
+            routes: RwLock::new(Arc::new(Routes {
+                map: SlotMap::from_ranges(Vec::new()),
+                primaries: Vec::new(),
+                replicas: Vec::new(),
+            })),
+            map_version: watch::channel(0).0,
+            nodes: Mutex::new(HashMap::new()),
+            refresh: tokio::sync::Mutex::new(None),
+            refresh_scheduled: AtomicBool::new(false),
+            next_primary: AtomicUsize::new(0),
+            counters: Counters::default(),
+            me: me.clone(),
+        })
     }
 }
