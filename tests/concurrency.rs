@@ -92,6 +92,54 @@ server_tests! {
         }
     }
 
+    async fn hundreds_of_callers_held_into_batches_each_get_their_own_reply(kind) {
+        // 400 callers in a loop keep several batches in flight, so small batches are held
+        // back and merged; every fourth command is cancelled, some of them while held.
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..400i64)
+            .map(|t| {
+                let (client, stop, answered) = (client.clone(), stop.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let mut i = 0i64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = t * 10_000_000 + i;
+                        i += 1;
+                        if i % 4 == 0 {
+                            let wait = Duration::from_micros((n as u64 * 7919) % 200);
+                            tokio::select! {
+                                r = client.cmd("ECHO").arg(n).query::<i64>() => assert_eq!(r.unwrap(), n),
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                        } else {
+                            let v: i64 = client.cmd("ECHO").arg(n).query().await.unwrap();
+                            assert_eq!(v, n, "a reply went to another caller");
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("a caller was stranded")
+                .unwrap();
+        }
+        assert!(answered.load(Ordering::Relaxed) > 4_000, "{answered:?} answered");
+        // A lone caller afterwards is answered at once: nothing waits for a batch to fill.
+        let started = tokio::time::Instant::now();
+        for i in 0..100i64 {
+            let v: i64 = client.cmd("ECHO").arg(i).query().await.unwrap();
+            assert_eq!(v, i);
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
     async fn a_64_mib_value_moves_while_small_commands_keep_flowing(kind) {
         let server = TestServer::start(kind);
         let client = Client::connect(&server.url()).await.unwrap();

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The peers matrix: kermes, redis-rs, fred and rustis side by side, plus redis-benchmark for
 # reference, with the server pinned to core 0 and every client to core 1. Prints a markdown
-# table of medians over RUNS runs (the run with the median ops/s for each cell).
+# table of medians over RUNS runs (the run with the median ops/s for each cell). Every run
+# measures the clients in another order (the machine drifts: interleaving keeps the ratios
+# honest). On one server, the last column is the commands the server processed per read
+# syscall it made: how well each client batches.
 #
 #   bash benches/peers/run.sh > /tmp/table.md
 #   RUNS=5 SECONDS_PER=5 CONCURRENCY="50 500" SIZES=64 RUNTIMES=current bash benches/peers/run.sh
+#   WORKLOAD="get set pipeline" bash benches/peers/run.sh      # pipeline: 16 GETs each
 #   TLS=1 bash benches/peers/run.sh     # over TLS: a CA and a localhost certificate made with
 #                                       # openssl, the server on a TLS port only
 #   CLUSTER=1 WORKLOAD="get mget" bash benches/peers/run.sh
@@ -21,6 +25,7 @@ WORKLOAD=${WORKLOAD:-get}
 SERVER=${SERVER:-redis-server}
 TLS=${TLS:-}
 CLUSTER=${CLUSTER:-}
+CLIENTS=${CLIENTS:-"kermes redis-rs fred rustis"}
 MGET_KEYS=${MGET_KEYS:-100}
 
 (cd "$root" && cargo build --quiet --release -p kermes-peers)
@@ -71,21 +76,25 @@ if [ -n "$CLUSTER" ]; then
 else
   taskset -c 0 "$SERVER" "${server_args[@]}" --save "" --appendonly no --daemonize no --logfile /dev/null &
   server_pid=$!
+  client_mode=(--server-pid "$server_pid")
   trap 'kill $server_pid 2>/dev/null' EXIT
   until redis-cli -p "$port" "${cli_tls[@]}" ping >/dev/null 2>&1; do sleep 0.05; done
 fi
 
 echo "Workload: $WORKLOAD over 10,000 keys${TLS:+, over TLS}${CLUSTER:+, on a cluster of three primaries}; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
 echo
-echo "| workload | runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| workload | runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd | cmds per server read |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+read -r -a clients <<< "$CLIENTS"
 for wl in $WORKLOAD; do
 for rt in $RUNTIMES; do
   for size in $SIZES; do
     for c in $CONCURRENCY; do
       lines=""
-      for _ in $(seq "$RUNS"); do
-        lines+=$(taskset -c 1 "$peers" --url "$url" "${client_tls[@]}" "${client_mode[@]}" --concurrency "$c" \
+      for run in $(seq "$RUNS"); do
+        n=${#clients[@]}
+        order=$(for i in $(seq 0 $((n - 1))); do printf '%s,' "${clients[$(( (i + run) % n ))]}"; done)
+        lines+=$(taskset -c 1 "$peers" --url "$url" --clients "${order%,}" "${client_tls[@]}" "${client_mode[@]}" --concurrency "$c" \
           --value-size "$size" --workload "$wl" --seconds "$SECONDS_PER" --runtime "$rt" --markdown)$'\n'
       done
       bench() {
@@ -94,7 +103,9 @@ for rt in $RUNTIMES; do
       }
       # redis-benchmark has no MGET of random keys.
       rb=""; rb16=""
-      if [ "$wl" != mget ]; then rb=$(bench); rb16=$(bench -P 16); fi
+      case "$wl" in
+        get|set) rb=$(bench); rb16=$(bench -P 16) ;;
+      esac
       LINES="$lines" WL="$wl" RT="$rt" SIZE="$size" C="$c" RB="$rb" RB16="$rb16" python3 - <<'PY'
 import os, statistics
 rows, unsupported = {}, {}
@@ -111,15 +122,18 @@ for name, runs in rows.items():
 head = f"| {os.environ['WL']} | {os.environ['RT']} | {os.environ['SIZE']} B | {os.environ['C']}"
 peers = [v[0] for k, v in med.items() if k != "kermes"]
 best_peer = max(peers) if peers else 0
-for name, (ops, allocs, cpu, mem) in med.items():
+order = ["kermes", "redis-rs", "fred", "rustis"]
+for name in sorted(med, key=lambda n: order.index(n) if n in order else len(order)):
+    ops, allocs, cpu, mem, per_read = med[name]
     ratio = f"{ops / best_peer:.2f}x" if best_peer else ""
-    print(f"{head} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} |")
+    reads = f"{per_read:.1f}" if per_read else ""
+    print(f"{head} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} | {reads} |")
 for name, why in unsupported.items():
-    print(f"{head} | {name} | {why} | | | | |")
+    print(f"{head} | {name} | {why} | | | | | |")
 for label, key in (("redis-benchmark", "RB"), ("redis-benchmark -P 16", "RB16")):
     v = os.environ.get(key)
     if v:
-        print(f"{head} | {label} | {float(v):,.0f} | | | | |")
+        print(f"{head} | {label} | {float(v):,.0f} | | | | | |")
 PY
     done
   done

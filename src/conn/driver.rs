@@ -23,6 +23,14 @@ use crate::cmd::cmd;
 use crate::error::{Error, Result};
 use crate::resp::Value;
 
+/// What a poll of the driver ends with.
+enum Step {
+    /// Give every task the scheduler has ready a turn before flushing (see
+    /// [`Driver::defer_flush`]).
+    Yield,
+    Exit(Exit),
+}
+
 /// Why a driver stopped.
 pub(crate) enum Exit {
     /// Every handle is gone (and, for multiplexed connections, every reply delivered).
@@ -74,6 +82,12 @@ impl Pending {
 /// start on them while the rest are encoded, instead of client and server taking turns.
 const BATCH_COMMANDS: usize = 32;
 
+/// A shared connection holds a small batch back while this many batches await their
+/// replies: see [`Driver::held`]. Measured (`benches/peers/RESULTS.md`): 2 gives the
+/// largest batches at high concurrency but leaves the server idle between them at c=50; 4
+/// keeps both near their best.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// A write buffer that grew past this for one large value is given back after the flush.
 const WRITE_BUFFER_KEEP: usize = 4 * 1024 * 1024;
 
@@ -103,11 +117,22 @@ pub(crate) async fn drive(
         primary_only: opts.endpoint.role() == Some(Role::Primary),
         demoted: false,
         on_dropped: opts.on_dropped.clone(),
+        defer_flush: tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
+        deferred: false,
+        batches: VecDeque::new(),
+        held: 0,
+        flushing: false,
     };
     for change in state.subs.restore() {
         state.send_change(None, change);
     }
-    let exit = poll_fn(|cx| state.poll(cx)).await;
+    let exit = loop {
+        match poll_fn(|cx| state.poll(cx)).await {
+            Step::Exit(exit) => break exit,
+            Step::Yield => tokio::task::yield_now().await,
+        }
+    };
     if let Exit::Died(err) = &exit {
         for p in state.pending.drain(..) {
             let _ = p.tx.send(Err(Error::in_flight(err)));
@@ -145,27 +170,47 @@ struct Driver<'a> {
     /// A READONLY reply was read: leave once the replies read so far are delivered.
     demoted: bool,
     on_dropped: Option<DroppedHook>,
+    /// On the multi-thread runtime, a caller that queues a command wakes the driver into
+    /// its worker's next slot: it would run at once and write that one command while the
+    /// caller's neighbours, ready to queue theirs, wait behind it. So when commands are
+    /// already in flight (the server is busy with them; a little delay costs nothing), a
+    /// small batch is held back once, through `yield_now`, until every task ready on the
+    /// worker has run: then it goes out with what they queued, in one write.
+    defer_flush: bool,
+    /// This batch has been held back once already.
+    deferred: bool,
+    /// Batches written and awaiting replies, oldest first: how many requests each holds.
+    batches: VecDeque<u32>,
+    /// Requests gathered into the write buffer but not yet written. On a shared connection
+    /// a batch smaller than [`BATCH_COMMANDS`] waits while [`BATCHES_IN_FLIGHT`] batches are
+    /// out: the server is busy with them, and when the oldest is answered, its callers'
+    /// next commands join this one. Written at once, a batch only ever stays the size it
+    /// started at (the replies to a write of N wake N callers, whose N commands make the
+    /// next write), and under the multi-thread runtime that size is one.
+    held: u32,
+    /// The last flush did not finish: the write buffer is being written.
+    flushing: bool,
 }
 
 impl Driver<'_> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         loop {
             if self.mode == Mode::Exclusive && self.abandoned(cx) {
                 // The caller gave up on a reply it will never read (a cancelled BLPOP):
                 // close now, so the server stops blocking for it and serves nobody's data
                 // to a dead request.
-                return Poll::Ready(Exit::Died(Error::closed(
+                return Poll::Ready(Step::Exit(Exit::Died(Error::closed(
                     "a command was abandoned before its reply; its exclusive connection was \
                      closed",
-                )));
+                ))));
             }
             if let Some(moved) = &mut self.moved
                 && moved.poll(cx).is_ready()
             {
-                return Poll::Ready(Exit::Died(Error::closed(
+                return Poll::Ready(Step::Exit(Exit::Died(Error::closed(
                     "the master moved (a failover): commands in flight may or may not have run \
                      on the old one, and are not resent; reconnecting to the new master",
-                )));
+                ))));
             }
             // Every ready tick is checked, and the last poll leaves the timer's waker set.
             while self
@@ -174,20 +219,46 @@ impl Driver<'_> {
                 .is_some_and(|h| h.tick.poll_tick(cx).is_ready())
             {
                 if let Err(e) = self.check_health() {
-                    return Poll::Ready(Exit::Died(e));
+                    return Poll::Ready(Step::Exit(Exit::Died(e)));
                 }
             }
+            let in_flight = self.pending.len();
             let stopped = self.gather(cx);
+            if self.defer_flush
+                && self.mode == Mode::Shared
+                && !self.deferred
+                && in_flight > 0
+                && self.pending.len() > in_flight
+                && matches!(stopped, Gathered::QueueEmpty)
+            {
+                self.deferred = true;
+                return Poll::Ready(Step::Yield);
+            }
+            self.deferred = false;
+            let hold = self.mode == Mode::Shared
+                && !self.flushing
+                && !self.requests_closed
+                && matches!(stopped, Gathered::QueueEmpty)
+                && (self.held as usize) < BATCH_COMMANDS
+                && self.batches.len() >= BATCHES_IN_FLIGHT;
+            if self.held > 0 && !hold {
+                self.batches.push_back(self.held);
+                self.held = 0;
+            }
             let mut flushed = true;
-            if !self.socket.write_buffer().is_empty() {
+            if self.held == 0 && !self.socket.write_buffer().is_empty() {
                 match Pin::new(&mut *self.socket).poll_flush(cx) {
                     Poll::Ready(Ok(())) => {
+                        self.flushing = false;
                         if self.socket.write_buffer().capacity() > WRITE_BUFFER_KEEP {
                             *self.socket.write_buffer_mut() = Default::default();
                         }
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Exit::Died(e)),
-                    Poll::Pending => flushed = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Exit(Exit::Died(e))),
+                    Poll::Pending => {
+                        self.flushing = true;
+                        flushed = false;
+                    }
                 }
             }
             // Read whatever arrived, whether or not the write finished: a server answering a
@@ -196,36 +267,37 @@ impl Driver<'_> {
                 match Pin::new(&mut *self.socket).poll_next(cx) {
                     Poll::Ready(Some(Ok(value))) => {
                         if let Err(e) = self.dispatch(value) {
-                            return Poll::Ready(Exit::Died(e));
+                            return Poll::Ready(Step::Exit(Exit::Died(e)));
                         }
                     }
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Exit::Died(e)),
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Step::Exit(Exit::Died(e))),
                     Poll::Ready(None) => {
-                        return Poll::Ready(Exit::Died(Error::closed(
+                        return Poll::Ready(Step::Exit(Exit::Died(Error::closed(
                             "server closed the connection",
-                        )));
+                        ))));
                     }
                     Poll::Pending => break,
                 }
             }
             if self.demoted {
-                return Poll::Ready(Exit::Died(Error::closed(
+                return Poll::Ready(Step::Exit(Exit::Died(Error::closed(
                     "the server answered READONLY: it is a replica now (a failover); \
                      reconnecting to the master",
-                )));
+                ))));
             }
             if self.requests_closed {
                 // A subscriber or monitor whose handles are gone has nobody to deliver to.
                 let streaming = matches!(self.mode, Mode::Subscriber | Mode::Monitor);
                 if streaming || (self.pending.is_empty() && self.socket.write_buffer().is_empty()) {
-                    return Poll::Ready(Exit::HandlesGone);
+                    return Poll::Ready(Step::Exit(Exit::HandlesGone));
                 }
             }
             // Gathering that stopped at a cap left requests queued with no waker set for the
             // queue: go again as soon as the cap is relieved (the flush finished, or replies
             // freed in-flight slots), else a quiet socket would strand those callers.
             let again = match stopped {
-                Gathered::QueueEmpty => false,
+                // A held batch goes once replies brought the batches out below the bound.
+                Gathered::QueueEmpty => self.held > 0 && self.batches.len() < BATCHES_IN_FLIGHT,
                 Gathered::BatchFull => flushed,
                 Gathered::InFlightFull => self.pending.len() < self.max_in_flight,
             };
@@ -277,6 +349,7 @@ impl Driver<'_> {
                         request.replies,
                         request.blocking,
                     ));
+                    self.held += 1;
                 }
                 Poll::Ready(None) => self.requests_closed = true,
                 Poll::Pending => return Gathered::QueueEmpty,
@@ -301,6 +374,7 @@ impl Driver<'_> {
         };
         pending.change = Some(Box::new(change));
         self.pending.push_back(pending);
+        self.held += 1;
     }
 
     /// True when a frame is not a reply: it goes to the push channel instead.
@@ -366,6 +440,12 @@ impl Driver<'_> {
             return Ok(());
         };
         self.completed += 1;
+        if let Some(batch) = self.batches.front_mut() {
+            *batch -= 1;
+            if *batch == 0 {
+                self.batches.pop_front();
+            }
+        }
         if refused && let Some(change) = &done.change {
             self.subs.refused(change);
             // Restored after a reconnect and refused (a shard channel whose slot is on
@@ -432,6 +512,7 @@ impl Driver<'_> {
         {
             cmd("PING").args.encode_into(self.socket.write_buffer_mut());
             self.pending.push_back(Pending::internal(1));
+            self.held += 1;
             health.active_at = now;
             health.front_since = now;
         }

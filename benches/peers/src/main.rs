@@ -1,12 +1,14 @@
 //! One workload through kermes, redis-rs, fred and rustis: N tasks share ONE client handle
-//! and loop GET, SET, a 50/50 mix, or an MGET of `--mget-keys` random keys over 10,000
-//! pre-seeded keys for a fixed time. Prints, per client: ops/s, heap allocations per
-//! command, client CPU ns per command, and heap bytes held per in-flight command.
+//! and loop GET, SET, a 50/50 mix, an MGET of `--mget-keys` random keys, or explicit
+//! pipelines of `--pipeline` GETs over 10,000 pre-seeded keys for a fixed time. Prints, per
+//! client: commands/s (a pipeline counts its GETs, an MGET counts once), heap allocations
+//! per command, client CPU ns per command, heap bytes held per in-flight command, and, with
+//! `--server-pid`, the commands the server processed per read syscall it made.
 //!
 //!     peers --url redis://127.0.0.1:6379 [--clients kermes,redis-rs,fred,rustis]
-//!           [--concurrency 50] [--value-size 64] [--workload get|set|mix|mget]
-//!           [--mget-keys 100] [--seconds 5] [--runtime current|multi] [--markdown]
-//!           [--tls-ca ca.pem] [--cluster]
+//!           [--concurrency 50] [--value-size 64] [--workload get|set|mix|mget|pipeline]
+//!           [--mget-keys 100] [--pipeline 16] [--seconds 5] [--runtime current|multi]
+//!           [--markdown] [--tls-ca ca.pem] [--cluster] [--server-pid PID]
 //!
 //! With `--tls-ca`, every client connects over TLS (rustls, the ring provider) trusting that
 //! CA; give a `rediss://` URL. With `--cluster`, `--url` is the seed nodes of a Redis
@@ -31,6 +33,7 @@ enum Workload {
     Set,
     Mix,
     Mget,
+    Pipeline,
 }
 
 struct Args {
@@ -48,6 +51,11 @@ struct Args {
     cluster: bool,
     /// Keys per MGET.
     mget_keys: usize,
+    /// GETs per explicit pipeline.
+    pipeline: usize,
+    /// The server's process: its read syscalls (`/proc/PID/io`) against the commands it
+    /// processed (`INFO stats`) say how well a client batches.
+    server_pid: Option<u32>,
 }
 
 fn parse_args() -> Args {
@@ -65,6 +73,8 @@ fn parse_args() -> Args {
         tls_ca: None,
         cluster: false,
         mget_keys: 100,
+        pipeline: 16,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,6 +91,7 @@ fn parse_args() -> Args {
                     "set" => Workload::Set,
                     "mix" => Workload::Mix,
                     "mget" => Workload::Mget,
+                    "pipeline" => Workload::Pipeline,
                     other => panic!("unknown workload {other}"),
                 }
             }
@@ -89,6 +100,8 @@ fn parse_args() -> Args {
             "--tls-ca" => a.tls_ca = Some(std::fs::read(value()).expect("the CA file")),
             "--cluster" => a.cluster = true,
             "--mget-keys" => a.mget_keys = value().parse().expect("a number"),
+            "--pipeline" => a.pipeline = value().parse().expect("a number"),
+            "--server-pid" => a.server_pid = Some(value().parse().expect("a process id")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -101,6 +114,8 @@ trait Peer: Clone + Send + Sync + 'static {
     fn set(&self, key: Arc<str>, value: Bytes) -> impl Future<Output = ()> + Send;
     /// Every key exists: every value must come back.
     fn mget(&self, keys: Vec<Arc<str>>) -> impl Future<Output = Result<(), String>> + Send;
+    /// One explicit pipeline of a GET per key; every value must come back.
+    fn pipeline_get(&self, keys: Vec<Arc<str>>) -> impl Future<Output = ()> + Send;
 }
 
 fn all_present<T>(values: &[Option<T>], keys: usize) -> Result<(), String> {
@@ -131,6 +146,15 @@ impl Peer for Kermes {
         let refs: Vec<&str> = keys.iter().map(|k| &**k).collect();
         let v: Vec<Option<Bytes>> = self.0.mget(&refs).to().await.map_err(|e| e.to_string())?;
         all_present(&v, keys.len())
+    }
+    async fn pipeline_get(&self, keys: Vec<Arc<str>>) {
+        use kermes::commands::StringCommands;
+        let pipe = self.0.pipeline();
+        for k in &keys {
+            pipe.get(&**k);
+        }
+        let v: Vec<Option<Bytes>> = pipe.query().await.expect("kermes pipeline");
+        all_present(&v, keys.len()).expect("kermes pipeline");
     }
 }
 
@@ -166,6 +190,15 @@ impl<C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static> Peer for Red
         let v: Vec<Option<Vec<u8>>> = cmd.query_async(&mut c).await.map_err(|e| e.to_string())?;
         all_present(&v, keys.len())
     }
+    async fn pipeline_get(&self, keys: Vec<Arc<str>>) {
+        let mut c = self.0.clone();
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("GET").arg(&**k);
+        }
+        let v: Vec<Option<Vec<u8>>> = pipe.query_async(&mut c).await.expect("redis-rs pipeline");
+        all_present(&v, keys.len()).expect("redis-rs pipeline");
+    }
 }
 
 #[derive(Clone)]
@@ -193,6 +226,15 @@ impl Peer for Fred {
         let v: Vec<Option<Bytes>> = self.0.mget(keys).await.map_err(|e| e.to_string())?;
         all_present(&v, n)
     }
+    async fn pipeline_get(&self, keys: Vec<Arc<str>>) {
+        use fred::interfaces::KeysInterface;
+        let pipe = self.0.pipeline();
+        for k in &keys {
+            let () = pipe.get(&**k).await.expect("fred pipeline");
+        }
+        let v: Vec<Option<Bytes>> = pipe.all().await.expect("fred pipeline");
+        all_present(&v, keys.len()).expect("fred pipeline");
+    }
 }
 
 #[derive(Clone)]
@@ -218,6 +260,17 @@ impl Peer for Rustis {
             self.0.mget(refs).await.map_err(|e| e.to_string())?;
         all_present(&v, keys.len())
     }
+    async fn pipeline_get(&self, keys: Vec<Arc<str>>) {
+        use rustis::client::BatchPreparedCommand;
+        use rustis::commands::StringCommands;
+        let mut pipe = self.0.create_pipeline();
+        for k in &keys {
+            pipe.get::<()>(&**k).queue();
+        }
+        let v: Vec<Option<rustis::resp::BulkString>> =
+            pipe.execute().await.expect("rustis pipeline");
+        all_present(&v, keys.len()).expect("rustis pipeline");
+    }
 }
 
 struct Measured {
@@ -225,6 +278,37 @@ struct Measured {
     allocs_per_op: f64,
     cpu_ns_per_op: f64,
     bytes_per_in_flight: f64,
+    /// Commands the server processed per read syscall, when its pid was given.
+    commands_per_read: Option<f64>,
+}
+
+/// The server's (commands processed, read syscalls) so far.
+async fn server_counters(args: &Args) -> Option<(u64, u64)> {
+    let pid = args.server_pid?;
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let reads: u64 = io
+        .lines()
+        .find_map(|l| l.strip_prefix("syscr:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let mut builder = kermes::Client::builder().url(&args.url);
+    if let Some(ca) = &args.tls_ca {
+        builder = builder.tls(
+            kermes::TlsOptions::new()
+                .roots(kermes::TlsRoots::CustomOnly)
+                .ca_pem(ca.clone()),
+        );
+    }
+    let c = builder.connect().await.ok()?;
+    let info: String = c.cmd("INFO").arg("stats").query().await.ok()?;
+    let commands = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((commands, reads))
 }
 
 fn cpu_time() -> Duration {
@@ -247,6 +331,7 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
         peer.set(k.clone(), value.clone()).await;
     }
     let mget_keys = args.mget_keys;
+    let pipeline = args.pipeline;
     if args.workload == Workload::Mget {
         peer.mget(keys[..mget_keys].to_vec()).await?;
     }
@@ -280,6 +365,13 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
                             ops.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
+                        Workload::Pipeline => {
+                            let start = (x % (KEYS - pipeline as u64)) as usize;
+                            let batch = keys[start..start + pipeline].to_vec();
+                            peer.pipeline_get(batch).await;
+                            ops.fetch_add(pipeline as u64, Ordering::Relaxed);
+                            continue;
+                        }
                     };
                     if write {
                         peer.set(key, value.clone()).await;
@@ -293,6 +385,7 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
         .collect();
     // Warm up, then measure a window.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let server0 = server_counters(args).await;
     let (ops0, allocs0, cpu0, t0) = (
         ops.load(Ordering::Relaxed),
         alloc::count(),
@@ -311,6 +404,7 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
         cpu_time(),
         t0.elapsed(),
     );
+    let server1 = server_counters(args).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -324,19 +418,26 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
         allocs_per_op: (allocs1 - allocs0) as f64 / n,
         cpu_ns_per_op: (cpu1 - cpu0).as_nanos() as f64 / n,
         bytes_per_in_flight: busy_live.saturating_sub(idle_live) as f64 / args.concurrency as f64,
+        commands_per_read: match (server0, server1) {
+            (Some((c0, r0)), Some((c1, r1))) if r1 > r0 => {
+                Some(c1.saturating_sub(c0) as f64 / (r1 - r0) as f64)
+            }
+            _ => None,
+        },
     })
 }
 
 async fn run(args: &Args) {
     let label = |m: &Measured, name: &str| {
+        let per_read = m.commands_per_read.unwrap_or(0.0);
         if args.markdown {
             format!(
-                "| {name} | {:.0} | {:.2} | {:.0} | {:.0} |",
+                "| {name} | {:.0} | {:.2} | {:.0} | {:.0} | {per_read:.1} |",
                 m.ops_per_sec, m.allocs_per_op, m.cpu_ns_per_op, m.bytes_per_in_flight
             )
         } else {
             format!(
-                "{name:>9}: {:>10.0} ops/s  {:>6.2} allocs/op  {:>7.0} cpu ns/op  {:>7.0} B/in-flight",
+                "{name:>9}: {:>10.0} ops/s  {:>6.2} allocs/op  {:>7.0} cpu ns/op  {:>7.0} B/in-flight  {per_read:>5.1} cmds/server read",
                 m.ops_per_sec, m.allocs_per_op, m.cpu_ns_per_op, m.bytes_per_in_flight
             )
         }
