@@ -9,6 +9,8 @@
 #   bash benches/peers/run.sh > /tmp/table.md
 #   RUNS=5 SECONDS_PER=5 CONCURRENCY="50 500" SIZES=64 RUNTIMES=current bash benches/peers/run.sh
 #   WORKLOAD="get set pipeline" bash benches/peers/run.sh      # pipeline: 16 GETs each
+#   COUNT_READS=1 RUNS=1 SIZES=16384 bash benches/peers/run.sh # client socket reads per
+#       command, counted with perf (which slows every client: read only that column)
 #   TLS=1 bash benches/peers/run.sh     # over TLS: a CA and a localhost certificate made with
 #                                       # openssl, the server on a TLS port only
 #   CLUSTER=1 WORKLOAD="get mget" bash benches/peers/run.sh
@@ -26,6 +28,8 @@ SERVER=${SERVER:-redis-server}
 TLS=${TLS:-}
 CLUSTER=${CLUSTER:-}
 CLIENTS=${CLIENTS:-"kermes redis-rs fred rustis"}
+count_reads=()
+[ -n "${COUNT_READS:-}" ] && count_reads=(--count-reads)
 MGET_KEYS=${MGET_KEYS:-100}
 
 (cd "$root" && cargo build --quiet --release -p kermes-peers)
@@ -83,8 +87,8 @@ fi
 
 echo "Workload: $WORKLOAD over 10,000 keys${TLS:+, over TLS}${CLUSTER:+, on a cluster of three primaries}; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
 echo
-echo "| workload | runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd | cmds per server read |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| workload | runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd | cmds per server read | client reads per cmd |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 read -r -a clients <<< "$CLIENTS"
 for wl in $WORKLOAD; do
 for rt in $RUNTIMES; do
@@ -94,7 +98,7 @@ for rt in $RUNTIMES; do
       for run in $(seq "$RUNS"); do
         n=${#clients[@]}
         order=$(for i in $(seq 0 $((n - 1))); do printf '%s,' "${clients[$(( (i + run) % n ))]}"; done)
-        lines+=$(taskset -c 1 "$peers" --url "$url" --clients "${order%,}" "${client_tls[@]}" "${client_mode[@]}" --concurrency "$c" \
+        lines+=$(taskset -c 1 "$peers" --url "$url" --clients "${order%,}" "${client_tls[@]}" "${client_mode[@]}" "${count_reads[@]}" --concurrency "$c" \
           --value-size "$size" --workload "$wl" --seconds "$SECONDS_PER" --runtime "$rt" --markdown)$'\n'
       done
       bench() {
@@ -124,16 +128,16 @@ peers = [v[0] for k, v in med.items() if k != "kermes"]
 best_peer = max(peers) if peers else 0
 order = ["kermes", "redis-rs", "fred", "rustis"]
 for name in sorted(med, key=lambda n: order.index(n) if n in order else len(order)):
-    ops, allocs, cpu, mem, per_read = med[name]
+    ops, allocs, cpu, mem, per_read, client_reads = med[name]
     ratio = f"{ops / best_peer:.2f}x" if best_peer else ""
     reads = f"{per_read:.1f}" if per_read else ""
-    print(f"{head} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} | {reads} |")
+    print(f"{head} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} | {reads} | {client_reads:.2f} |")
 for name, why in unsupported.items():
-    print(f"{head} | {name} | {why} | | | | | |")
+    print(f"{head} | {name} | {why} | | | | | | |")
 for label, key in (("redis-benchmark", "RB"), ("redis-benchmark -P 16", "RB16")):
     v = os.environ.get(key)
     if v:
-        print(f"{head} | {label} | {float(v):,.0f} | | | | | |")
+        print(f"{head} | {label} | {float(v):,.0f} | | | | | | |")
 PY
     done
   done

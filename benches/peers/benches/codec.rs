@@ -50,7 +50,7 @@ fn decode(c: &mut Criterion) {
 }
 
 fn encode(c: &mut Criterion) {
-    let value = vec![b'v'; 64];
+    let value = [b'v'; 64];
     let mut group = c.benchmark_group("encode SET key 64B");
     group.bench_function("kermes", |b| {
         let mut out = BytesMut::with_capacity(256);

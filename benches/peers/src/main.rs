@@ -8,7 +8,7 @@
 //!     peers --url redis://127.0.0.1:6379 [--clients kermes,redis-rs,fred,rustis]
 //!           [--concurrency 50] [--value-size 64] [--workload get|set|mix|mget|pipeline]
 //!           [--mget-keys 100] [--pipeline 16] [--seconds 5] [--runtime current|multi]
-//!           [--markdown] [--tls-ca ca.pem] [--cluster] [--server-pid PID]
+//!           [--markdown] [--tls-ca ca.pem] [--cluster] [--server-pid PID] [--count-reads]
 //!
 //! With `--tls-ca`, every client connects over TLS (rustls, the ring provider) trusting that
 //! CA; give a `rediss://` URL. With `--cluster`, `--url` is the seed nodes of a Redis
@@ -56,6 +56,9 @@ struct Args {
     /// The server's process: its read syscalls (`/proc/PID/io`) against the commands it
     /// processed (`INFO stats`) say how well a client batches.
     server_pid: Option<u32>,
+    /// Count this process's socket reads with `perf` (it slows every client: a run of its
+    /// own, for that column only).
+    count_reads: bool,
 }
 
 fn parse_args() -> Args {
@@ -75,6 +78,7 @@ fn parse_args() -> Args {
         mget_keys: 100,
         pipeline: 16,
         server_pid: None,
+        count_reads: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -102,6 +106,7 @@ fn parse_args() -> Args {
             "--mget-keys" => a.mget_keys = value().parse().expect("a number"),
             "--pipeline" => a.pipeline = value().parse().expect("a number"),
             "--server-pid" => a.server_pid = Some(value().parse().expect("a process id")),
+            "--count-reads" => a.count_reads = true,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -280,6 +285,55 @@ struct Measured {
     bytes_per_in_flight: f64,
     /// Commands the server processed per read syscall, when its pid was given.
     commands_per_read: Option<f64>,
+    /// Socket reads (`recvfrom`, `read`) this process made per command, when `perf` could
+    /// count them.
+    client_reads_per_op: Option<f64>,
+}
+
+/// Counts this process's socket reads from now until [`ReadCounter::stop`], with `perf
+/// stat` on the syscall tracepoints (Rust's sockets read with `recvfrom`, which
+/// `/proc/self/io` does not count). `None` where perf or the tracepoints are missing.
+struct ReadCounter {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl ReadCounter {
+    fn start() -> Option<ReadCounter> {
+        let out = std::env::temp_dir().join(format!("peers-reads-{}.csv", std::process::id()));
+        let child = std::process::Command::new("perf")
+            .args([
+                "stat",
+                "-x,",
+                "-e",
+                "syscalls:sys_enter_recvfrom,syscalls:sys_enter_read",
+                "-p",
+            ])
+            .arg(std::process::id().to_string())
+            .arg("-o")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        // perf attaches within a few milliseconds.
+        std::thread::sleep(Duration::from_millis(50));
+        Some(ReadCounter { child, out })
+    }
+
+    fn stop(mut self) -> Option<u64> {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.child.wait().ok()?;
+        let text = std::fs::read_to_string(&self.out).ok()?;
+        let _ = std::fs::remove_file(&self.out);
+        let counts: Vec<u64> = text
+            .lines()
+            .filter(|l| l.contains("syscalls:"))
+            .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+            .collect();
+        (!counts.is_empty()).then(|| counts.iter().sum())
+    }
 }
 
 /// The server's (commands processed, read syscalls) so far.
@@ -392,6 +446,8 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
         cpu_time(),
         Instant::now(),
     );
+    let counter = args.count_reads.then(ReadCounter::start).flatten();
+    let counted_from = ops.load(Ordering::Relaxed);
     let mut live_samples = Vec::new();
     let deadline = t0 + Duration::from_secs(args.seconds);
     while Instant::now() < deadline {
@@ -404,6 +460,8 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
         cpu_time(),
         t0.elapsed(),
     );
+    let counted_ops = ops.load(Ordering::Relaxed) - counted_from;
+    let reads = counter.and_then(ReadCounter::stop);
     let server1 = server_counters(args).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -418,6 +476,7 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
         allocs_per_op: (allocs1 - allocs0) as f64 / n,
         cpu_ns_per_op: (cpu1 - cpu0).as_nanos() as f64 / n,
         bytes_per_in_flight: busy_live.saturating_sub(idle_live) as f64 / args.concurrency as f64,
+        client_reads_per_op: reads.map(|r| r as f64 / counted_ops.max(1) as f64),
         commands_per_read: match (server0, server1) {
             (Some((c0, r0)), Some((c1, r1))) if r1 > r0 => {
                 Some(c1.saturating_sub(c0) as f64 / (r1 - r0) as f64)
@@ -432,13 +491,21 @@ async fn run(args: &Args) {
         let per_read = m.commands_per_read.unwrap_or(0.0);
         if args.markdown {
             format!(
-                "| {name} | {:.0} | {:.2} | {:.0} | {:.0} | {per_read:.1} |",
-                m.ops_per_sec, m.allocs_per_op, m.cpu_ns_per_op, m.bytes_per_in_flight
+                "| {name} | {:.0} | {:.2} | {:.0} | {:.0} | {per_read:.1} | {:.2} |",
+                m.ops_per_sec,
+                m.allocs_per_op,
+                m.cpu_ns_per_op,
+                m.bytes_per_in_flight,
+                m.client_reads_per_op.unwrap_or(0.0)
             )
         } else {
             format!(
-                "{name:>9}: {:>10.0} ops/s  {:>6.2} allocs/op  {:>7.0} cpu ns/op  {:>7.0} B/in-flight  {per_read:>5.1} cmds/server read",
-                m.ops_per_sec, m.allocs_per_op, m.cpu_ns_per_op, m.bytes_per_in_flight
+                "{name:>9}: {:>10.0} ops/s  {:>6.2} allocs/op  {:>7.0} cpu ns/op  {:>7.0} B/in-flight  {per_read:>5.1} cmds/server read  {:.2} client reads/op",
+                m.ops_per_sec,
+                m.allocs_per_op,
+                m.cpu_ns_per_op,
+                m.bytes_per_in_flight,
+                m.client_reads_per_op.unwrap_or(0.0)
             )
         }
     };
