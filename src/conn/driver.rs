@@ -278,12 +278,10 @@ impl Driver<'_> {
                     return Poll::Ready(Step::Yield);
                 }
                 match Pin::new(&mut *self.socket).poll_next(cx) {
-                    Poll::Ready(Some(Ok(value))) => {
-                        dispatched += 1;
-                        if let Err(e) = self.dispatch(value) {
-                            return Poll::Ready(Step::Exit(Exit::Died(e)));
-                        }
-                    }
+                    Poll::Ready(Some(Ok(value))) => match self.dispatch(value) {
+                        Ok(completed) => dispatched += usize::from(completed),
+                        Err(e) => return Poll::Ready(Step::Exit(Exit::Died(e))),
+                    },
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Step::Exit(Exit::Died(e))),
                     Poll::Ready(None) => {
                         return Poll::Ready(Step::Exit(Exit::Died(Error::closed(
@@ -321,7 +319,7 @@ impl Driver<'_> {
         }
     }
 
-    /// How many replies to hand out before the driver yields so that their callers run.
+    /// How many requests to complete before the driver yields so that their callers run.
     ///
     /// Handing out every reply that arrived before any caller runs makes client and server
     /// take turns: the server waits while the client hands out N replies and gathers N
@@ -440,14 +438,15 @@ impl Driver<'_> {
         answers
     }
 
-    fn dispatch(&mut self, value: Value) -> Result<()> {
+    /// Hands a frame to whoever awaits it; true when that completed a request.
+    fn dispatch(&mut self, value: Value) -> Result<bool> {
         self.frames += 1;
         // Ordinary replies on a command connection skip the out-of-band checks.
         let plain =
             !matches!(value, Value::Push(_)) && matches!(self.mode, Mode::Shared | Mode::Exclusive);
         if !plain && self.out_of_band(&value) {
             let _ = self.push.send(Push::Frame(value));
-            return Ok(());
+            return Ok(false);
         }
         let Some(front) = self.pending.front_mut() else {
             return Err(Error::protocol(format!(
@@ -466,10 +465,10 @@ impl Driver<'_> {
         front.remaining -= 1;
         if front.remaining > 0 && !refused {
             front.gathered.push(value);
-            return Ok(());
+            return Ok(false);
         }
         let Some(done) = self.pending.pop_front() else {
-            return Ok(());
+            return Ok(false);
         };
         self.completed += 1;
         if let Some(batch) = self.batches.front_mut() {
@@ -500,7 +499,7 @@ impl Driver<'_> {
         // The caller may have gone (cancelled); its reply is read and dropped here, which is
         // what keeps later replies matched to their requests.
         let _ = done.tx.send(Ok(reply));
-        Ok(())
+        Ok(true)
     }
 
     /// On each health tick: fails the connection when the oldest request has waited past
