@@ -1,6 +1,7 @@
 //! Conversions between Rust values and Redis: [`ToArgs`] for arguments, [`FromValue`] for
 //! replies.
 
+mod arg_pool;
 mod from_value;
 mod serialized;
 mod to_args;

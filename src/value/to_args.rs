@@ -44,11 +44,32 @@ impl PartialEq for ArgBuf {
     }
 }
 
+/// A spilled buffer goes back to its thread's pool, for the next long command.
+impl Drop for ArgBuf {
+    fn drop(&mut self) {
+        if self.buf.spilled() {
+            super::arg_pool::give(std::mem::take(&mut self.buf).into_vec());
+        }
+    }
+}
+
 impl ArgBuf {
     pub(crate) fn with_capacity(bytes: usize) -> Self {
-        ArgBuf {
-            buf: SmallVec::with_capacity(bytes),
-            ..ArgBuf::default()
+        let mut args = ArgBuf::default();
+        args.reserve(bytes);
+        args
+    }
+
+    /// Makes room for `additional` more bytes; past the inline capacity the buffer comes
+    /// from the thread's pool: a SET of a 1 KiB value allocates nothing in steady state.
+    fn reserve(&mut self, additional: usize) {
+        let needed = self.buf.len() + additional;
+        if !self.buf.spilled() && needed > INLINE {
+            let mut heap = super::arg_pool::take(needed.max(2 * INLINE));
+            heap.extend_from_slice(&self.buf);
+            self.buf = SmallVec::from_vec(heap);
+        } else {
+            self.buf.reserve(additional);
         }
     }
 
@@ -66,7 +87,7 @@ impl ArgBuf {
     pub fn push(&mut self, arg: &[u8]) {
         let mut len = itoa::Buffer::new();
         let len = len.format(arg.len()).as_bytes();
-        self.buf.reserve(arg.len() + len.len() + 5);
+        self.reserve(arg.len() + len.len() + 5);
         self.buf.push(b'$');
         self.buf.extend_from_slice(len);
         self.buf.extend_from_slice(b"\r\n");
@@ -80,6 +101,7 @@ impl ArgBuf {
         if arg.len() < SHARE_FROM {
             return self.push(arg);
         }
+        self.reserve(24);
         self.buf.push(b'$');
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
@@ -140,6 +162,7 @@ impl ArgBuf {
     /// Appends every argument of `other` (and its encoding failure, if any).
     pub(crate) fn append(&mut self, other: &ArgBuf) {
         let base = self.buf.len();
+        self.reserve(other.buf.len());
         self.buf.extend_from_slice(&other.buf);
         self.shared
             .extend(other.shared.iter().map(|(at, b)| (base + at, b.clone())));
@@ -361,6 +384,35 @@ mod tests {
         let mut b = ArgBuf::default();
         v.write_args(&mut b);
         (0..b.len()).map(|i| b.get(i).unwrap().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_command_too_long_to_be_inline_reuses_the_last_ones_buffer() {
+        let set = |value: &[u8]| {
+            let mut b = ArgBuf::default();
+            ("SET", "key:1", value).write_args(&mut b);
+            b
+        };
+        let first = set(&[b'v'; 64]);
+        assert!(first.buf.spilled());
+        let at = first.buf.as_ptr();
+        let mut out = BytesMut::new();
+        first.encode_into(&mut out);
+        drop(first);
+        let second = set(&[b'w'; 70]);
+        assert_eq!(second.buf.as_ptr(), at, "the buffer was not reused");
+        let mut again = BytesMut::new();
+        second.encode_into(&mut again);
+        assert_eq!(
+            &again[..],
+            b"*3\r\n$3\r\nSET\r\n$5\r\nkey:1\r\n$70\r\n"
+                .iter()
+                .chain([b'w'; 70].iter())
+                .chain(b"\r\n")
+                .copied()
+                .collect::<Vec<u8>>()
+        );
+        assert_eq!(&out[out.len() - 66..out.len() - 2], &[b'v'; 64][..]);
     }
 
     #[test]
