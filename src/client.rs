@@ -422,9 +422,11 @@ impl ClientBuilder {
         self.with(|c| c.reconnect = policy)
     }
 
-    /// Number of shared multiplexed connections. Default 1.
+    /// Number of shared multiplexed connections, used round-robin. Default: one per worker
+    /// thread of the runtime the client connects on, each thread using its own (see
+    /// [`Config::shared_connections`]).
     pub fn shared_connections(self, n: usize) -> Self {
-        self.with(|c| c.shared_connections = n)
+        self.with(|c| c.shared_connections = Some(n))
     }
 
     /// Most exclusive connections open at once. Default 16.

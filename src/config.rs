@@ -144,6 +144,10 @@ fn jitter_fraction() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Most shared connections opened by default, one per worker thread, on a runtime with
+/// many workers.
+pub const MAX_AUTO_SHARED: usize = 16;
+
 /// Everything a client needs to connect. Built from a URL, a builder, or both.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -167,8 +171,12 @@ pub struct Config {
     pub response_timeout: Option<Duration>,
     /// Reconnect behaviour of shared connections. Default: on, exponential with jitter.
     pub reconnect: ReconnectPolicy,
-    /// How many shared multiplexed connections commands are spread over. Default 1.
-    pub shared_connections: usize,
+    /// How many shared multiplexed connections commands are spread over. `None` (the
+    /// default) opens one per worker thread of the runtime the client connects on (one on
+    /// the current-thread runtime, at most [`MAX_AUTO_SHARED`]), and each thread's tasks use
+    /// their own: one connection task is not left to serve every core. A number set here
+    /// is used round-robin by every thread.
+    pub shared_connections: Option<usize>,
     /// Most exclusive connections (blocking commands, transactions, subscriptions) open at
     /// once. Default 16.
     pub pool_max_size: usize,
@@ -222,7 +230,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(4),
             response_timeout: None,
             reconnect: ReconnectPolicy::default(),
-            shared_connections: 1,
+            shared_connections: None,
             pool_max_size: 16,
             pool_wait_timeout: Duration::from_secs(10),
             max_in_flight: 100_000,
@@ -364,7 +372,7 @@ impl Config {
     /// Checks option values that cannot work.
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::config(what.to_string()));
-        if self.shared_connections == 0 {
+        if self.shared_connections == Some(0) {
             return bad("shared_connections must be at least 1");
         }
         if self.pool_max_size == 0 {

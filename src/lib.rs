@@ -121,7 +121,7 @@ mod value;
 pub use atomic::{Transaction, atomic};
 pub use client::{BoundCmd, Client, ClientBuilder};
 pub use cmd::{Cmd, cmd};
-pub use config::{Addr, Config, Password, Protocol, ReconnectPolicy};
+pub use config::{Addr, Config, MAX_AUTO_SHARED, Password, Protocol, ReconnectPolicy};
 pub use conn::{ConnectionEvent, ConnectionEvents, Push};
 pub use error::{Error, Result, ServerError};
 pub use pipeline::{Pipeline, Queued};

@@ -1,6 +1,7 @@
 //! One server as the client sees it: shared multiplexed connections for ordinary commands
 //! and a pool of exclusive ones, all reaching the server through one endpoint.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -14,8 +15,35 @@ pub(crate) struct Node {
     /// What every connection to this server starts from; the mode differs.
     template: Options,
     shared: Box<[Connection]>,
+    /// How a command picks its shared connection when there are several.
+    pick: Pick,
     next: AtomicUsize,
     pool: Pool,
+}
+
+enum Pick {
+    /// One per worker thread (the default): each thread's callers use their own.
+    Thread,
+    /// A number the user set: round-robin.
+    RoundRobin,
+}
+
+/// Nodes a thread remembers its number for (a cluster client has one node per server).
+const SLOTS_REMEMBERED: usize = 8;
+
+thread_local! {
+    /// The number this thread was given by each node it sent a command through lately:
+    /// (the node's address, the number), newest last.
+    static SLOTS: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The number of shared connections opened when the user did not say: one per worker
+/// thread of the runtime `connect` runs on.
+fn per_worker() -> usize {
+    tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_workers())
+        .unwrap_or(1)
+        .clamp(1, crate::config::MAX_AUTO_SHARED)
 }
 
 impl Node {
@@ -29,8 +57,12 @@ impl Node {
         let config = template.config.clone();
         let mut opts = template.with_mode(Mode::Shared);
         opts.events = Some(events);
-        let mut shared = Vec::with_capacity(config.shared_connections);
-        for _ in 0..config.shared_connections {
+        let (count, pick) = match config.shared_connections {
+            Some(n) => (n, Pick::RoundRobin),
+            None => (per_worker(), Pick::Thread),
+        };
+        let mut shared = Vec::with_capacity(count);
+        for _ in 0..count {
             shared.push(Connection::open(opts.clone()).await?);
         }
         let manager = Manager::new(template.with_mode(Mode::Exclusive));
@@ -45,18 +77,49 @@ impl Node {
         Ok(Node {
             template,
             shared: shared.into_boxed_slice(),
+            pick,
             next: AtomicUsize::new(0),
             pool,
         })
     }
 
-    /// A shared connection, round-robin when there are several.
+    /// A shared connection: the calling thread's own, or round-robin when the user set
+    /// how many; one that is up when that one is reconnecting.
     pub(crate) fn shared(&self) -> &Connection {
         let shared = &self.shared;
         if shared.len() == 1 {
             return &shared[0];
         }
-        &shared[self.next.fetch_add(1, Ordering::Relaxed) % shared.len()]
+        let i = match self.pick {
+            Pick::Thread => self.thread_slot(),
+            Pick::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed),
+        };
+        let picked = &shared[i % shared.len()];
+        if picked.is_up() {
+            return picked;
+        }
+        // Down (reconnecting): another that is up serves instead of failing the command.
+        shared.iter().find(|c| c.is_up()).unwrap_or(picked)
+    }
+
+    /// This thread's number at this node, given in the order threads first send through
+    /// it: the worker threads of a runtime get consecutive numbers, so with one connection
+    /// per worker each uses its own, and a thread keeps its connection, which keeps the
+    /// commands a task issues at once in order.
+    fn thread_slot(&self) -> usize {
+        let key = self as *const Node as usize;
+        SLOTS.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if let Some(&(_, slot)) = slots.iter().find(|(node, _)| *node == key) {
+                return slot;
+            }
+            let slot = self.next.fetch_add(1, Ordering::Relaxed);
+            if slots.len() == SLOTS_REMEMBERED {
+                slots.remove(0);
+            }
+            slots.push((key, slot));
+            slot
+        })
     }
 
     /// Every shared connection.

@@ -201,6 +201,55 @@ server_tests! {
         }
     }
 
+    async fn each_worker_thread_keeps_to_its_own_shared_connection(kind) {
+        let server = TestServer::start(kind);
+        // This runtime has two workers: by default, one shared connection each.
+        let client = Client::builder().url(&server.url()).client_name("per-worker").connect().await.unwrap();
+        let list: String = client.cmd("CLIENT").arg("LIST").query().await.unwrap();
+        assert_eq!(list.lines().filter(|l| l.contains("name=per-worker")).count(), 2, "{list}");
+        // Every thread's commands go through one connection, whichever task sends them.
+        let seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (client, seen) = (client.clone(), seen.clone());
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        let thread = std::thread::current().id();
+                        let id: i64 = client.cmd("CLIENT").arg("ID").query().await.unwrap();
+                        seen.lock().unwrap().entry(thread).or_insert_with(std::collections::HashSet::new).insert(id);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        for (thread, ids) in seen.iter() {
+            assert_eq!(ids.len(), 1, "{thread:?} sent through several connections: {ids:?}");
+        }
+        let ids: std::collections::HashSet<_> = seen.values().flatten().collect();
+        assert_eq!(ids.len(), seen.len(), "two threads shared a connection: {seen:?}");
+        // Commands one task issues at once stay in order (one thread, one connection).
+        let key = "per-worker:order";
+        for round in 0..50i64 {
+            let (set, get) = tokio::join!(
+                client.cmd("SET").arg(key).arg(round).exec(),
+                client.cmd("GET").arg(key).query::<i64>()
+            );
+            set.unwrap();
+            assert_eq!(get.unwrap(), round);
+        }
+        // A number set by the user is used round-robin, on any runtime.
+        let three = Client::builder().url(&server.url()).client_name("three").shared_connections(3).connect().await.unwrap();
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..6 {
+            ids.insert(three.cmd("CLIENT").arg("ID").query::<i64>().await.unwrap());
+        }
+        assert_eq!(ids.len(), 3);
+    }
+
     async fn dropping_the_last_client_handle_closes_its_connections(kind) {
         let server = TestServer::start(kind);
         let observer = Client::connect(&server.url()).await.unwrap();

@@ -88,6 +88,7 @@ server_tests! {
         let client = Client::builder()
             .url(&server.url())
             .reconnect(kermes::ReconnectPolicy::disabled())
+            .shared_connections(1)
             .connect()
             .await
             .unwrap();
@@ -100,6 +101,45 @@ server_tests! {
         assert!(err.is_closed() || err.is_io(), "{err}");
         let err = client.cmd("PING").exec().await.unwrap_err();
         assert!(err.is_closed(), "{err}");
+    }
+
+    async fn with_one_shared_connection_per_worker_the_others_serve_while_one_is_dead(kind) {
+        let server = TestServer::start(kind);
+        // Two workers in this runtime: two shared connections by default.
+        let client = Client::builder()
+            .url(&server.url())
+            .client_name("pair")
+            .reconnect(kermes::ReconnectPolicy::disabled())
+            .connect()
+            .await
+            .unwrap();
+        let admin = Client::connect(&server.url()).await.unwrap();
+        let list: String = admin.cmd("CLIENT").arg("LIST").query().await.unwrap();
+        let ids: Vec<i64> = list
+            .lines()
+            .filter(|l| l.contains(" name=pair "))
+            .filter_map(|l| l.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+            .collect();
+        assert_eq!(ids.len(), 2, "{list}");
+        admin.cmd("CLIENT").arg("KILL").arg("ID").arg(ids[0]).exec().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // From every thread, every command reaches the server through the one left.
+        let alive = ids[1];
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for _ in 0..10 {
+                        let id: i64 = client.cmd("CLIENT").arg("ID").query().await.unwrap();
+                        assert_eq!(id, alive);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
 }
 
