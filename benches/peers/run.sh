@@ -13,6 +13,10 @@
 #       command, counted with perf (which slows every client: read only that column)
 #   TLS=1 bash benches/peers/run.sh     # over TLS: a CA and a localhost certificate made with
 #                                       # openssl, the server on a TLS port only
+#   SERVER=valkey-server SERVER_CPUS=0-7 SERVER_ARGS="--io-threads 8" CLIENT_CPUS=8-15 \
+#     WORKERS=4 RUNTIMES=multi bash benches/peers/run.sh
+#                                       # clients on several cores, the server on others:
+#                                       # how throughput grows with worker threads
 #   CLUSTER=1 WORKLOAD="get mget" bash benches/peers/run.sh
 #                                       # a cluster of three primaries (all on core 0),
 #                                       # every client's cluster client; mget: 100 keys
@@ -28,6 +32,11 @@ SERVER=${SERVER:-redis-server}
 TLS=${TLS:-}
 CLUSTER=${CLUSTER:-}
 CLIENTS=${CLIENTS:-"kermes redis-rs fred rustis"}
+CLIENT_CPUS=${CLIENT_CPUS:-1}
+SERVER_CPUS=${SERVER_CPUS:-0}
+read -r -a extra_server_args <<< "${SERVER_ARGS:-}"
+workers=()
+[ -n "${WORKERS:-}" ] && workers=(--workers "$WORKERS")
 count_reads=()
 [ -n "${COUNT_READS:-}" ] && count_reads=(--count-reads)
 MGET_KEYS=${MGET_KEYS:-100}
@@ -64,7 +73,7 @@ if [ -n "$CLUSTER" ]; then
   seeds=()
   for i in 0 1 2; do
     p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    (cd "$dir" && mkdir -p "$i" && cd "$i" && exec taskset -c 0 "$SERVER" --port "$p" --cluster-enabled yes \
+    (cd "$dir" && mkdir -p "$i" && cd "$i" && exec taskset -c "$SERVER_CPUS" "$SERVER" --port "$p" --cluster-enabled yes \
       --save "" --appendonly no --daemonize no --logfile /dev/null) &
     pids+=($!)
     seeds+=("127.0.0.1:$p")
@@ -78,14 +87,14 @@ if [ -n "$CLUSTER" ]; then
   client_mode=(--cluster --mget-keys "$MGET_KEYS")
   bench_mode=(--cluster)
 else
-  taskset -c 0 "$SERVER" "${server_args[@]}" --save "" --appendonly no --daemonize no --logfile /dev/null &
+  taskset -c "$SERVER_CPUS" "$SERVER" "${server_args[@]}" "${extra_server_args[@]}" --save "" --appendonly no --daemonize no --logfile /dev/null &
   server_pid=$!
   client_mode=(--server-pid "$server_pid")
   trap 'kill $server_pid 2>/dev/null' EXIT
   until redis-cli -p "$port" "${cli_tls[@]}" ping >/dev/null 2>&1; do sleep 0.05; done
 fi
 
-echo "Workload: $WORKLOAD over 10,000 keys${TLS:+, over TLS}${CLUSTER:+, on a cluster of three primaries}; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to core 0, clients to core 1; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
+echo "Workload: $WORKLOAD over 10,000 keys${TLS:+, over TLS}${CLUSTER:+, on a cluster of three primaries}; server \`$SERVER\` ($("$SERVER" --version | grep -o 'v=[^ ]*')) pinned to cores $SERVER_CPUS${SERVER_ARGS:+ ($SERVER_ARGS)}, clients to cores $CLIENT_CPUS${WORKERS:+ ($WORKERS worker threads)}; median of $RUNS runs of ${SECONDS_PER}s after 1s warm-up."
 echo
 echo "| workload | runtime | value | conc. | client | ops/s | vs best peer | allocs/op | client CPU ns/op | heap B per in-flight cmd | cmds per server read | client reads per cmd |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -98,11 +107,11 @@ for rt in $RUNTIMES; do
       for run in $(seq "$RUNS"); do
         n=${#clients[@]}
         order=$(for i in $(seq 0 $((n - 1))); do printf '%s,' "${clients[$(( (i + run) % n ))]}"; done)
-        lines+=$(taskset -c 1 "$peers" --url "$url" --clients "${order%,}" "${client_tls[@]}" "${client_mode[@]}" "${count_reads[@]}" --concurrency "$c" \
+        lines+=$(taskset -c "$CLIENT_CPUS" "$peers" --url "$url" --clients "${order%,}" "${client_tls[@]}" "${client_mode[@]}" "${count_reads[@]}" "${workers[@]}" --concurrency "$c" \
           --value-size "$size" --workload "$wl" --seconds "$SECONDS_PER" --runtime "$rt" --markdown)$'\n'
       done
       bench() {
-        taskset -c 1 redis-benchmark -p "$port" "${bench_tls[@]}" "${bench_mode[@]}" -c "$c" -n $((c < 50 ? 50000 : 400000)) -d "$size" -t "$wl" -r 10000 "$@" -q 2>/dev/null \
+        taskset -c "$CLIENT_CPUS" redis-benchmark -p "$port" "${bench_tls[@]}" "${bench_mode[@]}" -c "$c" -n $((c < 50 ? 50000 : 400000)) -d "$size" -t "$wl" -r 10000 "$@" -q 2>/dev/null \
           | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1
       }
       # redis-benchmark has no MGET of random keys.

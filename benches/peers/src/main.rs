@@ -9,6 +9,10 @@
 //!           [--concurrency 50] [--value-size 64] [--workload get|set|mix|mget|pipeline]
 //!           [--mget-keys 100] [--pipeline 16] [--seconds 5] [--runtime current|multi]
 //!           [--markdown] [--tls-ca ca.pem] [--cluster] [--server-pid PID] [--count-reads]
+//!           [--workers N]
+//!
+//! `--workers` sets the multi-thread runtime's worker threads (default: one per core the
+//! process may run on); kermes opens one shared connection per worker by default.
 //!
 //! With `--tls-ca`, every client connects over TLS (rustls, the ring provider) trusting that
 //! CA; give a `rediss://` URL. With `--cluster`, `--url` is the seed nodes of a Redis
@@ -59,6 +63,8 @@ struct Args {
     /// Count this process's socket reads with `perf` (it slows every client: a run of its
     /// own, for that column only).
     count_reads: bool,
+    /// Worker threads of the multi-thread runtime; `None`: tokio's default.
+    workers: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -79,6 +85,7 @@ fn parse_args() -> Args {
         pipeline: 16,
         server_pid: None,
         count_reads: false,
+        workers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -107,6 +114,7 @@ fn parse_args() -> Args {
             "--pipeline" => a.pipeline = value().parse().expect("a number"),
             "--server-pid" => a.server_pid = Some(value().parse().expect("a process id")),
             "--count-reads" => a.count_reads = true,
+            "--workers" => a.workers = Some(value().parse().expect("a number")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -642,7 +650,11 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = parse_args();
     let mut builder = if args.multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = args.workers {
+            b.worker_threads(n);
+        }
+        b
     } else {
         tokio::runtime::Builder::new_current_thread()
     };
