@@ -181,9 +181,14 @@ impl Pipeline {
         let timeout = client.config().response_timeout;
         match client.router() {
             // A cluster transaction runs on the node of its keys.
+            // The cluster and exclusive paths are boxed: held inline, their futures would
+            // make every pipeline in flight as large as the largest of them (8 KB).
             Some(_) if atomic => {
-                let conn = client.exclusive_for_slot(queue.common_slot()?).await?;
-                execute(&conn, queue, atomic).await
+                Box::pin(async {
+                    let conn = client.exclusive_for_slot(queue.common_slot()?).await?;
+                    execute(&conn, queue, atomic).await
+                })
+                .await
             }
             Some(router) => {
                 let Queue {
@@ -193,14 +198,16 @@ impl Pipeline {
                     ..
                 } = queue;
                 let (ends, plans) = cluster.unwrap_or_default();
-                let replies = router
-                    .pipeline(&buf.freeze(), &ends, &plans, timeout)
-                    .await?;
+                let replies =
+                    Box::pin(router.pipeline(&buf.freeze(), &ends, &plans, timeout)).await?;
                 Ok(apply(replies, parsers))
             }
             None if atomic || queue.needs_exclusive => {
-                let conn = client.exclusive().await?;
-                execute(&conn, queue, atomic).await
+                Box::pin(async {
+                    let conn = client.exclusive().await?;
+                    execute(&conn, queue, atomic).await
+                })
+                .await
             }
             None => {
                 let Queue {

@@ -8,6 +8,23 @@ use kermes::testing::TestServer;
 use kermes::{Value, atomic};
 
 server_tests! {
+    async fn a_pipeline_in_flight_holds_little_memory(kind) {
+        let server = TestServer::start(kind);
+        let c = Client::connect(&server.url()).await.unwrap();
+        let pipe = c.pipeline();
+        pipe.get("a");
+        // A pipeline's future is held by its task for as long as the replies take: the
+        // cluster and exclusive paths are boxed apart, so the common one stays small.
+        let run = pipe.run();
+        let size = std::mem::size_of_val(&run);
+        assert!(size <= 2048, "a pipeline in flight holds {size} bytes");
+        assert_eq!(run.await.unwrap().len(), 1);
+        let pipe = c.pipeline();
+        pipe.get("a");
+        let size = std::mem::size_of_val(&pipe.query::<Vec<Option<String>>>());
+        assert!(size <= 2048, "a pipeline query in flight holds {size} bytes");
+    }
+
     async fn typed_replies_and_errors_as_values(kind) {
         let server = TestServer::start(kind);
         let c = Client::connect(&server.url()).await.unwrap();
