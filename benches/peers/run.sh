@@ -8,13 +8,13 @@
 #
 #   bash benches/peers/run.sh > /tmp/table.md
 #   RUNS=5 SECONDS_PER=5 CONCURRENCY="50 500" SIZES=64 RUNTIMES=current bash benches/peers/run.sh
-#   WORKLOAD="get set pipeline" bash benches/peers/run.sh      # pipeline: 16 GETs each
+#   WORKLOAD=get SIZES=64 bash benches/peers/run.sh           # GET only (pipeline: 16 GETs each)
 #   COUNT_READS=1 RUNS=1 SIZES=16384 bash benches/peers/run.sh # client socket reads per
 #       command, counted with perf (which slows every client: read only that column)
 #   TLS=1 bash benches/peers/run.sh     # over TLS: a CA and a localhost certificate made with
 #                                       # openssl, the server on a TLS port only
 #   SERVER=valkey-server SERVER_CPUS=0-7 SERVER_ARGS="--io-threads 8" CLIENT_CPUS=8-15 \
-#     WORKERS=4 RUNTIMES=multi bash benches/peers/run.sh
+#     WORKERS=4 [KERMES_SHARED=1] RUNTIMES=multi bash benches/peers/run.sh
 #                                       # clients on several cores, the server on others:
 #                                       # how throughput grows with worker threads
 #   CLUSTER=1 WORKLOAD="get mget" bash benches/peers/run.sh
@@ -27,7 +27,7 @@ SECONDS_PER=${SECONDS_PER:-3}
 CONCURRENCY=${CONCURRENCY:-"1 50 500"}
 SIZES=${SIZES:-"64 16384"}
 RUNTIMES=${RUNTIMES:-"current multi"}
-WORKLOAD=${WORKLOAD:-get}
+WORKLOAD=${WORKLOAD:-"get set pipeline"}
 SERVER=${SERVER:-redis-server}
 TLS=${TLS:-}
 CLUSTER=${CLUSTER:-}
@@ -37,6 +37,7 @@ SERVER_CPUS=${SERVER_CPUS:-0}
 read -r -a extra_server_args <<< "${SERVER_ARGS:-}"
 workers=()
 [ -n "${WORKERS:-}" ] && workers=(--workers "$WORKERS")
+[ -n "${KERMES_SHARED:-}" ] && workers+=(--kermes-shared "$KERMES_SHARED")
 count_reads=()
 [ -n "${COUNT_READS:-}" ] && count_reads=(--count-reads)
 MGET_KEYS=${MGET_KEYS:-100}
@@ -72,7 +73,18 @@ if [ -n "$CLUSTER" ]; then
   pids=()
   seeds=()
   for i in 0 1 2; do
-    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # A cluster node also listens on its port + 10000 (the bus): both must be free, and the
+    # bus port must exist, so a random port above 55535 would never start.
+    p=$(python3 -c '
+import random, socket
+while True:
+    p = random.randrange(20000, 50000)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+        print(p); break
+    except OSError:
+        pass')
     (cd "$dir" && mkdir -p "$i" && cd "$i" && exec taskset -c "$SERVER_CPUS" "$SERVER" --port "$p" --cluster-enabled yes \
       --save "" --appendonly no --daemonize no --logfile /dev/null) &
     pids+=($!)

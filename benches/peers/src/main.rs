@@ -9,10 +9,11 @@
 //!           [--concurrency 50] [--value-size 64] [--workload get|set|mix|mget|pipeline]
 //!           [--mget-keys 100] [--pipeline 16] [--seconds 5] [--runtime current|multi]
 //!           [--markdown] [--tls-ca ca.pem] [--cluster] [--server-pid PID] [--count-reads]
-//!           [--workers N]
+//!           [--workers N] [--kermes-shared N]
 //!
 //! `--workers` sets the multi-thread runtime's worker threads (default: one per core the
-//! process may run on); kermes opens one shared connection per worker by default.
+//! process may run on); kermes opens one shared connection per worker by default, or
+//! `--kermes-shared` of them (one server only).
 //!
 //! With `--tls-ca`, every client connects over TLS (rustls, the ring provider) trusting that
 //! CA; give a `rediss://` URL. With `--cluster`, `--url` is the seed nodes of a Redis
@@ -65,6 +66,8 @@ struct Args {
     count_reads: bool,
     /// Worker threads of the multi-thread runtime; `None`: tokio's default.
     workers: Option<usize>,
+    /// kermes's shared connections; `None`: its default, one per worker.
+    kermes_shared: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -86,6 +89,7 @@ fn parse_args() -> Args {
         server_pid: None,
         count_reads: false,
         workers: None,
+        kermes_shared: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -115,6 +119,7 @@ fn parse_args() -> Args {
             "--server-pid" => a.server_pid = Some(value().parse().expect("a process id")),
             "--count-reads" => a.count_reads = true,
             "--workers" => a.workers = Some(value().parse().expect("a number")),
+            "--kermes-shared" => a.kermes_shared = Some(value().parse().expect("a number")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -528,6 +533,9 @@ async fn run(args: &Args) {
                             .roots(kermes::TlsRoots::CustomOnly)
                             .ca_pem(ca.clone()),
                     );
+                }
+                if let Some(n) = args.kermes_shared {
+                    builder = builder.shared_connections(n);
                 }
                 let c = builder.connect().await.expect("kermes connect");
                 drive(Kermes(c), args).await
