@@ -56,8 +56,9 @@
 //! - routing: each command goes where it can run, decided from the generated table by name,
 //!   subcommand and arguments: the shared connection, an exclusive one (blocking commands),
 //!   or a clear error (state-changing commands on a shared connection, `CLIENT REPLY`).
-//! - [`Client`]: shared multiplexed connections plus a deadpool of [`Exclusive`] ones, which
-//!   return to the pool in the state their handshake made.
+//! - [`Client`]: shared multiplexed connections (one per worker thread of the runtime by
+//!   default, each thread's tasks keeping to their own) plus a deadpool of [`Exclusive`]
+//!   ones, which return to the pool in the state their handshake made.
 //!
 //! ## Behaviour worth knowing
 //!
