@@ -231,6 +231,26 @@ server_tests! {
         }
         let ids: std::collections::HashSet<_> = seen.values().flatten().collect();
         assert_eq!(ids.len(), seen.len(), "two threads shared a connection: {seen:?}");
+        // Whichever threads the scheduler used above, two threads that send one after the
+        // other get consecutive numbers, so different connections.
+        let handle = tokio::runtime::Handle::current();
+        let from_new_thread = || {
+            let (client, handle) = (client.clone(), handle.clone());
+            std::thread::spawn(move || {
+                handle.block_on(async {
+                    let mut ids = std::collections::HashSet::new();
+                    for _ in 0..5 {
+                        ids.insert(client.cmd("CLIENT").arg("ID").query::<i64>().await.unwrap());
+                    }
+                    ids
+                })
+            })
+            .join()
+            .unwrap()
+        };
+        let (first, second) = (from_new_thread(), from_new_thread());
+        assert_eq!((first.len(), second.len()), (1, 1), "{first:?} {second:?}");
+        assert_ne!(first, second, "two threads shared a connection");
         // Commands one task issues at once stay in order (one thread, one connection).
         let key = "per-worker:order";
         for round in 0..50i64 {

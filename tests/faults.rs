@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{FakeServer, eventually, resp, wait_until};
+use futures::StreamExt;
 use kermes::testing::TestServer;
 use kermes::{Client, Limits, Value};
 
@@ -121,8 +122,14 @@ server_tests! {
             .filter_map(|l| l.strip_prefix("id=")?.split(' ').next()?.parse().ok())
             .collect();
         assert_eq!(ids.len(), 2, "{list}");
+        let mut events = client.events();
         admin.cmd("CLIENT").arg("KILL").arg("ID").arg(ids[0]).exec().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Once the killed connection knows it is dead, no command may be sent through it.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !matches!(events.next().await, Some(kermes::ConnectionEvent::Disconnected { .. })) {}
+        })
+        .await
+        .expect("the killed connection noticed");
         // From every thread, every command reaches the server through the one left.
         let alive = ids[1];
         let tasks: Vec<_> = (0..32)

@@ -349,6 +349,19 @@ impl ReadCounter {
     }
 }
 
+/// A kermes client for `--url`, trusting `--tls-ca` when given.
+fn kermes_builder(args: &Args) -> kermes::ClientBuilder {
+    let builder = kermes::Client::builder().url(&args.url);
+    match &args.tls_ca {
+        None => builder,
+        Some(ca) => builder.tls(
+            kermes::TlsOptions::new()
+                .roots(kermes::TlsRoots::CustomOnly)
+                .ca_pem(ca.clone()),
+        ),
+    }
+}
+
 /// The server's (commands processed, read syscalls) so far.
 async fn server_counters(args: &Args) -> Option<(u64, u64)> {
     let pid = args.server_pid?;
@@ -359,15 +372,7 @@ async fn server_counters(args: &Args) -> Option<(u64, u64)> {
         .trim()
         .parse()
         .ok()?;
-    let mut builder = kermes::Client::builder().url(&args.url);
-    if let Some(ca) = &args.tls_ca {
-        builder = builder.tls(
-            kermes::TlsOptions::new()
-                .roots(kermes::TlsRoots::CustomOnly)
-                .ca_pem(ca.clone()),
-        );
-    }
-    let c = builder.connect().await.ok()?;
+    let c = kermes_builder(args).connect().await.ok()?;
     let info: String = c.cmd("INFO").arg("stats").query().await.ok()?;
     let commands = info
         .lines()
@@ -526,14 +531,7 @@ async fn run(args: &Args) {
         let m = match name.as_str() {
             _ if args.cluster => drive_cluster(name, args).await,
             "kermes" => {
-                let mut builder = kermes::Client::builder().url(&args.url);
-                if let Some(ca) = &args.tls_ca {
-                    builder = builder.tls(
-                        kermes::TlsOptions::new()
-                            .roots(kermes::TlsRoots::CustomOnly)
-                            .ca_pem(ca.clone()),
-                    );
-                }
+                let mut builder = kermes_builder(args);
                 if let Some(n) = args.kermes_shared {
                     builder = builder.shared_connections(n);
                 }
