@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use crate::cache::{ClientCacheOptions, ClientCacheStats, LocalCache};
 use crate::cluster::Router;
 use crate::cmd::Cmd;
 use crate::config::{Config, Password, Protocol, ReconnectPolicy};
@@ -47,6 +48,8 @@ struct Inner {
     shared_subscriptions: Arc<crate::pubsub::SharedRegistry>,
     /// With sentinels: what they said, and the task following failovers.
     sentinel: Option<(Arc<SentinelState>, AbortOnDrop)>,
+    /// The client-side cache, when turned on.
+    cache: Option<Arc<LocalCache>>,
 }
 
 /// What the client talks to. One per client, inside its `Arc`: the size of the variants
@@ -239,6 +242,25 @@ impl Client {
     /// flushed when invalidations may have been missed.
     pub fn events(&self) -> ConnectionEvents {
         ConnectionEvents::new(self.inner.events.subscribe())
+    }
+
+    /// What the client-side cache has done, and holds now; `None` when it is off.
+    pub fn client_cache_stats(&self) -> Option<ClientCacheStats> {
+        self.inner.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// Empties the client-side cache (when it is on): every later read goes to the server
+    /// once.
+    pub fn flush_client_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.flush();
+        }
+    }
+
+    /// The client-side cache, when it is on.
+    #[inline]
+    pub(crate) fn local_cache(&self) -> Option<&Arc<LocalCache>> {
+        self.inner.cache.as_ref()
     }
 
     /// The shared connection of a one-server client (`None` on a cluster).
@@ -505,6 +527,13 @@ impl ClientBuilder {
         self.with(|c| c.read_from = read_from)
     }
 
+    /// A client-side cache of cacheable reads (`GET`, `HGET`, `HGETALL`, `SMEMBERS` ...) in
+    /// front of the shared connections, kept fresh by the server's invalidations (RESP3
+    /// tracking). See [`cache`](crate::cache). Default off.
+    pub fn client_cache(self, options: ClientCacheOptions) -> Self {
+        self.with(|c| c.client_cache = Some(options))
+    }
+
     /// Health checks: TCP keepalive probes after this long idle (every third of it after
     /// that; three unanswered probes end the connection). `None` turns them off. Default
     /// 30 s.
@@ -537,8 +566,13 @@ impl ClientBuilder {
         let config = Arc::new(config);
         let tls = config.tls.as_ref().map(|t| t.connector()).transpose()?;
         let (events, _) = broadcast::channel(EVENTS_BUFFER);
+        let cache = config
+            .client_cache
+            .clone()
+            .map(|options| Arc::new(LocalCache::new(options)));
         if config.cluster.is_some() {
-            let router = Router::connect(config.clone(), tls, events.clone()).await?;
+            let router =
+                Router::connect(config.clone(), tls, events.clone(), cache.clone()).await?;
             let fresh = AbortOnDrop(router.keep_fresh());
             return Ok(Client {
                 inner: Arc::new(Inner {
@@ -550,6 +584,7 @@ impl ClientBuilder {
                     events,
                     shared_subscriptions: Default::default(),
                     sentinel: None,
+                    cache,
                 }),
             });
         }
@@ -558,12 +593,14 @@ impl ClientBuilder {
             Some(state) => Arc::new(SentinelEndpoint::new(state.clone(), Role::Primary)),
             None => Arc::new(Fixed(config.addr.clone())),
         };
-        let template = Options::new(config.clone(), endpoint, tls.clone(), Mode::Shared);
+        let mut template = Options::new(config.clone(), endpoint, tls.clone(), Mode::Shared);
+        template.tracking = cache.clone();
         let node = Node::connect(template, events.clone()).await?;
         let replicas = match (&state, config.read_from) {
             (Some(state), ReadFrom::Replica | ReadFrom::PreferReplica) => {
                 let endpoint = Arc::new(SentinelEndpoint::new(state.clone(), Role::Replica));
-                let template = Options::new(config.clone(), endpoint, tls, Mode::Shared);
+                let mut template = Options::new(config.clone(), endpoint, tls, Mode::Shared);
+                template.tracking = cache.clone();
                 match Node::connect(template, events.clone()).await {
                     Ok(node) => Some(node),
                     Err(e) if config.read_from == ReadFrom::PreferReplica => {
@@ -586,6 +623,7 @@ impl ClientBuilder {
                 events,
                 shared_subscriptions: Default::default(),
                 sentinel,
+                cache,
             }),
         })
     }

@@ -213,6 +213,9 @@ pub struct Config {
     /// A Redis Cluster reached through these seed nodes (`redis+cluster://` URLs set it);
     /// `addr` is then not used. Default none.
     pub cluster: Option<ClusterOptions>,
+    /// A client-side cache of cacheable reads, kept fresh by the server's RESP3 tracking
+    /// (see [`cache`](crate::cache)). Needs RESP3. Default none.
+    pub client_cache: Option<crate::cache::ClientCacheOptions>,
 }
 
 impl Default for Config {
@@ -243,6 +246,7 @@ impl Default for Config {
             sentinel: None,
             read_from: ReadFrom::Primary,
             cluster: None,
+            client_cache: None,
         }
     }
 }
@@ -398,6 +402,21 @@ impl Config {
         }
         if self.unresponsive_timeout.is_some_and(|t| t.is_zero()) {
             return bad("unresponsive_timeout must be more than zero");
+        }
+        if let Some(cache) = &self.client_cache {
+            cache.validate()?;
+            if self.protocol != Protocol::Resp3 {
+                return bad(
+                    "the client-side cache needs RESP3 (its invalidations are push frames on \
+                     the connection that read the key); this client asks for RESP2",
+                );
+            }
+            if self.cluster.is_some() && cache.mode == crate::cache::TrackingMode::OptIn {
+                return bad(
+                    "the client-side cache's OPTIN mode is for one server; on a cluster use \
+                     the default or broadcast mode",
+                );
+            }
         }
         if self.tls.is_some() && matches!(self.addr, Addr::Unix(_)) {
             return bad("TLS is for TCP connections, not unix sockets");

@@ -93,6 +93,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod atomic;
+pub mod cache;
 mod client;
 pub mod cluster;
 mod cmd;

@@ -7,6 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::time::Sleep;
 
+use crate::cache::{LocalCache, Plan};
 use crate::client::Client;
 use crate::cmd::{Cmd, Route};
 use crate::conn::{Payload, ReplyRx, TryRequest, shut_down};
@@ -42,6 +43,8 @@ pin_project_lite::pin_project! {
         state: State<'a>,
         #[pin]
         timer: Option<Sleep>,
+        // Goes through the client-side cache, when the client has one.
+        cached: bool,
         reply: PhantomData<fn() -> T>,
     }
 }
@@ -52,7 +55,16 @@ impl<'a, T> Query<'a, T> {
             client,
             state: State::Start(cmd),
             timer: None,
+            cached: true,
             reply: PhantomData,
+        }
+    }
+
+    /// The command sent to the server, the client-side cache left out.
+    fn uncached(client: &'a Client, cmd: Cmd) -> Self {
+        Query {
+            cached: false,
+            ..Query::new(client, cmd)
         }
     }
 
@@ -72,6 +84,7 @@ impl<'a, T> Query<'a, T> {
             client: self.client,
             state: self.state,
             timer: self.timer,
+            cached: self.cached,
             reply: PhantomData,
         }
     }
@@ -86,6 +99,17 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
             match std::mem::replace(this.state, State::Done) {
                 State::Start(mut cmd) => match cmd.resolved_route() {
                     _ if let Some(e) = cmd.args.take_error() => return Poll::Ready(Err(e)),
+                    Route::Shared
+                        if *this.cached
+                            && let Some(cache) = this.client.local_cache() =>
+                    {
+                        *this.cached = false;
+                        *this.state = match cache.plan(&cmd.args) {
+                            Plan::Hit(value) => return Poll::Ready(into_result(value)),
+                            Plan::Pass => State::Start(cmd),
+                            plan => State::Boxed(through_cache(this.client, cache, cmd, plan)),
+                        };
+                    }
                     route if let Some(router) = this.client.router() => {
                         if !matches!(route, Route::Shared | Route::Blocking) {
                             return Poll::Ready(Err(slow_start(this.client, cmd, route)
@@ -185,6 +209,67 @@ impl<T: FromValue> Future for BoxedQuery<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let value = ready!(self.project().inner.as_mut().poll(cx));
         Poll::Ready(value.and_then(into_result))
+    }
+}
+
+/// A cache miss or a write, with the client-side cache on: the read's reply is offered to
+/// the cache; the write's keys are invalidated again once it is done, so that no reply read
+/// before it (on another connection) is stored after the caller saw it succeed.
+#[cold]
+fn through_cache<'a>(
+    client: &'a Client,
+    cache: &'a LocalCache,
+    cmd: Cmd,
+    plan: Plan,
+) -> BoxedReply<'a> {
+    Box::pin(async move {
+        match plan {
+            Plan::Miss(ticket) => {
+                let reply = if cache.opt_in() {
+                    opt_in_read(client, cmd).await
+                } else {
+                    Query::<Value>::uncached(client, cmd).await
+                };
+                if let Ok(value) = &reply {
+                    cache.fill(ticket, value);
+                }
+                reply
+            }
+            Plan::Write(keys) => {
+                let reply = Query::<Value>::uncached(client, cmd).await;
+                cache.invalidate_keys(&keys);
+                reply
+            }
+            Plan::Hit(value) => Ok(value),
+            Plan::Pass => Query::<Value>::uncached(client, cmd).await,
+        }
+    })
+}
+
+/// A read in OPTIN mode: `CLIENT CACHING yes` and the read, in one write, so the server
+/// tracks this read (and only cached ones).
+async fn opt_in_read(client: &Client, cmd: Cmd) -> Result<Value> {
+    let conn = client.shared_for(&cmd).ok_or_else(shut_down)?;
+    let mut out = bytes::BytesMut::new();
+    crate::cmd("CLIENT")
+        .arg("CACHING")
+        .arg("YES")
+        .write_to(&mut out);
+    cmd.write_to(&mut out);
+    let timeout = cmd.timeout.or(client.config().response_timeout);
+    let reply = with_timeout(timeout, conn.request(Payload::Encoded(out.freeze()), 2)).await?;
+    match reply {
+        Value::Array(mut replies) if replies.len() == 2 => {
+            let read = replies.pop().unwrap_or(Value::Nil);
+            if let Some(Value::Error(e)) = replies.pop() {
+                return Err(e.into());
+            }
+            into_result(read)
+        }
+        other => Err(Error::protocol(format!(
+            "unexpected reply to CLIENT CACHING and a read: {}",
+            other.kind_name()
+        ))),
     }
 }
 

@@ -155,6 +155,30 @@ fn policies(cmd: &Command) -> (&'static str, &'static str) {
     (request, response)
 }
 
+/// True when a reply of `cmd` may be kept by a client-side cache: a read-only command of
+/// exactly one key, the first argument (what the server's tracking records and
+/// invalidates), whose reply depends on nothing but that key's value. Replies that change
+/// with time or chance (TTL, PTTL, DUMP, SRANDMEMBER, HRANDFIELD, SCAN cursors, XPENDING's
+/// idle times: the `NONDETERMINISTIC_OUTPUT` tip) and blocking reads are not.
+fn cacheable(cmd: &Command) -> bool {
+    let has = |flag: &str| cmd.flags.iter().any(|f| f == flag);
+    let one_key_first = matches!(
+        cmd.key_specs.as_slice(),
+        [k] if matches!(k.begin, Begin::Index(1))
+            && matches!(k.find, Find::Range { last_key: 0, .. })
+    );
+    cmd.container.is_none()
+        && has("READONLY")
+        && !has("BLOCKING")
+        && one_key_first
+        && !cmd.tips.iter().any(|t| t == "NONDETERMINISTIC_OUTPUT")
+        && !TIME_DEPENDENT.contains(&cmd.name.as_str())
+}
+
+/// Replies that count down with time and whose spec entry lacks the
+/// `NONDETERMINISTIC_OUTPUT` tip (Valkey's hash-field TTLs, as of 9.1).
+const TIME_DEPENDENT: &[&str] = &["HTTL", "HPTTL"];
+
 fn flag_expr(cmd: &Command) -> String {
     let bits: Vec<String> = FLAGS
         .iter()
@@ -225,7 +249,7 @@ pub fn render(all: &[Command], skipped: &[(String, String)]) -> String {
         let has_method = !skipped.iter().any(|(n, _)| n == &c.name);
         let _ = writeln!(
             out,
-            "    CommandInfo {{ name: {:?}, group: {:?}, since: {:?}, arity: {}, flags: {}, route: Route::{}, key_specs: &[{}], request_policy: RequestPolicy::{}, response_policy: ResponsePolicy::{}, has_method: {has_method} }},",
+            "    CommandInfo {{ name: {:?}, group: {:?}, since: {:?}, arity: {}, flags: {}, route: Route::{}, key_specs: &[{}], request_policy: RequestPolicy::{}, response_policy: ResponsePolicy::{}, has_method: {has_method}, cacheable: {} }},",
             c.name,
             c.group,
             c.since,
@@ -234,7 +258,8 @@ pub fn render(all: &[Command], skipped: &[(String, String)]) -> String {
             route(c, is_container(c, all)),
             specs.join(", "),
             policies(c).0,
-            policies(c).1
+            policies(c).1,
+            cacheable(c)
         );
     }
     out.push_str("];\n\n");

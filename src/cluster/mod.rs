@@ -29,6 +29,7 @@ mod slot;
 use std::time::Duration;
 
 pub(crate) use exec::{PipePlan, redirected_to};
+pub(crate) use keys::key_positions;
 pub use router::ClusterStats;
 pub(crate) use router::Router;
 pub use slot::{SLOTS, key_slot};

@@ -107,6 +107,8 @@ pub(crate) struct Router {
     refresh_scheduled: AtomicBool,
     next_primary: AtomicUsize,
     pub(crate) counters: Counters,
+    /// The client-side cache, kept fresh by every node's shared connections.
+    cache: Option<Arc<crate::cache::LocalCache>>,
     me: Weak<Router>,
 }
 
@@ -120,6 +122,7 @@ impl Router {
         config: Arc<Config>,
         tls: Option<TlsConnector>,
         events: broadcast::Sender<ConnectionEvent>,
+        cache: Option<Arc<crate::cache::LocalCache>>,
     ) -> Result<Arc<Router>> {
         let options = config
             .cluster
@@ -130,6 +133,7 @@ impl Router {
             options,
             tls,
             events,
+            cache,
             routes: RwLock::new(Arc::new(Routes {
                 map: SlotMap::from_ranges(Vec::new()),
                 primaries: Vec::new(),
@@ -227,6 +231,7 @@ impl Router {
                     Mode::Shared,
                 );
                 template.readonly = replica;
+                template.tracking = self.cache.clone();
                 Arc::new(LazyNode {
                     addr: addr.clone(),
                     replica,
@@ -267,7 +272,7 @@ impl Router {
             updated.moved(slot, addr);
             *routes = Arc::new(self.routes_of(updated));
         }
-        self.map_version.send_modify(|v| *v += 1);
+        self.slots_moved();
         self.schedule_refresh();
     }
 
@@ -388,8 +393,18 @@ impl Router {
             changed
         };
         if changed {
-            self.map_version.send_modify(|v| *v += 1);
+            self.slots_moved();
         }
+    }
+
+    /// The slot map changed: connections waiting to reconnect resolve again, and the
+    /// client-side cache is flushed (a key that moved to another node changes there, where
+    /// nobody tracks this client's reads of it).
+    fn slots_moved(&self) {
+        if let Some(cache) = &self.cache {
+            cache.flush();
+        }
+        self.map_version.send_modify(|v| *v += 1);
     }
 
     /// Statistics so far.
@@ -511,6 +526,7 @@ impl Router {
             options,
             tls: None,
             events: broadcast::channel(1).0,
+            cache: None,
             routes: RwLock::new(Arc::new(Routes {
                 map: SlotMap::from_ranges(Vec::new()),
                 primaries: Vec::new(),

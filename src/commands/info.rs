@@ -25,6 +25,10 @@ pub struct CommandInfo {
     pub response_policy: ResponsePolicy,
     /// Whether kermes generated a method for it (see [`SKIPPED`](super::SKIPPED) for the rest).
     pub has_method: bool,
+    /// Whether the client-side cache may keep its replies: read-only, one key (the first
+    /// argument), and a reply that depends on nothing but that key's value (not `TTL`,
+    /// `SRANDMEMBER`, `DUMP` ...).
+    pub cacheable: bool,
 }
 
 impl CommandInfo {

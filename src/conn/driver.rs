@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -123,6 +124,10 @@ pub(crate) async fn drive(
         primary_only: opts.endpoint.role() == Some(Role::Primary),
         demoted: false,
         on_dropped: opts.on_dropped.clone(),
+        tracking: match opts.mode {
+            Mode::Shared => opts.tracking.clone(),
+            _ => None,
+        },
         defer_flush: tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
         deferred: false,
@@ -176,6 +181,8 @@ struct Driver<'a> {
     /// A READONLY reply was read: leave once the replies read so far are delivered.
     demoted: bool,
     on_dropped: Option<DroppedHook>,
+    /// The client-side cache this shared connection keeps fresh with its invalidations.
+    tracking: Option<Arc<crate::cache::LocalCache>>,
     /// On the multi-thread runtime, a caller that queues a command wakes the driver into
     /// its worker's next slot: it would run at once and write that one command while the
     /// caller's neighbours, ready to queue theirs, wait behind it. So when commands are
@@ -445,6 +452,9 @@ impl Driver<'_> {
         let plain =
             !matches!(value, Value::Push(_)) && matches!(self.mode, Mode::Shared | Mode::Exclusive);
         if !plain && self.out_of_band(&value) {
+            if let Some(cache) = &self.tracking {
+                cache.on_push(&value);
+            }
             let _ = self.push.send(Push::Frame(value));
             return Ok(false);
         }

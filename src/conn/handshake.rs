@@ -46,7 +46,11 @@ pub(crate) async fn connect(opts: &Options) -> Result<Connected> {
             _ => None,
         };
         let mut socket = Framed::with_capacity(transport, RespCodec::new(config.limits), 16 * 1024);
-        let protocol = handshake(&mut socket, config, opts.readonly).await.map_err(|e| {
+        let tracking = match (&opts.tracking, opts.mode) {
+            (Some(cache), Mode::Shared) => Some(cache.options().tracking_command()),
+            _ => None,
+        };
+        let protocol = handshake(&mut socket, config, opts.readonly, tracking).await.map_err(|e| {
             if let Some(explained) = tls_failure(opts, &addr, &e) {
                 explained
             } else if e.is_server() || e.is_connect() {
@@ -216,7 +220,14 @@ pub(crate) fn replay(config: &Config, protocol: Protocol, readonly: bool) -> Vec
     }
 }
 
-async fn handshake(socket: &mut Socket, config: &Config, readonly: bool) -> Result<Protocol> {
+/// `tracking`: the `CLIENT TRACKING` command of the client-side cache, for a shared
+/// connection of a client that has one.
+async fn handshake(
+    socket: &mut Socket,
+    config: &Config,
+    readonly: bool,
+    tracking: Option<Cmd>,
+) -> Result<Protocol> {
     let mut protocol = Protocol::Resp2;
     let mut greeted = false;
     if config.protocol == Protocol::Resp3 {
@@ -232,6 +243,17 @@ async fn handshake(socket: &mut Socket, config: &Config, readonly: bool) -> Resu
         }
     }
     let mut setup = setup(config, greeted, readonly);
+    if let Some(tracking) = tracking {
+        if protocol != Protocol::Resp3 {
+            return Err(Error::new(
+                Kind::Connect,
+                "the client-side cache needs RESP3 (its invalidations arrive as push frames \
+                 on the same connection), and this connection speaks RESP2: connect with \
+                 protocol RESP3 to a server that has it (Redis 6+, Valkey)",
+            ));
+        }
+        setup.push((tracking, true));
+    }
     // Proves the connection is usable, e.g. fails with NOAUTH when a password is required
     // and none was configured, instead of every later command failing.
     setup.push((cmd("PING"), true));

@@ -91,6 +91,10 @@ pub(crate) struct Options {
     /// Told of each subscription the server dropped by itself (a cluster moving a shard
     /// channel's slot) or refused when it was made again after a reconnect.
     pub(crate) on_dropped: Option<DroppedHook>,
+    /// The client-side cache: a shared connection turns tracking on in its handshake,
+    /// hands it every invalidation, and flushes it when invalidations may have been missed
+    /// (the connection died or came back).
+    pub(crate) tracking: Option<Arc<crate::cache::LocalCache>>,
 }
 
 /// See [`Options::on_dropped`].
@@ -119,6 +123,7 @@ impl Options {
             tls,
             readonly: false,
             on_dropped: None,
+            tracking: None,
             config,
             endpoint,
             mode,
@@ -137,6 +142,7 @@ impl Options {
             mode,
         );
         opts.readonly = self.readonly;
+        opts.tracking = self.tracking.clone();
         opts
     }
 }

@@ -26,10 +26,16 @@ pub(crate) async fn run(
     let mut generation = 0;
     loop {
         let cause = match driver::drive(&mut socket, &mut requests, &push, &mut subs, &opts).await {
-            Exit::HandlesGone => return,
+            Exit::HandlesGone => {
+                // A cluster node dropped from the map: what was read through it is tracked
+                // by nobody now.
+                flush_cache(&opts);
+                return;
+            }
             Exit::Died(cause) => cause,
         };
         up.store(false, Ordering::Relaxed);
+        flush_cache(&opts);
         tracing::warn!(connection = id, generation, error = %cause, "connection lost");
         opts.endpoint.invalidate();
         publish(
@@ -48,6 +54,9 @@ pub(crate) async fn run(
             return;
         };
         socket = connected.socket;
+        // Invalidations sent while the connection was down are lost: what it cached may be
+        // stale. Tracking is on again (the handshake turned it on).
+        flush_cache(&opts);
         up.store(true, Ordering::Relaxed);
         generation += 1;
         // Before any frame of the new connection, so readers know what they missed.
@@ -60,6 +69,13 @@ pub(crate) async fn run(
                 addr: connected.addr,
             },
         );
+    }
+}
+
+/// Flushes the client-side cache a shared connection keeps fresh.
+fn flush_cache(opts: &Options) {
+    if let (Some(cache), super::Mode::Shared) = (&opts.tracking, opts.mode) {
+        cache.flush();
     }
 }
 

@@ -172,6 +172,40 @@ impl ArgBuf {
         }
     }
 
+    /// The arguments as they go on the wire, without the array header, shared ones copied
+    /// in: a command's identity, for the client-side cache.
+    pub(crate) fn encoded(&self) -> Bytes {
+        if self.shared.is_empty() {
+            return Bytes::copy_from_slice(&self.buf);
+        }
+        let total = self.buf.len() + self.shared.iter().map(|(_, b)| b.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(total);
+        let mut pos = 0;
+        for (at, bytes) in &self.shared {
+            out.extend_from_slice(&self.buf[pos..*at]);
+            out.extend_from_slice(bytes);
+            pos = *at;
+        }
+        out.extend_from_slice(&self.buf[pos..]);
+        Bytes::from(out)
+    }
+
+    /// True when [`encoded`](Self::encoded) would equal `other`, without building it.
+    pub(crate) fn encoded_eq(&self, other: &[u8]) -> bool {
+        let mut rest = other;
+        let mut pos = 0;
+        for (at, bytes) in &self.shared {
+            for part in [&self.buf[pos..*at], &bytes[..]] {
+                match rest.strip_prefix(part) {
+                    Some(r) => rest = r,
+                    None => return false,
+                }
+            }
+            pos = *at;
+        }
+        rest == &self.buf[pos..]
+    }
+
     /// Writes the command: the array header, then each argument, copying shared ones in
     /// place from where they are held.
     pub(crate) fn encode_into(&self, out: &mut BytesMut) {

@@ -74,6 +74,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL CAT",
@@ -91,6 +92,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL DELUSER",
@@ -109,6 +111,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL DRYRUN",
@@ -127,6 +130,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL GENPASS",
@@ -144,6 +148,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL GETUSER",
@@ -162,6 +167,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL HELP",
@@ -178,6 +184,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL LIST",
@@ -196,6 +203,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL LOAD",
@@ -214,6 +222,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL LOG",
@@ -232,6 +241,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL SAVE",
@@ -250,6 +260,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL SETUSER",
@@ -268,6 +279,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL USERS",
@@ -286,6 +298,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ACL WHOAMI",
@@ -303,6 +316,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "APPEND",
@@ -325,6 +339,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ASKING",
@@ -337,6 +352,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "AUTH",
@@ -357,6 +373,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BGREWRITEAOF",
@@ -373,6 +390,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BGSAVE",
@@ -389,6 +407,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BITCOUNT",
@@ -409,6 +428,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "BITFIELD",
@@ -429,6 +449,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BITFIELD_RO",
@@ -449,6 +470,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "BITOP",
@@ -480,6 +502,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BITPOS",
@@ -500,6 +523,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "BLMOVE",
@@ -535,6 +559,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BLMPOP",
@@ -555,6 +580,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BLPOP",
@@ -575,6 +601,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BRPOP",
@@ -595,6 +622,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BRPOPLPUSH",
@@ -630,6 +658,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BZMPOP",
@@ -650,6 +679,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BZPOPMAX",
@@ -672,6 +702,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "BZPOPMIN",
@@ -694,6 +725,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT",
@@ -706,6 +738,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT CACHING",
@@ -723,6 +756,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT CAPA",
@@ -739,6 +773,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT GETNAME",
@@ -756,6 +791,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT GETREDIR",
@@ -773,6 +809,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT HELP",
@@ -789,6 +826,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT ID",
@@ -806,6 +844,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT IMPORT-SOURCE",
@@ -822,6 +861,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT INFO",
@@ -839,6 +879,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT KILL",
@@ -857,6 +898,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT LIST",
@@ -875,6 +917,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT NO-EVICT",
@@ -893,6 +936,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT NO-TOUCH",
@@ -909,6 +953,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT PAUSE",
@@ -927,6 +972,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT REPLY",
@@ -944,6 +990,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT SETINFO",
@@ -961,6 +1008,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT SETNAME",
@@ -978,6 +1026,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT TRACKING",
@@ -995,6 +1044,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT TRACKINGINFO",
@@ -1012,6 +1062,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT UNBLOCK",
@@ -1030,6 +1081,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLIENT UNPAUSE",
@@ -1048,6 +1100,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER",
@@ -1060,6 +1113,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER ADDSLOTS",
@@ -1076,6 +1130,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER ADDSLOTSRANGE",
@@ -1092,6 +1147,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER BUMPEPOCH",
@@ -1108,6 +1164,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER CANCELSLOTMIGRATIONS",
@@ -1124,6 +1181,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER COUNT-FAILURE-REPORTS",
@@ -1136,6 +1194,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER COUNTKEYSINSLOT",
@@ -1148,6 +1207,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER DELSLOTS",
@@ -1164,6 +1224,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER DELSLOTSRANGE",
@@ -1180,6 +1241,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER FAILOVER",
@@ -1196,6 +1258,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER FLUSHSLOT",
@@ -1212,6 +1275,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER FLUSHSLOTS",
@@ -1228,6 +1292,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER FORGET",
@@ -1244,6 +1309,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER GETKEYSINSLOT",
@@ -1256,6 +1322,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER GETSLOTMIGRATIONS",
@@ -1272,6 +1339,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER HELP",
@@ -1284,6 +1352,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER INFO",
@@ -1296,6 +1365,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER KEYSLOT",
@@ -1308,6 +1378,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER LINKS",
@@ -1320,6 +1391,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER MEET",
@@ -1336,6 +1408,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER MIGRATESLOTS",
@@ -1352,6 +1425,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER MYID",
@@ -1364,6 +1438,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER MYSHARDID",
@@ -1376,6 +1451,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER NODES",
@@ -1388,6 +1464,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER REPLICAS",
@@ -1400,6 +1477,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER REPLICATE",
@@ -1416,6 +1494,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER RESET",
@@ -1430,6 +1509,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SAVECONFIG",
@@ -1446,6 +1526,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SET-CONFIG-EPOCH",
@@ -1462,6 +1543,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SETSLOT",
@@ -1479,6 +1561,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SHARDS",
@@ -1491,6 +1574,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SLAVES",
@@ -1503,6 +1587,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SLOT-STATS",
@@ -1515,6 +1600,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SLOTS",
@@ -1527,6 +1613,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTER SYNCSLOTS",
@@ -1543,6 +1630,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "CLUSTERSCAN",
@@ -1563,6 +1651,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Special,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND",
@@ -1579,6 +1668,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND COUNT",
@@ -1595,6 +1685,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND DOCS",
@@ -1611,6 +1702,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND GETKEYS",
@@ -1627,6 +1719,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND GETKEYSANDFLAGS",
@@ -1643,6 +1736,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND HELP",
@@ -1659,6 +1753,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND INFO",
@@ -1675,6 +1770,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMAND LIST",
@@ -1691,6 +1787,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMANDLOG",
@@ -1703,6 +1800,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMANDLOG GET",
@@ -1717,6 +1815,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMANDLOG HELP",
@@ -1729,6 +1828,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMANDLOG LEN",
@@ -1743,6 +1843,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COMMANDLOG RESET",
@@ -1757,6 +1858,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CONFIG",
@@ -1769,6 +1871,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "CONFIG GET",
@@ -1786,6 +1889,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CONFIG HELP",
@@ -1798,6 +1902,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CONFIG RESETSTAT",
@@ -1815,6 +1920,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CONFIG REWRITE",
@@ -1832,6 +1938,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "CONFIG SET",
@@ -1849,6 +1956,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "COPY",
@@ -1880,6 +1988,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "DBSIZE",
@@ -1892,6 +2001,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "DEBUG",
@@ -1910,6 +2020,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "DECR",
@@ -1932,6 +2043,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "DECRBY",
@@ -1954,6 +2066,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "DEL",
@@ -1974,6 +2087,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::MultiShard,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "DELIFEQ",
@@ -1994,6 +2108,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "DISCARD",
@@ -2012,6 +2127,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "DUMP",
@@ -2032,6 +2148,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ECHO",
@@ -2046,6 +2163,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EVAL",
@@ -2072,6 +2190,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EVALSHA",
@@ -2098,6 +2217,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EVALSHA_RO",
@@ -2124,6 +2244,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EVAL_RO",
@@ -2150,6 +2271,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EXEC",
@@ -2167,6 +2289,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EXISTS",
@@ -2187,6 +2310,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::MultiShard,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EXPIRE",
@@ -2207,6 +2331,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EXPIREAT",
@@ -2227,6 +2352,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "EXPIRETIME",
@@ -2247,6 +2373,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "FAILOVER",
@@ -2261,6 +2388,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FCALL",
@@ -2287,6 +2415,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FCALL_RO",
@@ -2313,6 +2442,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FLUSHALL",
@@ -2325,6 +2455,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FLUSHDB",
@@ -2337,6 +2468,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION",
@@ -2349,6 +2481,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION DELETE",
@@ -2361,6 +2494,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION DUMP",
@@ -2373,6 +2507,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION FLUSH",
@@ -2385,6 +2520,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION HELP",
@@ -2397,6 +2533,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION KILL",
@@ -2411,6 +2548,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::OneSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION LIST",
@@ -2423,6 +2561,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION LOAD",
@@ -2439,6 +2578,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION RESTORE",
@@ -2455,6 +2595,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "FUNCTION STATS",
@@ -2469,6 +2610,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "GEOADD",
@@ -2489,6 +2631,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "GEODIST",
@@ -2509,6 +2652,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GEOHASH",
@@ -2529,6 +2673,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GEOPOS",
@@ -2549,6 +2694,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GEORADIUS",
@@ -2595,6 +2741,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "GEORADIUSBYMEMBER",
@@ -2641,6 +2788,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "GEORADIUSBYMEMBER_RO",
@@ -2661,6 +2809,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GEORADIUS_RO",
@@ -2681,6 +2830,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GEOSEARCH",
@@ -2701,6 +2851,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GEOSEARCHSTORE",
@@ -2732,6 +2883,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "GET",
@@ -2752,6 +2904,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GETBIT",
@@ -2772,6 +2925,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GETDEL",
@@ -2792,6 +2946,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "GETEX",
@@ -2812,6 +2967,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "GETRANGE",
@@ -2832,6 +2988,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "GETSET",
@@ -2854,6 +3011,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HDEL",
@@ -2874,6 +3032,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HELLO",
@@ -2894,6 +3053,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HEXISTS",
@@ -2914,6 +3074,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HEXPIRE",
@@ -2934,6 +3095,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HEXPIREAT",
@@ -2954,6 +3116,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HEXPIRETIME",
@@ -2974,6 +3137,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HGET",
@@ -2994,6 +3158,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HGETALL",
@@ -3014,6 +3179,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HGETDEL",
@@ -3034,6 +3200,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HGETEX",
@@ -3054,6 +3221,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HINCRBY",
@@ -3076,6 +3244,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HINCRBYFLOAT",
@@ -3098,6 +3267,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HKEYS",
@@ -3118,6 +3288,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HLEN",
@@ -3138,6 +3309,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HMGET",
@@ -3158,6 +3330,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HMSET",
@@ -3180,6 +3353,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HPERSIST",
@@ -3200,6 +3374,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HPEXPIRE",
@@ -3220,6 +3395,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HPEXPIREAT",
@@ -3240,6 +3416,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HPEXPIRETIME",
@@ -3260,6 +3437,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HPTTL",
@@ -3280,6 +3458,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HRANDFIELD",
@@ -3300,6 +3479,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HSCAN",
@@ -3320,6 +3500,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HSET",
@@ -3342,6 +3523,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HSETEX",
@@ -3364,6 +3546,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HSETNX",
@@ -3386,6 +3569,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HSTRLEN",
@@ -3406,6 +3590,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "HTTL",
@@ -3426,6 +3611,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "HVALS",
@@ -3446,6 +3632,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "INCR",
@@ -3468,6 +3655,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "INCRBY",
@@ -3490,6 +3678,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "INCRBYFLOAT",
@@ -3512,6 +3701,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "INFO",
@@ -3528,6 +3718,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "KEYS",
@@ -3540,6 +3731,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LASTSAVE",
@@ -3554,6 +3746,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY",
@@ -3566,6 +3759,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY DOCTOR",
@@ -3583,6 +3777,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY GRAPH",
@@ -3600,6 +3795,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY HELP",
@@ -3612,6 +3808,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY HISTOGRAM",
@@ -3629,6 +3826,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY HISTORY",
@@ -3646,6 +3844,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY LATEST",
@@ -3663,6 +3862,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LATENCY RESET",
@@ -3680,6 +3880,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LCS",
@@ -3700,6 +3901,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LINDEX",
@@ -3720,6 +3922,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "LINSERT",
@@ -3740,6 +3943,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LLEN",
@@ -3760,6 +3964,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "LMOVE",
@@ -3791,6 +3996,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LMPOP",
@@ -3811,6 +4017,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LOLWUT",
@@ -3823,6 +4030,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LPOP",
@@ -3843,6 +4051,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LPOS",
@@ -3863,6 +4072,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "LPUSH",
@@ -3885,6 +4095,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LPUSHX",
@@ -3907,6 +4118,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LRANGE",
@@ -3927,6 +4139,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "LREM",
@@ -3947,6 +4160,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LSET",
@@ -3967,6 +4181,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "LTRIM",
@@ -3987,6 +4202,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MEMORY",
@@ -3999,6 +4215,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "MEMORY DOCTOR",
@@ -4011,6 +4228,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MEMORY HELP",
@@ -4023,6 +4241,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MEMORY MALLOC-STATS",
@@ -4035,6 +4254,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MEMORY PURGE",
@@ -4047,6 +4267,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MEMORY STATS",
@@ -4059,6 +4280,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MEMORY USAGE",
@@ -4079,6 +4301,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MGET",
@@ -4099,6 +4322,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::MultiShard,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MIGRATE",
@@ -4133,6 +4357,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MODULE",
@@ -4145,6 +4370,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "MODULE HELP",
@@ -4157,6 +4383,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MODULE LIST",
@@ -4169,6 +4396,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MODULE LOAD",
@@ -4186,6 +4414,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MODULE LOADEX",
@@ -4203,6 +4432,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MODULE UNLOAD",
@@ -4220,6 +4450,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MONITOR",
@@ -4237,6 +4468,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MOVE",
@@ -4257,6 +4489,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MSET",
@@ -4277,6 +4510,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::MultiShard,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MSETEX",
@@ -4301,6 +4535,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::MultiShard,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MSETNX",
@@ -4321,6 +4556,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "MULTI",
@@ -4340,6 +4576,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "OBJECT",
@@ -4352,6 +4589,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "OBJECT ENCODING",
@@ -4372,6 +4610,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "OBJECT FREQ",
@@ -4392,6 +4631,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "OBJECT HELP",
@@ -4404,6 +4644,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "OBJECT IDLETIME",
@@ -4424,6 +4665,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "OBJECT REFCOUNT",
@@ -4444,6 +4686,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PERSIST",
@@ -4464,6 +4707,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PEXPIRE",
@@ -4484,6 +4728,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PEXPIREAT",
@@ -4504,6 +4749,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PEXPIRETIME",
@@ -4524,6 +4770,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "PFADD",
@@ -4546,6 +4793,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PFCOUNT",
@@ -4568,6 +4816,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PFDEBUG",
@@ -4590,6 +4839,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "PFMERGE",
@@ -4621,6 +4871,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PFSELFTEST",
@@ -4633,6 +4884,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "PING",
@@ -4645,6 +4897,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PSETEX",
@@ -4665,6 +4918,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PSUBSCRIBE",
@@ -4683,6 +4937,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PSYNC",
@@ -4700,6 +4955,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "PTTL",
@@ -4720,6 +4976,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBLISH",
@@ -4739,6 +4996,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBSUB",
@@ -4751,6 +5009,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBSUB CHANNELS",
@@ -4765,6 +5024,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBSUB HELP",
@@ -4777,6 +5037,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBSUB NUMPAT",
@@ -4791,6 +5052,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBSUB NUMSUB",
@@ -4805,6 +5067,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBSUB SHARDCHANNELS",
@@ -4819,6 +5082,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUBSUB SHARDNUMSUB",
@@ -4833,6 +5097,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "PUNSUBSCRIBE",
@@ -4851,6 +5116,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "QUIT",
@@ -4870,6 +5136,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RANDOMKEY",
@@ -4884,6 +5151,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "READONLY",
@@ -4898,6 +5166,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "READWRITE",
@@ -4912,6 +5181,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RENAME",
@@ -4943,6 +5213,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RENAMENX",
@@ -4974,6 +5245,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "REPLCONF",
@@ -4992,6 +5264,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "REPLICAOF",
@@ -5009,6 +5282,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RESET",
@@ -5028,6 +5302,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RESTORE",
@@ -5048,6 +5323,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RESTORE-ASKING",
@@ -5070,6 +5346,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "ROLE",
@@ -5088,6 +5365,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RPOP",
@@ -5108,6 +5386,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RPOPLPUSH",
@@ -5139,6 +5418,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RPUSH",
@@ -5161,6 +5441,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "RPUSHX",
@@ -5183,6 +5464,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SADD",
@@ -5205,6 +5487,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SAVE",
@@ -5222,6 +5505,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCAN",
@@ -5236,6 +5520,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Special,
         response_policy: ResponsePolicy::Special,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCARD",
@@ -5256,6 +5541,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "SCRIPT",
@@ -5268,6 +5554,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCRIPT DEBUG",
@@ -5280,6 +5567,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCRIPT EXISTS",
@@ -5292,6 +5580,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AggLogicalAnd,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCRIPT FLUSH",
@@ -5304,6 +5593,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCRIPT HELP",
@@ -5316,6 +5606,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCRIPT KILL",
@@ -5330,6 +5621,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::OneSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCRIPT LOAD",
@@ -5342,6 +5634,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SCRIPT SHOW",
@@ -5354,6 +5647,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SDIFF",
@@ -5374,6 +5668,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SDIFFSTORE",
@@ -5405,6 +5700,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SELECT",
@@ -5419,6 +5715,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SET",
@@ -5439,6 +5736,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SETBIT",
@@ -5459,6 +5757,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SETEX",
@@ -5479,6 +5778,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SETNX",
@@ -5501,6 +5801,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SETRANGE",
@@ -5521,6 +5822,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SHUTDOWN",
@@ -5541,6 +5843,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SINTER",
@@ -5561,6 +5864,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SINTERCARD",
@@ -5581,6 +5885,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SINTERSTORE",
@@ -5612,6 +5917,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SISMEMBER",
@@ -5632,6 +5938,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "SLAVEOF",
@@ -5649,6 +5956,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SLOWLOG",
@@ -5661,6 +5969,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "SLOWLOG GET",
@@ -5675,6 +5984,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SLOWLOG HELP",
@@ -5687,6 +5997,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SLOWLOG LEN",
@@ -5701,6 +6012,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SLOWLOG RESET",
@@ -5715,6 +6027,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllNodes,
         response_policy: ResponsePolicy::AllSucceeded,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SMEMBERS",
@@ -5735,6 +6048,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "SMISMEMBER",
@@ -5755,6 +6069,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "SMOVE",
@@ -5786,6 +6101,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SORT",
@@ -5818,6 +6134,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SORT_RO",
@@ -5845,6 +6162,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SPOP",
@@ -5865,6 +6183,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SPUBLISH",
@@ -5891,6 +6210,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SRANDMEMBER",
@@ -5911,6 +6231,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SREM",
@@ -5931,6 +6252,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SSCAN",
@@ -5951,6 +6273,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SSUBSCRIBE",
@@ -5976,6 +6299,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "STRLEN",
@@ -5996,6 +6320,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "SUBSCRIBE",
@@ -6014,6 +6339,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SUBSTR",
@@ -6034,6 +6360,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "SUNION",
@@ -6054,6 +6381,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SUNIONSTORE",
@@ -6085,6 +6413,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SUNSUBSCRIBE",
@@ -6110,6 +6439,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SWAPDB",
@@ -6122,6 +6452,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "SYNC",
@@ -6139,6 +6470,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "TIME",
@@ -6153,6 +6485,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "TOUCH",
@@ -6173,6 +6506,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::MultiShard,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "TTL",
@@ -6193,6 +6527,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "TYPE",
@@ -6213,6 +6548,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "UNLINK",
@@ -6233,6 +6569,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::MultiShard,
         response_policy: ResponsePolicy::AggSum,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "UNSUBSCRIBE",
@@ -6251,6 +6588,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "UNWATCH",
@@ -6269,6 +6607,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "WAIT",
@@ -6281,6 +6620,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AggMin,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "WAITAOF",
@@ -6293,6 +6633,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::AllShards,
         response_policy: ResponsePolicy::AggMin,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "WATCH",
@@ -6320,6 +6661,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XACK",
@@ -6340,6 +6682,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XADD",
@@ -6362,6 +6705,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XAUTOCLAIM",
@@ -6382,6 +6726,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XCLAIM",
@@ -6402,6 +6747,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XDEL",
@@ -6422,6 +6768,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XGROUP",
@@ -6434,6 +6781,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "XGROUP CREATE",
@@ -6454,6 +6802,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XGROUP CREATECONSUMER",
@@ -6474,6 +6823,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XGROUP DELCONSUMER",
@@ -6494,6 +6844,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XGROUP DESTROY",
@@ -6514,6 +6865,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XGROUP HELP",
@@ -6526,6 +6878,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XGROUP SETID",
@@ -6546,6 +6899,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XINFO",
@@ -6558,6 +6912,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: false,
+        cacheable: false,
     },
     CommandInfo {
         name: "XINFO CONSUMERS",
@@ -6578,6 +6933,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XINFO GROUPS",
@@ -6598,6 +6954,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XINFO HELP",
@@ -6610,6 +6967,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XINFO STREAM",
@@ -6630,6 +6988,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XLEN",
@@ -6650,6 +7009,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "XPENDING",
@@ -6670,6 +7030,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XRANGE",
@@ -6690,6 +7051,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "XREAD",
@@ -6715,6 +7077,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XREADGROUP",
@@ -6738,6 +7101,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XREVRANGE",
@@ -6758,6 +7122,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "XSETID",
@@ -6780,6 +7145,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "XTRIM",
@@ -6800,6 +7166,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZADD",
@@ -6822,6 +7189,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZCARD",
@@ -6842,6 +7210,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZCOUNT",
@@ -6862,6 +7231,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZDIFF",
@@ -6882,6 +7252,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZDIFFSTORE",
@@ -6913,6 +7284,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZINCRBY",
@@ -6935,6 +7307,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZINTER",
@@ -6955,6 +7328,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZINTERCARD",
@@ -6975,6 +7349,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZINTERSTORE",
@@ -7006,6 +7381,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZLEXCOUNT",
@@ -7026,6 +7402,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZMPOP",
@@ -7046,6 +7423,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZMSCORE",
@@ -7066,6 +7444,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZPOPMAX",
@@ -7086,6 +7465,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZPOPMIN",
@@ -7106,6 +7486,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZRANDMEMBER",
@@ -7126,6 +7507,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZRANGE",
@@ -7146,6 +7528,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZRANGEBYLEX",
@@ -7166,6 +7549,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZRANGEBYSCORE",
@@ -7186,6 +7570,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZRANGESTORE",
@@ -7217,6 +7602,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZRANK",
@@ -7237,6 +7623,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZREM",
@@ -7257,6 +7644,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZREMRANGEBYLEX",
@@ -7277,6 +7665,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZREMRANGEBYRANK",
@@ -7297,6 +7686,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZREMRANGEBYSCORE",
@@ -7317,6 +7707,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZREVRANGE",
@@ -7337,6 +7728,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZREVRANGEBYLEX",
@@ -7357,6 +7749,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZREVRANGEBYSCORE",
@@ -7377,6 +7770,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZREVRANK",
@@ -7397,6 +7791,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZSCAN",
@@ -7417,6 +7812,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZSCORE",
@@ -7437,6 +7833,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: true,
     },
     CommandInfo {
         name: "ZUNION",
@@ -7457,6 +7854,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
     CommandInfo {
         name: "ZUNIONSTORE",
@@ -7488,6 +7886,7 @@ pub(crate) static COMMANDS: &[CommandInfo] = &[
         request_policy: RequestPolicy::Default,
         response_policy: ResponsePolicy::Default,
         has_method: true,
+        cacheable: false,
     },
 ];
 

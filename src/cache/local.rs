@@ -1,0 +1,513 @@
+//! The client-side cache's store: replies of cacheable reads by key, bounded in bytes and
+//! in keys (on `quick_cache`), kept fresh by the server's invalidations, and guarded
+//! against the race of an invalidation arriving while a read of its key is in flight.
+//!
+//! The race: a read is sent, the key changes, the server's invalidation arrives and is
+//! applied, and only then does the read's (old) reply come back to be stored. Each key
+//! hashes to one of [`STRIPES`] counters; an invalidation bumps its key's counter before it
+//! removes the key, and a flush bumps the epoch. A read samples both before it is sent; its
+//! reply is stored, then the samples are checked again, and if either moved the entry is
+//! removed. Whichever order the two sides run in, no reply read before an invalidation
+//! survives it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use quick_cache::Lifecycle;
+use quick_cache::sync::Cache as Store;
+
+use super::options::{ClientCacheOptions, ClientCacheStats, TrackingMode};
+use crate::cluster::key_positions;
+use crate::commands::{CommandFlags, lookup_args};
+use crate::resp::Value;
+use crate::value::ArgBuf;
+
+/// Invalidation counters: a key maps to one of them.
+const STRIPES: usize = 4096;
+
+/// What each entry costs beyond its bytes (the entry, its `Arc`, the store's slot).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The cached replies of one key: one per distinct command read (`HGET h a`, `HGET h b`,
+/// `HGETALL h`), all invalidated together.
+pub(crate) struct KeyEntry {
+    reads: Box<[Read]>,
+    weight: u64,
+    /// Set when a newer entry of the key takes this one's place: the store reports
+    /// replacements as evictions, and they are not.
+    replaced: std::sync::atomic::AtomicBool,
+}
+
+struct Read {
+    /// The command as encoded (its arguments' RESP bulk strings): what a lookup compares.
+    command: Bytes,
+    value: Value,
+    /// When the TTL cap ends this reply, if there is one.
+    expires: Option<Instant>,
+}
+
+#[derive(Clone)]
+struct Weigh;
+
+impl quick_cache::Weighter<Bytes, Arc<KeyEntry>> for Weigh {
+    fn weight(&self, _: &Bytes, entry: &Arc<KeyEntry>) -> u64 {
+        entry.weight
+    }
+}
+
+#[derive(Clone)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl Lifecycle<Bytes, Arc<KeyEntry>> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: Bytes, entry: Arc<KeyEntry>) {
+        if !entry.replaced.load(Ordering::Relaxed) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The client-side cache of one client.
+pub(crate) struct LocalCache {
+    store: Store<Bytes, Arc<KeyEntry>, Weigh, quick_cache::DefaultHashBuilder, CountEvictions>,
+    options: ClientCacheOptions,
+    /// The weight of the smallest entry: `max_bytes / max_entries`, so that the byte bound
+    /// also bounds the number of keys.
+    floor: u64,
+    epoch: AtomicU64,
+    stripes: Box<[AtomicU64]>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    inserts: AtomicU64,
+    refused: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: AtomicU64,
+    evictions: Arc<AtomicU64>,
+    expired: AtomicU64,
+}
+
+/// What a command through the client does with the cache.
+pub(crate) enum Plan {
+    /// Answered from the cache.
+    Hit(Value),
+    /// A cacheable read to send; its reply is offered back with the ticket.
+    Miss(Ticket),
+    /// A command that may change these keys: they are invalidated when it is sent and
+    /// again when its reply arrives, so the caller reads its own write.
+    Write(Vec<Bytes>),
+    /// Nothing to do with the cache.
+    Pass,
+}
+
+/// A read in flight: what it was, and the invalidation counters when it was sent.
+pub(crate) struct Ticket {
+    command: Bytes,
+    key: Bytes,
+    stripe: usize,
+    stamp: u64,
+    epoch: u64,
+}
+
+impl LocalCache {
+    pub(crate) fn new(options: ClientCacheOptions) -> LocalCache {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let floor = options
+            .max_bytes
+            .div_ceil(options.max_entries as u64)
+            .max(1);
+        let store = Store::with(
+            options.max_entries,
+            options.max_bytes,
+            Weigh,
+            Default::default(),
+            CountEvictions(evictions.clone()),
+        );
+        LocalCache {
+            store,
+            floor,
+            options,
+            epoch: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            inserts: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            evictions,
+            expired: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn options(&self) -> &ClientCacheOptions {
+        &self.options
+    }
+
+    /// True in OPTIN mode: a cached read must follow `CLIENT CACHING yes`.
+    pub(crate) fn opt_in(&self) -> bool {
+        self.options.mode == TrackingMode::OptIn
+    }
+
+    /// What `args` does with the cache. A hit costs a lookup and a clone of the reply (its
+    /// `Bytes` are shared, not copied); only a miss or a write allocates.
+    pub(crate) fn plan(&self, args: &ArgBuf) -> Plan {
+        let Some(info) = lookup_args(args) else {
+            return Plan::Pass;
+        };
+        if info.cacheable {
+            let Some(key) = args.get(1) else {
+                return Plan::Pass;
+            };
+            if !self.options.accepts(key) {
+                return Plan::Pass;
+            }
+            if let Some(value) = self.lookup(key, args) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Plan::Hit(value);
+            }
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Plan::Miss(self.ticket(args));
+        }
+        if info.flags.contains(CommandFlags::READONLY) {
+            return Plan::Pass;
+        }
+        let positions = key_positions(info, args);
+        if positions.is_empty() {
+            return Plan::Pass;
+        }
+        let keys: Vec<Bytes> = args
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| positions.contains(i))
+            .map(|(_, k)| Bytes::copy_from_slice(k))
+            .collect();
+        self.invalidate_keys(&keys);
+        Plan::Write(keys)
+    }
+
+    fn lookup(&self, key: &[u8], args: &ArgBuf) -> Option<Value> {
+        let entry = self.store.get(key)?;
+        let read = entry.reads.iter().find(|r| args.encoded_eq(&r.command))?;
+        if let Some(expires) = read.expires
+            && Instant::now() >= expires
+        {
+            self.expired.fetch_add(1, Ordering::Relaxed);
+            self.store.remove(key);
+            return None;
+        }
+        Some(read.value.clone())
+    }
+
+    /// Samples the counters for a read about to be sent.
+    fn ticket(&self, args: &ArgBuf) -> Ticket {
+        let command = args.encoded();
+        let key = nth_arg(&command, 1)
+            .map(|r| command.slice(r))
+            .unwrap_or_default();
+        let stripe = stripe_of(&key);
+        // The epoch first: a flush bumps it before it clears.
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let stamp = self.stripes[stripe].load(Ordering::SeqCst);
+        Ticket {
+            command,
+            key,
+            stripe,
+            stamp,
+            epoch,
+        }
+    }
+
+    fn unchanged(&self, t: &Ticket) -> bool {
+        self.epoch.load(Ordering::SeqCst) == t.epoch
+            && self.stripes[t.stripe].load(Ordering::SeqCst) == t.stamp
+    }
+
+    /// Offers the reply of a read sent with `ticket`. Stored unless its key was
+    /// invalidated (or the cache flushed) since the read was sent.
+    pub(crate) fn fill(&self, ticket: Ticket, reply: &Value) {
+        if matches!(reply, Value::Error(_)) {
+            return;
+        }
+        if !self.unchanged(&ticket) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let value = detach(reply);
+        let expires = self.options.ttl.map(|t| Instant::now() + t);
+        let mut reads: Vec<Read> = Vec::with_capacity(1);
+        if let Some(old) = self.store.peek(&ticket.key[..]) {
+            old.replaced.store(true, Ordering::Relaxed);
+            reads.extend(
+                old.reads
+                    .iter()
+                    .filter(|r| r.command != ticket.command)
+                    .map(|r| Read {
+                        command: r.command.clone(),
+                        value: r.value.clone(),
+                        expires: r.expires,
+                    }),
+            );
+        }
+        reads.push(Read {
+            command: ticket.command.clone(),
+            value,
+            expires,
+        });
+        let bytes: usize = ENTRY_OVERHEAD
+            + reads
+                .iter()
+                .map(|r| std::mem::size_of::<Read>() + r.command.len() + heap_size(&r.value))
+                .sum::<usize>();
+        let entry = Arc::new(KeyEntry {
+            reads: reads.into_boxed_slice(),
+            weight: (bytes as u64).max(self.floor),
+            replaced: Default::default(),
+        });
+        self.store.insert(ticket.key.clone(), entry);
+        // Checked again after storing: an invalidation that ran between the first check
+        // and the insert found nothing to remove, but moved the counter.
+        if self.unchanged(&ticket) {
+            self.inserts.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.store.remove(&ticket.key[..]);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops these keys' replies; reads of them in flight will not be stored.
+    pub(crate) fn invalidate_keys<K: AsRef<[u8]>>(&self, keys: &[K]) {
+        for key in keys {
+            let key = key.as_ref();
+            self.stripes[stripe_of(key)].fetch_add(1, Ordering::SeqCst);
+            self.store.remove(key);
+        }
+        self.invalidations
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Drops everything; reads in flight will not be stored.
+    pub(crate) fn flush(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.store.clear();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Applies an out-of-band frame if it is an invalidation (`invalidate` with keys, or
+    /// with null for FLUSHALL/FLUSHDB).
+    pub(crate) fn on_push(&self, frame: &Value) {
+        let Value::Push(items) = frame else {
+            return;
+        };
+        let [kind, keys] = &items[..] else {
+            return;
+        };
+        if !kind
+            .as_bytes()
+            .is_some_and(|k| k.eq_ignore_ascii_case(b"invalidate"))
+        {
+            return;
+        }
+        match keys {
+            Value::Array(keys) | Value::Set(keys) => {
+                let keys: smallvec::SmallVec<[&[u8]; 8]> = keys
+                    .iter()
+                    .filter_map(|k| k.as_bytes().map(|b| &b[..]))
+                    .collect();
+                self.invalidate_keys(&keys);
+            }
+            Value::Nil => self.flush(),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn stats(&self) -> ClientCacheStats {
+        ClientCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            inserts: self.inserts.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+            flushes: self.flushes.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
+            entries: self.store.len() as u64,
+            bytes: self.store.weight(),
+        }
+    }
+}
+
+/// Where the `n`-th argument's bytes are in an encoded command (RESP bulk strings).
+fn nth_arg(encoded: &[u8], n: usize) -> Option<std::ops::Range<usize>> {
+    let mut pos = 0;
+    for i in 0..=n {
+        let header = encoded.get(pos..)?;
+        let end = header.iter().position(|&b| b == b'\r')?;
+        let len: usize = std::str::from_utf8(header.get(1..end)?)
+            .ok()?
+            .parse()
+            .ok()?;
+        let start = pos + end + 2;
+        if i == n {
+            return (start + len <= encoded.len()).then_some(start..start + len);
+        }
+        pos = start + len + 2;
+    }
+    None
+}
+
+/// FNV-1a: which counter a key bumps.
+fn stripe_of(key: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in key {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h as usize % STRIPES
+}
+
+/// A copy of a reply that owns its bytes: a reply's `Bytes` point into the connection's
+/// read buffer, which a cached 10-byte value would otherwise keep alive whole.
+fn detach(v: &Value) -> Value {
+    let own = |b: &Bytes| Bytes::copy_from_slice(b);
+    match v {
+        Value::Simple(b) => Value::Simple(own(b)),
+        Value::Bulk(b) => Value::Bulk(own(b)),
+        Value::BigNumber(b) => Value::BigNumber(own(b)),
+        Value::Verbatim { format, text } => Value::Verbatim {
+            format: *format,
+            text: own(text),
+        },
+        Value::Array(xs) => Value::Array(xs.iter().map(detach).collect()),
+        Value::Set(xs) => Value::Set(xs.iter().map(detach).collect()),
+        Value::Push(xs) => Value::Push(xs.iter().map(detach).collect()),
+        Value::Map(kv) => Value::Map(kv.iter().map(|(k, v)| (detach(k), detach(v))).collect()),
+        Value::Attribute { attributes, value } => Value::Attribute {
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (detach(k), detach(v)))
+                .collect(),
+            value: Box::new(detach(value)),
+        },
+        other => other.clone(),
+    }
+}
+
+/// What a reply holds: its variants and the bytes they own.
+fn heap_size(v: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match v {
+            Value::Simple(b) | Value::Bulk(b) | Value::BigNumber(b) => b.len(),
+            Value::Verbatim { text, .. } => text.len(),
+            Value::Array(xs) | Value::Set(xs) | Value::Push(xs) => xs.iter().map(heap_size).sum(),
+            Value::Map(kv) => kv.iter().map(|(k, v)| heap_size(k) + heap_size(v)).sum(),
+            Value::Attribute { attributes, value } => {
+                attributes
+                    .iter()
+                    .map(|(k, v)| heap_size(k) + heap_size(v))
+                    .sum::<usize>()
+                    + heap_size(value)
+            }
+            Value::Error(_) => 64,
+            _ => 0,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(parts: &[&str]) -> ArgBuf {
+        let mut a = ArgBuf::default();
+        for p in parts {
+            a.push(p.as_bytes());
+        }
+        a
+    }
+
+    fn cache() -> LocalCache {
+        LocalCache::new(ClientCacheOptions::new())
+    }
+
+    fn miss(c: &LocalCache, parts: &[&str]) -> Ticket {
+        match c.plan(&args(parts)) {
+            Plan::Miss(t) => t,
+            _ => panic!("expected a miss for {parts:?}"),
+        }
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn a_reply_is_served_until_its_key_is_invalidated() {
+        let c = cache();
+        let t = miss(&c, &["GET", "k"]);
+        c.fill(t, &bulk("v"));
+        assert!(
+            matches!(c.plan(&args(&["get", "k"])), Plan::Miss(_)),
+            "the name is part of the command"
+        );
+        assert!(matches!(c.plan(&args(&["GET", "k"])), Plan::Hit(v) if v == bulk("v")));
+        c.on_push(&Value::Push(vec![
+            bulk("invalidate"),
+            Value::Array(vec![bulk("k")]),
+        ]));
+        assert!(matches!(c.plan(&args(&["GET", "k"])), Plan::Miss(_)));
+        assert_eq!(c.stats().invalidations, 1);
+    }
+
+    #[test]
+    fn an_invalidation_during_the_read_keeps_its_reply_out() {
+        let c = cache();
+        let t = miss(&c, &["GET", "k"]);
+        c.invalidate_keys(&[b"k"]);
+        c.fill(t, &bulk("old"));
+        assert!(matches!(c.plan(&args(&["GET", "k"])), Plan::Miss(_)));
+        let t = miss(&c, &["GET", "k"]);
+        c.flush();
+        c.fill(t, &bulk("old"));
+        assert!(matches!(c.plan(&args(&["GET", "k"])), Plan::Miss(_)));
+        assert_eq!(c.stats().refused, 2);
+    }
+
+    #[test]
+    fn reads_of_one_key_are_invalidated_together() {
+        let c = cache();
+        let a = miss(&c, &["HGET", "h", "a"]);
+        let b = miss(&c, &["HGET", "h", "b"]);
+        c.fill(a, &bulk("1"));
+        c.fill(b, &bulk("2"));
+        assert!(matches!(c.plan(&args(&["HGET", "h", "a"])), Plan::Hit(v) if v == bulk("1")));
+        assert!(matches!(c.plan(&args(&["HGET", "h", "b"])), Plan::Hit(v) if v == bulk("2")));
+        assert!(
+            matches!(c.plan(&args(&["HSET", "h", "a", "9"])), Plan::Write(k) if k == [Bytes::from_static(b"h")])
+        );
+        assert!(matches!(c.plan(&args(&["HGET", "h", "b"])), Plan::Miss(_)));
+    }
+
+    #[test]
+    fn uncacheable_commands_pass() {
+        let c = cache();
+        for parts in [
+            &["SRANDMEMBER", "s"][..],
+            &["TTL", "k"],
+            &["TIME"],
+            &["MGET", "a", "b"],
+        ] {
+            assert!(matches!(c.plan(&args(parts)), Plan::Pass), "{parts:?}");
+        }
+    }
+
+    #[test]
+    fn a_null_invalidation_flushes_everything() {
+        let c = cache();
+        let t = miss(&c, &["GET", "k"]);
+        c.fill(t, &bulk("v"));
+        c.on_push(&Value::Push(vec![bulk("invalidate"), Value::Nil]));
+        assert_eq!(c.stats().entries, 0);
+        assert_eq!(c.stats().flushes, 1);
+    }
+}
