@@ -14,8 +14,15 @@
 //! The two combine: a [`Cache`] over a client with a client-side cache reads hot keys from
 //! the process.
 
+mod aside;
+mod aside_options;
+mod flight;
 mod local;
 mod options;
+mod stats;
 
+pub use aside::Cache;
+pub use aside_options::{CacheOptions, LoadError};
 pub(crate) use local::{LocalCache, Plan};
 pub use options::{ClientCacheOptions, ClientCacheStats, KeyFilter, TrackingMode};
+pub use stats::{CacheStats, LatencySummary};
