@@ -240,6 +240,11 @@ fn through_cache<'a>(
                 cache.invalidate_keys(&keys);
                 reply
             }
+            Plan::Gather(gather) => {
+                let missing = crate::cmd("MGET").arg(gather.missing().collect::<Vec<_>>());
+                let reply = Query::<Value>::uncached(client, missing).await?;
+                cache.fill_gather(*gather, reply)
+            }
             Plan::Hit(value) => Ok(value),
             Plan::Pass => Query::<Value>::uncached(client, cmd).await,
         }

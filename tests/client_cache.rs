@@ -376,3 +376,26 @@ server_tests! {
         reads_as(&client, "k", Some("2"), Duration::from_secs(2)).await;
     }
 }
+
+server_tests! {
+    async fn mget_is_answered_per_key_from_the_cache(kind) {
+        let server = TestServer::start(kind);
+        let client = cached(&server, ClientCacheOptions::new()).await;
+        let admin = Client::connect(&server.url()).await.unwrap();
+        admin.mset([("a", "1"), ("b", "2")]).await.unwrap();
+        assert_eq!(get(&client, "a").await.as_deref(), Some("1"));
+        // a from the cache, b and the missing c from the server.
+        let v: Vec<Option<String>> = client.mget(["a", "b", "c"]).to().await.unwrap();
+        assert_eq!(v, [Some("1".into()), Some("2".into()), None]);
+        let before: String = admin.cmd("INFO").arg("commandstats").query().await.unwrap();
+        let v: Vec<Option<String>> = client.mget(["b", "a"]).to().await.unwrap();
+        assert_eq!(v, [Some("2".into()), Some("1".into())]);
+        let after: String = admin.cmd("INFO").arg("commandstats").query().await.unwrap();
+        let mget_calls = |info: &str| info.lines().find(|l| l.starts_with("cmdstat_mget:")).map(str::to_string);
+        assert_eq!(mget_calls(&before), mget_calls(&after), "answered without the server");
+        admin.set("b", "3").await.unwrap();
+        reads_as(&client, "b", Some("3"), Duration::from_secs(2)).await;
+        let v: Vec<Option<String>> = client.mget(["a", "b"]).to().await.unwrap();
+        assert_eq!(v, [Some("1".into()), Some("3".into())]);
+    }
+}

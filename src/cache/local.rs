@@ -98,8 +98,26 @@ pub(crate) enum Plan {
     /// A command that may change these keys: they are invalidated when it is sent and
     /// again when its reply arrives, so the caller reads its own write.
     Write(Vec<Bytes>),
+    /// `MGET` with some keys not cached: their values come from the server (one `MGET` of
+    /// those keys), the others from the cache.
+    Gather(Box<Gather>),
     /// Nothing to do with the cache.
     Pass,
+}
+
+/// An `MGET` answered partly from the cache: each key's cached value, or the ticket of its
+/// read (as `GET key`, which shares its entry).
+pub(crate) struct Gather {
+    pub(crate) slots: Vec<std::result::Result<Value, Ticket>>,
+}
+
+impl Gather {
+    /// The keys to ask the server for, in order.
+    pub(crate) fn missing(&self) -> impl Iterator<Item = &Bytes> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.as_ref().err().map(|t| &t.key))
+    }
 }
 
 /// A read in flight: what it was, and the invalidation counters when it was sent.
@@ -157,6 +175,9 @@ impl LocalCache {
         let Some(info) = lookup_args(args) else {
             return Plan::Pass;
         };
+        if info.name == "MGET" {
+            return self.plan_mget(args);
+        }
         if info.cacheable {
             let Some(key) = args.get(1) else {
                 return Plan::Pass;
@@ -186,6 +207,66 @@ impl LocalCache {
             .collect();
         self.invalidate_keys(&keys);
         Plan::Write(keys)
+    }
+
+    /// MGET, per key, through the entries of `GET key`.
+    fn plan_mget(&self, args: &ArgBuf) -> Plan {
+        let mut slots = Vec::with_capacity(args.len().saturating_sub(1));
+        let mut all_hit = true;
+        for key in args.iter().skip(1) {
+            if !self.options.accepts(key) {
+                return Plan::Pass;
+            }
+            let mut get = ArgBuf::with_capacity(key.len() + 16);
+            get.push(b"GET");
+            get.push(key);
+            match self.lookup(key, &get) {
+                Some(v) => slots.push(Ok(v)),
+                None => {
+                    all_hit = false;
+                    slots.push(Err(self.ticket(&get)));
+                }
+            }
+        }
+        if slots.is_empty() {
+            return Plan::Pass;
+        }
+        let hits = slots.iter().filter(|s| s.is_ok()).count() as u64;
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses
+            .fetch_add(slots.len() as u64 - hits, Ordering::Relaxed);
+        if all_hit {
+            return Plan::Hit(Value::Array(
+                slots.into_iter().map(|s| s.unwrap_or(Value::Nil)).collect(),
+            ));
+        }
+        Plan::Gather(Box::new(Gather { slots }))
+    }
+
+    /// Completes an MGET from the server's reply to the missing keys: stores each value
+    /// (a nil is not stored: `GET` of a key of another type is an error, not nil).
+    pub(crate) fn fill_gather(&self, gather: Gather, reply: Value) -> crate::Result<Value> {
+        let Value::Array(fetched) = reply else {
+            return Err(crate::Error::protocol(format!(
+                "unexpected {} reply to MGET",
+                reply.kind_name()
+            )));
+        };
+        let mut fetched = fetched.into_iter();
+        let mut out = Vec::with_capacity(gather.slots.len());
+        for slot in gather.slots {
+            out.push(match slot {
+                Ok(v) => v,
+                Err(ticket) => {
+                    let v = fetched.next().unwrap_or(Value::Nil);
+                    if !matches!(v, Value::Nil) {
+                        self.fill(ticket, &v);
+                    }
+                    v
+                }
+            });
+        }
+        Ok(Value::Array(out))
     }
 
     fn lookup(&self, key: &[u8], args: &ArgBuf) -> Option<Value> {
@@ -495,10 +576,37 @@ mod tests {
             &["SRANDMEMBER", "s"][..],
             &["TTL", "k"],
             &["TIME"],
-            &["MGET", "a", "b"],
+            &["EXISTS", "a", "b"],
         ] {
             assert!(matches!(c.plan(&args(parts)), Plan::Pass), "{parts:?}");
         }
+    }
+
+    #[test]
+    fn mget_shares_the_entries_of_get() {
+        let c = cache();
+        let t = miss(&c, &["GET", "a"]);
+        c.fill(t, &bulk("1"));
+        let Plan::Gather(g) = c.plan(&args(&["MGET", "a", "b", "c"])) else {
+            panic!("expected a partial hit");
+        };
+        assert_eq!(
+            g.missing().collect::<Vec<_>>(),
+            [&Bytes::from_static(b"b"), &Bytes::from_static(b"c")]
+        );
+        let v = c
+            .fill_gather(*g, Value::Array(vec![bulk("2"), Value::Nil]))
+            .unwrap();
+        assert_eq!(v, Value::Array(vec![bulk("1"), bulk("2"), Value::Nil]));
+        assert!(matches!(c.plan(&args(&["GET", "b"])), Plan::Hit(v) if v == bulk("2")));
+        assert!(
+            matches!(c.plan(&args(&["GET", "c"])), Plan::Miss(_)),
+            "nil is not stored"
+        );
+        c.fill(miss(&c, &["GET", "c"]), &bulk("3"));
+        assert!(
+            matches!(c.plan(&args(&["MGET", "c", "a"])), Plan::Hit(Value::Array(v)) if v == [bulk("3"), bulk("1")])
+        );
     }
 
     #[test]
