@@ -68,11 +68,15 @@ pub(crate) fn lookup_subcommand(name: &[u8], sub: &[u8]) -> Option<&'static Comm
 /// The entry of a command as sent: its subcommand's for a container (`CLIENT SETNAME`),
 /// whether the command was built by a generated method or by hand.
 pub(crate) fn lookup_args(args: &crate::value::ArgBuf) -> Option<&'static CommandInfo> {
-    let name = args.get(0)?;
+    let mut it = args.iter();
+    let name = it.next()?;
     let top = lookup(name)?;
-    match args.get(1) {
-        Some(sub) if top.route == crate::route::Route::Subcommand => lookup_subcommand(name, sub),
-        _ => Some(top),
+    if top.route != crate::route::Route::Subcommand {
+        return Some(top);
+    }
+    match it.next() {
+        Some(sub) => lookup_subcommand(name, sub),
+        None => Some(top),
     }
 }
 

@@ -87,12 +87,19 @@ impl ArgBuf {
     pub fn push(&mut self, arg: &[u8]) {
         let mut len = itoa::Buffer::new();
         let len = len.format(arg.len()).as_bytes();
-        self.reserve(arg.len() + len.len() + 5);
-        self.buf.push(b'$');
-        self.buf.extend_from_slice(len);
-        self.buf.extend_from_slice(b"\r\n");
-        self.buf.extend_from_slice(arg);
-        self.buf.extend_from_slice(b"\r\n");
+        let total = arg.len() + len.len() + 5;
+        self.reserve(total);
+        // One resize and plain copies: `extend_from_slice` on a SmallVec is an insert, a
+        // move of the (empty) tail and a copy, for each of the five pieces.
+        let at = self.buf.len();
+        self.buf.resize(at + total, b'\n');
+        let out = &mut self.buf[at..];
+        out[0] = b'$';
+        let (digits, rest) = out[1..].split_at_mut(len.len());
+        digits.copy_from_slice(len);
+        rest[0] = b'\r';
+        rest[2..2 + arg.len()].copy_from_slice(arg);
+        rest[2 + arg.len()] = b'\r';
         self.count += 1;
     }
 
@@ -131,16 +138,14 @@ impl ArgBuf {
         let mut pos = 0;
         let mut shared = self.shared.iter().peekable();
         (0..self.count).map(move |_| {
-            let line_end = pos
-                + self.buf[pos..]
-                    .iter()
-                    .position(|&b| b == b'\r')
-                    .unwrap_or(0);
-            let len: usize = std::str::from_utf8(&self.buf[pos + 1..line_end])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let start = line_end + 2;
+            // `$<digits>\r\n`: written by `push`, so well formed.
+            let mut len = 0usize;
+            let mut i = pos + 1;
+            while let Some(&d) = self.buf.get(i).filter(|d| d.is_ascii_digit()) {
+                len = len * 10 + (d - b'0') as usize;
+                i += 1;
+            }
+            let start = i + 2;
             match shared.next_if(|(at, _)| *at == start) {
                 Some((_, bytes)) => {
                     pos = start + 2;

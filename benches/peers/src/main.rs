@@ -1,6 +1,9 @@
 //! One workload through kermes, redis-rs, fred and rustis: N tasks share ONE client handle
 //! and loop GET, SET, a 50/50 mix, an MGET of `--mget-keys` random keys, or explicit
-//! pipelines of `--pipeline` GETs over 10,000 pre-seeded keys for a fixed time. Prints, per
+//! pipelines of `--pipeline` GETs over 10,000 pre-seeded keys for a fixed time; or `cached`:
+//! 90% GETs and 10% SETs of 1,000 hot keys, for the client-side caches (clients
+//! `kermes-cached`, `redis-rs-cached`: redis-rs's `cache-aio`, `rustis-cached`: rustis's
+//! `client-cache`; all over RESP3 tracking). Prints, per
 //! client: commands/s (a pipeline counts its GETs, an MGET counts once), heap allocations
 //! per command, client CPU ns per command, heap bytes held per in-flight command, and, with
 //! `--server-pid`, the commands the server processed per read syscall it made.
@@ -8,7 +11,7 @@
 //!     peers --url redis://127.0.0.1:6379 [--clients kermes,redis-rs,fred,rustis]
 //!           [--concurrency 50] [--value-size 64] [--workload get|set|mix|mget|pipeline]
 //!           [--mget-keys 100] [--pipeline 16] [--seconds 5] [--runtime current|multi]
-//!           [--markdown] [--tls-ca ca.pem] [--cluster] [--server-pid PID] [--count-reads]
+//!           [--workload cached] [--markdown] [--tls-ca ca.pem] [--cluster] [--server-pid PID] [--count-reads]
 //!           [--workers N] [--kermes-shared N]
 //!
 //! `--workers` sets the multi-thread runtime's worker threads (default: one per core the
@@ -31,6 +34,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 const KEYS: u64 = 10_000;
+/// Keys the `cached` workload reads and writes.
+const HOT_KEYS: u64 = 1_000;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Workload {
@@ -39,6 +44,8 @@ enum Workload {
     Mix,
     Mget,
     Pipeline,
+    /// 90% GET, 10% SET, of `HOT_KEYS` keys.
+    Cached,
 }
 
 struct Args {
@@ -107,6 +114,7 @@ fn parse_args() -> Args {
                     "mix" => Workload::Mix,
                     "mget" => Workload::Mget,
                     "pipeline" => Workload::Pipeline,
+                    "cached" => Workload::Cached,
                     other => panic!("unknown workload {other}"),
                 }
             }
@@ -216,6 +224,27 @@ impl<C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static> Peer for Red
         }
         let v: Vec<Option<Vec<u8>>> = pipe.query_async(&mut c).await.expect("redis-rs pipeline");
         all_present(&v, keys.len()).expect("redis-rs pipeline");
+    }
+}
+
+/// rustis's client-side cache for reads; writes through the client.
+#[derive(Clone)]
+struct RustisCached(Arc<rustis::cache::Cache>, rustis::client::Client);
+
+impl Peer for RustisCached {
+    async fn get(&self, key: Arc<str>) {
+        let v: Option<rustis::resp::BulkString> =
+            self.0.get(&*key).await.expect("rustis cached GET");
+        assert!(v.is_some());
+    }
+    async fn set(&self, key: Arc<str>, value: Bytes) {
+        Rustis(self.1.clone()).set(key, value).await
+    }
+    async fn mget(&self, _: Vec<Arc<str>>) -> Result<(), String> {
+        Err("not measured through the cache".into())
+    }
+    async fn pipeline_get(&self, keys: Vec<Arc<str>>) {
+        Rustis(self.1.clone()).pipeline_get(keys).await
     }
 }
 
@@ -425,8 +454,12 @@ async fn drive<P: Peer>(peer: P, args: &Args) -> Result<Measured, String> {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    let key = keys[(x % KEYS) as usize].clone();
+                    let key = match workload {
+                        Workload::Cached => keys[(x % HOT_KEYS) as usize].clone(),
+                        _ => keys[(x % KEYS) as usize].clone(),
+                    };
                     let write = match workload {
+                        Workload::Cached => (x >> 20) % 10 == 0,
                         Workload::Get => false,
                         Workload::Set => true,
                         Workload::Mix => x & 1 == 0,
@@ -537,6 +570,40 @@ async fn run(args: &Args) {
                 }
                 let c = builder.connect().await.expect("kermes connect");
                 drive(Kermes(c), args).await
+            }
+            "kermes-cached" => {
+                let c = kermes_builder(args)
+                    .client_cache(kermes::cache::ClientCacheOptions::new())
+                    .connect()
+                    .await
+                    .expect("kermes connect");
+                let m = drive(Kermes(c.clone()), args).await;
+                eprintln!("kermes-cached: {:?}", c.client_cache_stats());
+                m
+            }
+            "redis-rs-cached" => {
+                let url = format!("{}?protocol=resp3", args.url.trim_end_matches('/'));
+                let c = redis::Client::open(url.as_str()).expect("redis-rs url");
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_cache_config(redis::caching::CacheConfig::new());
+                let conn = c
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .expect("redis-rs connect");
+                drive(RedisRs(conn), args).await
+            }
+            "rustis-cached" => {
+                let c = rustis::client::Client::connect(args.url.as_str())
+                    .await
+                    .expect("rustis connect");
+                let cache = rustis::cache::Cache::new(
+                    c.clone(),
+                    3600,
+                    rustis::commands::ClientTrackingOptions::default(),
+                )
+                .await
+                .expect("rustis cache");
+                drive(RustisCached(cache, c), args).await
             }
             "redis-rs" => {
                 let c = match &args.tls_ca {
