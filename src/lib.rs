@@ -73,6 +73,9 @@
 //!   only what is left of the lease, so a lease is never believed held after the server let
 //!   it go.
 //! - [`Cmd`], [`ToArgs`], [`FromValue`]: building commands and reading replies.
+//! - [`cache`]: cache-aside ([`cache::Cache`]: single flight, a load lock across
+//!   processes, early refresh, negative caching) and RESP3 client-side caching
+//!   ([`ClientBuilder::client_cache`]).
 //! - [`lock`]: distributed locks with fencing, renewal and waiting without spinning.
 //! - [`mq`]: a durable message queue with workers as spawned tasks, fenced acks and lease
 //!   renewal.
