@@ -359,7 +359,10 @@ server_tests! {
                 .unwrap();
             assert_eq!(p, Some(profile(8)));
         }
-        assert!(client.client_cache_stats().unwrap().hits >= 8);
+        // The first read misses, and the store's invalidation (which reaches the process
+        // after its reply, maybe on the other connection) can cost a read or two more.
+        let stats = client.client_cache_stats().unwrap();
+        assert!(stats.hits >= 6, "{stats:?}");
         cache.invalidate(["user:8"]).await.unwrap();
         let p = cache
             .get_or_load("user:8", HOUR, || async { Ok::<_, DbDown>(Some(profile(80))) })
