@@ -80,7 +80,12 @@ impl Transaction {
             return Ok(Vec::new());
         }
         let slot = queue.common_slot()?;
-        execute(self.conn(slot).await?, queue, true).await
+        let written = queue.written().to_vec();
+        let replies = execute(self.conn(slot).await?, queue, true).await;
+        if let Some(cache) = self.inner.client.local_cache() {
+            cache.invalidate_keys(&written);
+        }
+        replies
     }
 
     /// Gives up the attempt: nothing queued runs, WATCH is dropped.

@@ -30,6 +30,9 @@ pub(crate) struct Queue {
     error: Option<Error>,
     /// On a cluster: where each command ends in `buf`, and where it goes.
     cluster: Option<(Vec<usize>, Vec<PipePlan>)>,
+    /// Keys the queued commands may change, with the client-side cache on: invalidated
+    /// when queued and again when the replies are in, so the caller reads its writes.
+    written: Vec<bytes::Bytes>,
 }
 
 impl Queue {
@@ -140,6 +143,11 @@ impl Pipeline {
         if route == Route::Blocking {
             q.needs_exclusive = true;
         }
+        if let Some(cache) = self.client.local_cache()
+            && let Some(keys) = cache.writing(&cmd.args)
+        {
+            q.written.extend(keys);
+        }
         cmd.args.encode_into(&mut q.buf);
         if self.client.router().is_some() {
             let end = q.buf.len();
@@ -179,7 +187,8 @@ impl Pipeline {
             return Ok(Vec::new());
         }
         let timeout = client.config().response_timeout;
-        match client.router() {
+        let written = std::mem::take(&mut queue.written);
+        let replies = match client.router() {
             // A cluster transaction runs on the node of its keys.
             // The cluster and exclusive paths are boxed: held inline, their futures would
             // make every pipeline in flight as large as the largest of them (8 KB).
@@ -223,7 +232,13 @@ impl Pipeline {
                 let reply = with_timeout(timeout, conn.request(payload, count)).await?;
                 Ok(apply(split(reply, count), parsers))
             }
+        };
+        if let Some(cache) = client.local_cache()
+            && !written.is_empty()
+        {
+            cache.invalidate_keys(&written);
         }
+        replies
     }
 
     pub(crate) fn into_queue(self) -> Queue {
@@ -247,6 +262,11 @@ impl Pipeline {
 impl Queue {
     pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Keys the queued commands may change (collected with the client-side cache on).
+    pub(crate) fn written(&self) -> &[bytes::Bytes] {
+        &self.written
     }
 }
 

@@ -399,3 +399,26 @@ server_tests! {
         assert_eq!(v, [Some("1".into()), Some("3".into())]);
     }
 }
+
+server_tests! {
+    async fn pipelines_and_transactions_read_their_own_writes(kind) {
+        let server = TestServer::start(kind);
+        let client = per_worker(&server).await;
+        client.set("k", 0).await.unwrap();
+        for i in 1..=100 {
+            let _: i64 = client.get("k").to().await.unwrap();
+            let _: i64 = client.get("k").to().await.unwrap();
+            let pipe = client.pipeline();
+            pipe.cmd(kermes::cmd("SET").arg("k").arg(2 * i - 1));
+            pipe.run().await.unwrap();
+            let read: i64 = client.get("k").to().await.unwrap();
+            assert_eq!(read, 2 * i - 1, "after a pipeline");
+            let _: i64 = client.get("k").to().await.unwrap();
+            let tx = client.transaction();
+            tx.cmd(kermes::cmd("SET").arg("k").arg(2 * i));
+            tx.run().await.unwrap();
+            let read: i64 = client.get("k").to().await.unwrap();
+            assert_eq!(read, 2 * i, "after a transaction");
+        }
+    }
+}

@@ -192,21 +192,21 @@ impl LocalCache {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return Plan::Miss(self.ticket(args));
         }
-        if info.flags.contains(CommandFlags::READONLY) {
-            return Plan::Pass;
+        match written_keys(info, args) {
+            Some(keys) => {
+                self.invalidate_keys(&keys);
+                Plan::Write(keys)
+            }
+            None => Plan::Pass,
         }
-        let positions = key_positions(info, args);
-        if positions.is_empty() {
-            return Plan::Pass;
-        }
-        let keys: Vec<Bytes> = args
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| positions.contains(i))
-            .map(|(_, k)| Bytes::copy_from_slice(k))
-            .collect();
+    }
+
+    /// For a command that may change keys (not read-only), invalidates them now and
+    /// returns them, to be invalidated again once it is answered (a pipeline's).
+    pub(crate) fn writing(&self, args: &ArgBuf) -> Option<Vec<Bytes>> {
+        let keys = written_keys(lookup_args(args)?, args)?;
         self.invalidate_keys(&keys);
-        Plan::Write(keys)
+        Some(keys)
     }
 
     /// MGET, per key, through the entries of `GET key`.
@@ -418,6 +418,24 @@ impl LocalCache {
             bytes: self.store.weight(),
         }
     }
+}
+
+/// The keys of a command that is not read-only, if it has any.
+fn written_keys(info: &crate::commands::CommandInfo, args: &ArgBuf) -> Option<Vec<Bytes>> {
+    if info.flags.contains(CommandFlags::READONLY) {
+        return None;
+    }
+    let positions = key_positions(info, args);
+    if positions.is_empty() {
+        return None;
+    }
+    Some(
+        args.iter()
+            .enumerate()
+            .filter(|(i, _)| positions.contains(i))
+            .map(|(_, k)| Bytes::copy_from_slice(k))
+            .collect(),
+    )
 }
 
 /// Where the `n`-th argument's bytes are in an encoded command (RESP bulk strings).
