@@ -17,6 +17,10 @@
 #     WORKERS=4 [KERMES_SHARED=1] RUNTIMES=multi bash benches/peers/run.sh
 #                                       # clients on several cores, the server on others:
 #                                       # how throughput grows with worker threads
+#   WORKLOAD=cached CONCURRENCY="1 50" \
+#     CLIENTS="kermes kermes-cached redis-rs redis-rs-cached rustis rustis-cached" \
+#     bash benches/peers/run.sh         # client-side caches: 90% GET / 10% SET of 1,000
+#                                       # hot keys ("-cached" rows compared with each other)
 #   CLUSTER=1 WORKLOAD="get mget" bash benches/peers/run.sh
 #                                       # a cluster of three primaries (all on core 0),
 #                                       # every client's cluster client; mget: 100 keys
@@ -145,11 +149,15 @@ for name, runs in rows.items():
     runs.sort(key=lambda r: r[0])
     med[name] = runs[len(runs) // 2]
 head = f"| {os.environ['WL']} | {os.environ['RT']} | {os.environ['SIZE']} B | {os.environ['C']}"
-peers = [v[0] for k, v in med.items() if k != "kermes"]
-best_peer = max(peers) if peers else 0
-order = ["kermes", "redis-rs", "fred", "rustis"]
+# A client-side cache ("-cached") is compared with the peers' caches, the rest with the
+# peers' plain clients.
+cached = lambda n: n.endswith("-cached")
+best = {g: max([v[0] for k, v in med.items() if not k.startswith("kermes") and cached(k) == g], default=0)
+        for g in (False, True)}
+order = ["kermes", "redis-rs", "fred", "rustis", "kermes-cached", "redis-rs-cached", "rustis-cached"]
 for name in sorted(med, key=lambda n: order.index(n) if n in order else len(order)):
     ops, allocs, cpu, mem, per_read, client_reads = med[name]
+    best_peer = best[cached(name)]
     ratio = f"{ops / best_peer:.2f}x" if best_peer else ""
     reads = f"{per_read:.1f}" if per_read else ""
     print(f"{head} | {name} | {ops:,.0f} | {ratio} | {allocs:.2f} | {cpu:,.0f} | {mem:,.0f} | {reads} | {client_reads:.2f} |")
