@@ -31,7 +31,7 @@ pub(crate) struct Queue {
     /// On a cluster: where each command ends in `buf`, and where it goes.
     cluster: Option<(Vec<usize>, Vec<PipePlan>)>,
     /// Keys the queued commands may change, with the client-side cache on: invalidated
-    /// when queued and again when the replies are in, so the caller reads its writes.
+    /// when the replies are in, before the caller sees them, so it reads its writes.
     written: Vec<bytes::Bytes>,
 }
 

@@ -213,8 +213,8 @@ impl<T: FromValue> Future for BoxedQuery<'_, T> {
 }
 
 /// A cache miss or a write, with the client-side cache on: the read's reply is offered to
-/// the cache; the write's keys are invalidated again once it is done, so that no reply read
-/// before it (on another connection) is stored after the caller saw it succeed.
+/// the cache; the write's keys are invalidated once it is done, before its caller sees it,
+/// so that the caller reads its write and no reply read before it is stored after.
 #[cold]
 fn through_cache<'a>(
     client: &'a Client,
@@ -245,6 +245,11 @@ fn through_cache<'a>(
                 let reply = Query::<Value>::uncached(client, missing).await?;
                 cache.fill_gather(*gather, reply)
             }
+            Plan::Join(flight) => match flight.outcome().await {
+                Some(value) => Ok(value),
+                // Its reply was not stored (an invalidation came in meanwhile): read anew.
+                None => Query::<Value>::new(client, cmd).await,
+            },
             Plan::Hit(value) => Ok(value),
             Plan::Pass => Query::<Value>::uncached(client, cmd).await,
         }

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use quick_cache::Lifecycle;
 use quick_cache::sync::Cache as Store;
 
+use super::coalesce::{Joined, Lead, ReadFlight, ReadFlights};
 use super::options::{ClientCacheOptions, ClientCacheStats, TrackingMode};
 use crate::cluster::key_positions;
 use crate::commands::{CommandFlags, lookup_args};
@@ -87,6 +88,9 @@ pub(crate) struct LocalCache {
     flushes: AtomicU64,
     evictions: Arc<AtomicU64>,
     expired: AtomicU64,
+    coalesced: AtomicU64,
+    /// Reads on their way, for misses of the same command to wait for.
+    flights: ReadFlights,
 }
 
 /// What a command through the client does with the cache.
@@ -95,8 +99,11 @@ pub(crate) enum Plan {
     Hit(Value),
     /// A cacheable read to send; its reply is offered back with the ticket.
     Miss(Ticket),
-    /// A command that may change these keys: they are invalidated when it is sent and
-    /// again when its reply arrives, so the caller reads its own write.
+    /// The same read is on its way (and nothing of its key was invalidated since it was
+    /// sent): wait for its reply; `None` from it means read again.
+    Join(Arc<ReadFlight>),
+    /// A command that may change these keys: they are invalidated when its reply
+    /// arrives, before the caller sees it, so the caller reads its own write.
     Write(Vec<Bytes>),
     /// `MGET` with some keys not cached: their values come from the server (one `MGET` of
     /// those keys), the others from the cache.
@@ -127,6 +134,8 @@ pub(crate) struct Ticket {
     stripe: usize,
     stamp: u64,
     epoch: u64,
+    /// Others may wait for this read (not for an MGET's keys).
+    lead: Option<Lead>,
 }
 
 impl LocalCache {
@@ -157,6 +166,8 @@ impl LocalCache {
             flushes: AtomicU64::new(0),
             evictions,
             expired: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            flights: ReadFlights::default(),
         }
     }
 
@@ -189,24 +200,33 @@ impl LocalCache {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Plan::Hit(value);
             }
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return Plan::Miss(self.ticket(args));
+            let mut ticket = self.ticket(args);
+            return match self
+                .flights
+                .join(&ticket.command, (ticket.epoch, ticket.stamp))
+            {
+                Joined::Wait(flight) => {
+                    self.coalesced.fetch_add(1, Ordering::Relaxed);
+                    Plan::Join(flight)
+                }
+                Joined::Lead(lead) => {
+                    self.misses.fetch_add(1, Ordering::Relaxed);
+                    ticket.lead = Some(lead);
+                    Plan::Miss(ticket)
+                }
+            };
         }
         match written_keys(info, args) {
-            Some(keys) => {
-                self.invalidate_keys(&keys);
-                Plan::Write(keys)
-            }
+            Some(keys) => Plan::Write(keys),
             None => Plan::Pass,
         }
     }
 
-    /// For a command that may change keys (not read-only), invalidates them now and
-    /// returns them, to be invalidated again once it is answered (a pipeline's).
+    /// The keys a command may change (it is not read-only), to be invalidated once it is
+    /// answered (a pipeline's). Not before: until then the write has not happened for
+    /// anyone, and a read that misses meanwhile would only be refused.
     pub(crate) fn writing(&self, args: &ArgBuf) -> Option<Vec<Bytes>> {
-        let keys = written_keys(lookup_args(args)?, args)?;
-        self.invalidate_keys(&keys);
-        Some(keys)
+        written_keys(lookup_args(args)?, args)
     }
 
     /// MGET, per key, through the entries of `GET key`.
@@ -298,6 +318,7 @@ impl LocalCache {
             stripe,
             stamp,
             epoch,
+            lead: None,
         }
     }
 
@@ -308,13 +329,23 @@ impl LocalCache {
 
     /// Offers the reply of a read sent with `ticket`. Stored unless its key was
     /// invalidated (or the cache flushed) since the read was sent.
-    pub(crate) fn fill(&self, ticket: Ticket, reply: &Value) {
-        if matches!(reply, Value::Error(_)) {
-            return;
+    pub(crate) fn fill(&self, mut ticket: Ticket, reply: &Value) {
+        let stored = self.store_reply(&ticket, reply);
+        if let Some(lead) = ticket.lead.take() {
+            self.flights.remove(&ticket.command, &lead);
+            lead.finish(stored);
         }
-        if !self.unchanged(&ticket) {
+    }
+
+    /// Stores a reply unless its key was invalidated since the read was sent; what was
+    /// stored, for the reads waiting on this one.
+    fn store_reply(&self, ticket: &Ticket, reply: &Value) -> Option<Value> {
+        if matches!(reply, Value::Error(_)) {
+            return None;
+        }
+        if !self.unchanged(ticket) {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         let value = detach(reply);
         let expires = self.options.ttl.map(|t| Instant::now() + t);
@@ -334,7 +365,7 @@ impl LocalCache {
         }
         reads.push(Read {
             command: ticket.command.clone(),
-            value,
+            value: value.clone(),
             expires,
         });
         let bytes: usize = ENTRY_OVERHEAD
@@ -350,11 +381,13 @@ impl LocalCache {
         self.store.insert(ticket.key.clone(), entry);
         // Checked again after storing: an invalidation that ran between the first check
         // and the insert found nothing to remove, but moved the counter.
-        if self.unchanged(&ticket) {
+        if self.unchanged(ticket) {
             self.inserts.fetch_add(1, Ordering::Relaxed);
+            Some(value)
         } else {
             self.store.remove(&ticket.key[..]);
             self.refused.fetch_add(1, Ordering::Relaxed);
+            None
         }
     }
 
@@ -414,6 +447,7 @@ impl LocalCache {
             flushes: self.flushes.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             expired: self.expired.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
             entries: self.store.len() as u64,
             bytes: self.store.weight(),
         }
@@ -581,9 +615,12 @@ mod tests {
         c.fill(b, &bulk("2"));
         assert!(matches!(c.plan(&args(&["HGET", "h", "a"])), Plan::Hit(v) if v == bulk("1")));
         assert!(matches!(c.plan(&args(&["HGET", "h", "b"])), Plan::Hit(v) if v == bulk("2")));
-        assert!(
-            matches!(c.plan(&args(&["HSET", "h", "a", "9"])), Plan::Write(k) if k == [Bytes::from_static(b"h")])
-        );
+        let Plan::Write(keys) = c.plan(&args(&["HSET", "h", "a", "9"])) else {
+            panic!("HSET writes");
+        };
+        assert_eq!(keys, [Bytes::from_static(b"h")]);
+        // Invalidated when its reply arrives.
+        c.invalidate_keys(&keys);
         assert!(matches!(c.plan(&args(&["HGET", "h", "b"])), Plan::Miss(_)));
     }
 
@@ -625,6 +662,40 @@ mod tests {
         assert!(
             matches!(c.plan(&args(&["MGET", "c", "a"])), Plan::Hit(Value::Array(v)) if v == [bulk("3"), bulk("1")])
         );
+    }
+
+    #[tokio::test]
+    async fn a_second_miss_waits_for_the_read_in_flight_unless_its_key_changed() {
+        let c = cache();
+        let lead = miss(&c, &["GET", "k"]);
+        let Plan::Join(flight) = c.plan(&args(&["GET", "k"])) else {
+            panic!("the same read is in flight");
+        };
+        c.fill(lead, &bulk("v"));
+        assert_eq!(flight.outcome().await, Some(bulk("v")));
+        assert_eq!(c.stats().coalesced, 1);
+
+        c.invalidate_keys(&[b"k"]);
+        let lead = miss(&c, &["GET", "k"]);
+        c.invalidate_keys(&[b"k"]);
+        // Sent before the change: not to be waited for.
+        let second = miss(&c, &["GET", "k"]);
+        let Plan::Join(flight) = c.plan(&args(&["GET", "k"])) else {
+            panic!("the newer read is in flight");
+        };
+        c.fill(lead, &bulk("old"));
+        c.fill(second, &bulk("new"));
+        assert_eq!(flight.outcome().await, Some(bulk("new")));
+
+        // A cancelled leader sends its waiters back to read.
+        c.invalidate_keys(&[b"k"]);
+        let lead = miss(&c, &["GET", "k"]);
+        let Plan::Join(flight) = c.plan(&args(&["GET", "k"])) else {
+            panic!("in flight");
+        };
+        drop(lead);
+        assert_eq!(flight.outcome().await, None);
+        assert!(matches!(c.plan(&args(&["GET", "k"])), Plan::Miss(_)));
     }
 
     #[test]

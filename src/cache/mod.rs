@@ -16,6 +16,7 @@
 
 mod aside;
 mod aside_options;
+mod coalesce;
 mod flight;
 mod local;
 mod options;

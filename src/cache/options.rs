@@ -195,6 +195,9 @@ pub struct ClientCacheStats {
     pub hits: u64,
     /// Cacheable reads that went to the server.
     pub misses: u64,
+    /// Cacheable reads that waited for the same read already on its way to the server
+    /// (nothing of its key invalidated since it was sent) instead of sending their own.
+    pub coalesced: u64,
     /// Replies stored.
     pub inserts: u64,
     /// Replies not stored because their key was invalidated (or the cache flushed) while
