@@ -422,3 +422,22 @@ server_tests! {
         }
     }
 }
+
+server_tests! {
+    async fn in_opt_in_mode_mget_never_caches_untracked_keys(kind) {
+        let server = TestServer::start(kind);
+        let client = cached(&server, ClientCacheOptions::new().mode(TrackingMode::OptIn)).await;
+        let admin = Client::connect(&server.url()).await.unwrap();
+        admin.set("m", "1").await.unwrap();
+        for _ in 0..2 {
+            let v: Vec<Option<String>> = client.mget(["m"]).to().await.unwrap();
+            assert_eq!(v, [Some("1".into())]);
+        }
+        admin.set("m", "2").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A plain MGET is not tracked in OPTIN mode: nothing may have been kept from it.
+        let v: Vec<Option<String>> = client.mget(["m"]).to().await.unwrap();
+        assert_eq!(v, [Some("2".into())]);
+        reads_as(&client, "m", Some("2"), Duration::from_secs(2)).await;
+    }
+}

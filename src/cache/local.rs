@@ -186,8 +186,13 @@ impl LocalCache {
         let Some(info) = lookup_args(args) else {
             return Plan::Pass;
         };
+        // In OPTIN mode the server tracks only reads sent behind CLIENT CACHING yes: a plain
+        // MGET's replies would never be invalidated.
         if info.name == "MGET" {
-            return self.plan_mget(args);
+            return match self.opt_in() {
+                true => Plan::Pass,
+                false => self.plan_mget(args),
+            };
         }
         if info.cacheable {
             let Some(key) = args.get(1) else {
