@@ -117,6 +117,8 @@ pub mod resp;
 mod route;
 mod script;
 pub mod sentinel;
+#[cfg(feature = "tower-sessions")]
+pub mod session;
 mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
