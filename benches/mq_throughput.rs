@@ -18,6 +18,9 @@ use kermes::mq::{self, EnqueueOptions, Job, Outcome, Worker, WorkerOptions};
 use kermes::prelude::*;
 use tokio::sync::mpsc;
 
+mod common;
+use common::server_cpu;
+
 const MESSAGES: usize = 60_000;
 const PRODUCERS: usize = 64;
 const PICKUPS: usize = 1_000;
@@ -42,17 +45,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     pickup(&client).await?;
     Ok(())
-}
-
-/// Seconds of CPU the server has used (INFO cpu).
-async fn server_cpu(client: &Client) -> kermes::Result<f64> {
-    let info = kermes::helpers::info_map(client, "cpu").await?;
-    let get = |k: &str| {
-        info.get("cpu", k)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Ok(get("used_cpu_user") + get("used_cpu_sys"))
 }
 
 /// Seconds of CPU this process has used (/proc/self/stat, 100 ticks a second).
