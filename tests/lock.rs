@@ -116,6 +116,28 @@ async fn calls_on(port: u16, command: &str) -> u64 {
 }
 
 server_tests! {
+    async fn a_waiter_arriving_as_the_last_one_leaves_is_still_woken(kind) {
+        // The last waiter of a lock leaving unsubscribes its wake-up channel; the next one
+        // subscribes it again. That UNSUBSCRIBE, sent late, must not undo the SUBSCRIBE: a
+        // waiter with no subscription sleeps until the holder's lease (20 s) runs out.
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let locks = Locks::new(&client);
+        let lease = Some(Duration::from_secs(20));
+        let mut held = locks.acquire("relay", lease, Duration::ZERO).await.unwrap().unwrap();
+        for round in 0..40 {
+            let next = {
+                let locks = locks.clone();
+                tokio::spawn(async move { locks.acquire("relay", lease, Duration::from_secs(30)).await })
+            };
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let t = Instant::now();
+            held.release().await.unwrap();
+            held = next.await.unwrap().unwrap().unwrap();
+            assert!(t.elapsed() < Duration::from_secs(5), "round {round}: woken after {:?}", t.elapsed());
+        }
+    }
+
     async fn mutual_exclusion_holds_across_two_processes(kind) {
         let server = TestServer::start(kind);
         two_processes_increment_under_lock(&server.url()).await;
