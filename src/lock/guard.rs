@@ -8,14 +8,15 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::scripts::{EXTEND, LockKeys, RELEASE};
+use super::scripts::{EXTEND, Held, LockKeys, MEMBER_EXTEND, MEMBER_HELD, MEMBER_RELEASE, RELEASE};
 use crate::client::Client;
 use crate::commands::StringCommands;
 use crate::error::Result;
 use crate::pubsub::wake;
 
-/// A held lock. Dropping it releases the lock (in a spawned task); call
-/// [`release`](LockGuard::release) to learn whether it was still held.
+/// A held lock, read or write lock, fair lock or semaphore permit. Dropping it releases it
+/// (in a spawned task); call [`release`](LockGuard::release) to learn whether it was still
+/// held.
 pub struct LockGuard {
     client: Client,
     keys: LockKeys,
@@ -94,25 +95,29 @@ impl LockGuard {
 
     /// Asks the server whether this acquisition still holds the lock.
     pub async fn have_lock(&self) -> Result<bool> {
-        let current = self.client.get(&self.keys.lock).await?;
-        Ok(current.as_deref() == Some(self.token.as_bytes()))
+        match self.keys.held {
+            Held::Key => {
+                let current = self.client.get(&self.keys.lock).await?;
+                Ok(current.as_deref() == Some(self.token.as_bytes()))
+            }
+            Held::Member => {
+                let held: i64 = MEMBER_HELD
+                    .run(&self.client, &self.keys.lock, &self.token)
+                    .await?;
+                Ok(held == 1)
+            }
+        }
     }
 
     /// Resets the lease to `lease` from now, if this acquisition still holds the lock.
     pub async fn extend(&self, lease: Duration) -> Result<bool> {
         let sent = Instant::now();
-        let ok: i64 = EXTEND
-            .run(
-                &self.client,
-                &self.keys.lock,
-                (&self.token, lease.as_millis() as u64),
-            )
-            .await?;
-        if ok == 1 {
+        let ok = extend(&self.client, &self.keys, &self.token, lease).await?;
+        if ok {
             self.expires
                 .send_replace(crate::lease::deadline(sent, lease));
         }
-        Ok(ok == 1)
+        Ok(ok)
     }
 
     /// The lease this lock was taken (and is renewed) with.
@@ -132,14 +137,29 @@ impl LockGuard {
 }
 
 async fn release(client: &Client, keys: &LockKeys, token: &str) -> Result<bool> {
-    let done: i64 = RELEASE
-        .run(
-            client,
-            &keys.lock,
-            (token, &keys.channel, wake::publish_command(client)),
-        )
-        .await?;
+    let script = match keys.held {
+        Held::Key => &*RELEASE,
+        Held::Member => &*MEMBER_RELEASE,
+    };
+    let args = (
+        token,
+        &keys.channel,
+        wake::publish_command(client),
+        keys.wake,
+    );
+    let done: i64 = script.run(client, &keys.lock, args).await?;
     Ok(done == 1)
+}
+
+async fn extend(client: &Client, keys: &LockKeys, token: &str, lease: Duration) -> Result<bool> {
+    let script = match keys.held {
+        Held::Key => &*EXTEND,
+        Held::Member => &*MEMBER_EXTEND,
+    };
+    let ok: i64 = script
+        .run(client, &keys.lock, (token, lease.as_millis() as u64))
+        .await?;
+    Ok(ok == 1)
 }
 
 impl Drop for LockGuard {
@@ -169,13 +189,8 @@ async fn renew(
     (lease, sent): (Duration, Instant),
     lost: CancellationToken,
 ) {
-    let extend = || async {
-        let renewed: i64 = EXTEND
-            .run(&client, &keys.lock, (&token, lease.as_millis() as u64))
-            .await?;
-        Ok(renewed == 1)
-    };
-    crate::lease::keep(lease, sent, extend, lost, &keys.lock).await
+    let renew = || extend(&client, &keys, &token, lease);
+    crate::lease::keep(lease, sent, renew, lost, &keys.lock).await
 }
 
 /// Without a watchdog, the lock is lost when its lease runs out (as this client reckons

@@ -1,7 +1,16 @@
 //! Distributed locks, Carmine's `with-lock` and more: owner tokens, fencing tokens, waiting
 //! without spinning, lease renewal, and a way to learn the lock was lost.
+//!
+//! Beside the plain lock, Redisson's family on the same [`LockGuard`]:
+//! [`Locks::acquire_read`] / [`Locks::acquire_write`] (a read-write lock whose waiting
+//! writers hold off new readers), [`Locks::acquire_fair`] (served in arrival order, a dead
+//! waiter skipped after [`WAITING_LEASE`]), [`Locks::acquire_permit`] (a semaphore whose
+//! permits are leased, so a crashed holder's comes back), [`CountDownLatch`] and
+//! [`RateLimiter`] (GCRA on the server's clock).
 
 mod guard;
+mod latch;
+mod rate;
 mod scripts;
 mod waiters;
 
@@ -14,14 +23,26 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use guard::LockGuard;
-use scripts::{ACQUIRE, LockKeys};
+pub use latch::CountDownLatch;
+pub use rate::{RateDecision, RateLimiter};
+use scripts::{
+    ACQUIRE, FAIR_ACQUIRE, FAIR_LEAVE, Held, LockKeys, READ_ACQUIRE, SEMAPHORE_ACQUIRE,
+    WRITE_ACQUIRE, ZREM_WAITING,
+};
 use waiters::Waiters;
+
+use crate::script::Script;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
 /// The lease of a lock taken without one: renewed by the watchdog while the guard lives.
 pub const WATCHDOG_LEASE: Duration = Duration::from_secs(30);
+
+/// How long a waiter's place in a fair lock's queue, or a waiting writer's claim on a
+/// read-write lock, lasts without renewal. Waiters renew it every third of it while they
+/// wait, so only a dead waiter's place lapses.
+pub const WAITING_LEASE: Duration = Duration::from_secs(3);
 
 /// How to take a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +126,21 @@ pub struct Locks {
     waiters: Arc<Waiters>,
 }
 
+/// How one kind of lock is taken: its attempt script and keys, and what a waiter that gives
+/// up must undo.
+struct Spec {
+    /// The guard's keys (where its token is held, the release channel).
+    keys: LockKeys,
+    script: &'static Script,
+    script_keys: Vec<String>,
+    /// A third argument to the attempt script.
+    extra: Option<u64>,
+    /// The longest wait between attempts (a waiter's place must be renewed).
+    nap: Option<Duration>,
+    /// Run with the token when waiting ends without the lock.
+    leave: Option<(&'static Script, Vec<String>)>,
+}
+
 enum Attempt {
     /// Taken with this fencing token, by a request sent at this instant.
     Taken(u64, Instant),
@@ -154,54 +190,195 @@ impl Locks {
         if lease < Duration::from_millis(1) {
             return Err(Error::config("lock lease must be at least 1 ms"));
         }
-        let watchdog = options.watchdog.unwrap_or(options.lease.is_none());
         let keys = LockKeys::new(name);
+        let spec = Spec {
+            script: &ACQUIRE,
+            script_keys: vec![keys.lock.clone(), keys.fence.clone()],
+            extra: None,
+            nap: None,
+            leave: None,
+            keys,
+        };
+        self.acquire_spec(spec, options).await
+    }
+
+    /// Takes the read side of the read-write lock `name`: any number of readers hold it
+    /// together, never with a writer. A writer waiting for it holds off new readers, so
+    /// writers are not starved (each waiting writer renews its claim every second; a dead
+    /// one's claim ends after [`WAITING_LEASE`]).
+    pub async fn acquire_read(
+        &self,
+        name: &str,
+        options: LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        let writer = LockKeys::family("rw", name, Held::Key, "all");
+        let mut keys = writer.clone();
+        keys.lock = writer.sibling("readers");
+        keys.held = Held::Member;
+        let spec = Spec {
+            script: &READ_ACQUIRE,
+            script_keys: vec![
+                keys.lock.clone(),
+                writer.lock.clone(),
+                writer.sibling("writers-waiting"),
+                writer.fence.clone(),
+            ],
+            extra: None,
+            nap: Some(WAITING_LEASE / 3),
+            leave: None,
+            keys,
+        };
+        self.acquire_spec(spec, options).await
+    }
+
+    /// Takes the write side of the read-write lock `name`: one writer, no readers. Fencing
+    /// tokens are shared with the read side, so they order reads and writes together.
+    pub async fn acquire_write(
+        &self,
+        name: &str,
+        options: LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        let keys = LockKeys::family("rw", name, Held::Key, "all");
+        let waiting = keys.sibling("writers-waiting");
+        let spec = Spec {
+            script: &WRITE_ACQUIRE,
+            script_keys: vec![
+                keys.sibling("readers"),
+                keys.lock.clone(),
+                waiting.clone(),
+                keys.fence.clone(),
+            ],
+            extra: Some(WAITING_LEASE.as_millis() as u64),
+            nap: Some(WAITING_LEASE / 3),
+            leave: Some((&ZREM_WAITING, vec![waiting])),
+            keys,
+        };
+        self.acquire_spec(spec, options).await
+    }
+
+    /// Takes the fair lock `name`: waiters, in any process, get it in the order they asked.
+    /// A waiter renews its place while it waits; one that stops (a dead process) is skipped
+    /// once its place's [`WAITING_LEASE`] ends. Not the same lock as [`acquire`](Self::acquire)'s
+    /// of that name.
+    pub async fn acquire_fair(
+        &self,
+        name: &str,
+        options: LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        let keys = LockKeys::family("fair", name, Held::Key, "all");
+        let (queue, alive) = (keys.sibling("queue"), keys.sibling("alive"));
+        let spec = Spec {
+            script: &FAIR_ACQUIRE,
+            script_keys: vec![
+                keys.lock.clone(),
+                queue.clone(),
+                alive.clone(),
+                keys.sibling("tickets"),
+                keys.fence.clone(),
+            ],
+            extra: Some(WAITING_LEASE.as_millis() as u64),
+            nap: Some(WAITING_LEASE / 3),
+            leave: Some((&FAIR_LEAVE, vec![queue, alive])),
+            keys,
+        };
+        self.acquire_spec(spec, options).await
+    }
+
+    /// Takes one of `permits` permits of the semaphore `name`. A permit is leased like a
+    /// lock (renewed by the watchdog, [`LockGuard::lost`] when it ends), so a crashed
+    /// holder's permit comes back when its lease runs out. Everyone using `name` must pass
+    /// the same `permits`.
+    pub async fn acquire_permit(
+        &self,
+        name: &str,
+        permits: u32,
+        options: LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        if permits == 0 {
+            return Err(Error::config("a semaphore needs at least one permit"));
+        }
+        let mut keys = LockKeys::family("semaphore", name, Held::Member, "all");
+        keys.lock = keys.sibling("holders");
+        let spec = Spec {
+            script: &SEMAPHORE_ACQUIRE,
+            script_keys: vec![keys.lock.clone(), keys.fence.clone()],
+            extra: Some(u64::from(permits)),
+            nap: None,
+            leave: None,
+            keys,
+        };
+        self.acquire_spec(spec, options).await
+    }
+
+    /// The countdown latch `name`.
+    pub fn latch(&self, name: &str) -> CountDownLatch {
+        CountDownLatch::new(self.client.clone(), self.waiters.clone(), name)
+    }
+
+    async fn acquire_spec(&self, spec: Spec, options: LockOptions) -> Result<Option<LockGuard>> {
+        let lease = options.lease.unwrap_or(WATCHDOG_LEASE);
+        if lease < Duration::from_millis(1) {
+            return Err(Error::config("lock lease must be at least 1 ms"));
+        }
+        let watchdog = options.watchdog.unwrap_or(options.lease.is_none());
         let token = new_token();
         let deadline = Instant::now() + options.wait;
         let take = |fence, sent| {
             LockGuard::new(
                 self.client.clone(),
-                keys.clone(),
+                spec.keys.clone(),
                 token.clone(),
                 fence,
                 (lease, sent),
                 watchdog,
             )
         };
-
-        match self.attempt(&keys, &token, lease).await? {
-            Attempt::Taken(fence, sent) => return Ok(Some(take(fence, sent))),
-            Attempt::Held(_) if options.wait.is_zero() => return Ok(None),
-            Attempt::Held(_) => {}
-        }
-        // Wait for a release (published by the holder) or for the holder's lease to run
-        // out, whichever comes first; never poll on a timer of our own.
-        let interest = self.waiters.interest(&keys.channel).await?;
-        loop {
-            let notified = interest.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let held = match self.attempt(&keys, &token, lease).await? {
+        let result = async {
+            match self.attempt(&spec, &token, lease).await? {
                 Attempt::Taken(fence, sent) => return Ok(Some(take(fence, sent))),
-                Attempt::Held(left) => left,
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
+                Attempt::Held(_) if options.wait.is_zero() => return Ok(None),
+                Attempt::Held(_) => {}
             }
-            let fallback = held.max(Duration::from_millis(1));
-            let _ = tokio::time::timeout((deadline - now).min(fallback), notified).await;
+            // Wait for a release (published by the holder) or for the holder's lease to
+            // run out, whichever comes first; never poll on a timer of our own.
+            let interest = self.waiters.interest(&spec.keys.channel).await?;
+            loop {
+                let notified = interest.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let held = match self.attempt(&spec, &token, lease).await? {
+                    Attempt::Taken(fence, sent) => return Ok(Some(take(fence, sent))),
+                    Attempt::Held(left) => left,
+                };
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                let fallback = held
+                    .min(spec.nap.unwrap_or(Duration::MAX))
+                    .max(Duration::from_millis(1));
+                let _ = tokio::time::timeout((deadline - now).min(fallback), notified).await;
+            }
         }
+        .await;
+        // A waiter that did not get in gives its place (or its claim) up.
+        if let (Ok(None) | Err(_), Some((leave, keys))) = (&result, &spec.leave) {
+            if let Err(e) = leave.run::<_, i64>(&self.client, keys, &token).await {
+                tracing::debug!(lock = %spec.keys.lock, error = %e, "leaving the wait failed; the place lapses with its lease");
+            }
+        }
+        result
     }
 
-    async fn attempt(&self, keys: &LockKeys, token: &str, lease: Duration) -> Result<Attempt> {
+    async fn attempt(&self, spec: &Spec, token: &str, lease: Duration) -> Result<Attempt> {
         // The lease is timed from here: the server starts it no earlier.
         let sent = Instant::now();
-        let (taken, n): (i64, i64) = ACQUIRE
+        let (taken, n): (i64, i64) = spec
+            .script
             .run(
                 &self.client,
-                (&keys.lock, &keys.fence),
-                (token, lease.as_millis() as u64),
+                &spec.script_keys,
+                (token, lease.as_millis() as u64, spec.extra),
             )
             .await?;
         Ok(if taken == 1 {

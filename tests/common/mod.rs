@@ -55,6 +55,19 @@ macro_rules! server_tests {
     )*};
 }
 
+/// Runs `tasks` spawned copies of `body` (given their index) and waits for all; a panic in
+/// one fails the caller.
+pub async fn in_tasks<F, Fut>(tasks: usize, body: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let handles: Vec<_> = (0..tasks).map(|i| tokio::spawn(body(i))).collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
 /// Polls `f` every 20 ms until it returns `Ok`, for at most `within`.
 pub async fn eventually<T, F, Fut>(within: Duration, mut f: F) -> T
 where
