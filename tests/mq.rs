@@ -13,14 +13,7 @@ use kermes::mq::{
     Outcome, Worker, WorkerOptions,
 };
 use kermes::prelude::*;
-use kermes::testing::TestServer;
 use tokio::sync::mpsc;
-
-async fn setup(kind: kermes::testing::ServerKind) -> (TestServer, Client) {
-    let server = TestServer::start(kind);
-    let client = Client::connect(&server.url()).await.unwrap();
-    (server, client)
-}
 
 /// A worker that reports (id, attempt, message) of each job and returns `outcome(attempt)`.
 async fn recording_worker(
@@ -47,16 +40,9 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<(String, u32, String)>) -> (Strin
         .expect("worker alive")
 }
 
-async fn state(client: &Client, queue: &str, id: &str) -> Option<MessageState> {
-    mq::message_status(client, queue, id)
-        .await
-        .unwrap()
-        .map(|s| s.state)
-}
-
 server_tests! {
     async fn enqueue_results_follow_carmines_rules(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let q = "rules";
         let add = |opts: Opts| {
             let client = client.clone();
@@ -86,21 +72,21 @@ server_tests! {
         .await
         .unwrap();
         assert_eq!(rx.recv().await, Some(1));
-        assert!(matches!(state(&client, q, "a").await, Some(MessageState::Locked { requeue: false, .. })));
+        assert!(matches!(common::message_state(&client, q, "a").await, Some(MessageState::Locked { requeue: false, .. })));
         assert_eq!(add(id()).await, EnqueueResult::Locked);
         assert_eq!(add(id().can_requeue(true)).await, EnqueueResult::Requeued);
-        assert!(matches!(state(&client, q, "a").await, Some(MessageState::Locked { requeue: true, .. })));
+        assert!(matches!(common::message_state(&client, q, "a").await, Some(MessageState::Locked { requeue: true, .. })));
         assert_eq!(add(id().can_requeue(true)).await, EnqueueResult::Locked);
         assert_eq!(add(id().can_update(true)).await, EnqueueResult::Updated);
         // Finishing with a de-dup window runs the requeued message after the window.
         release.notify_one();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(MessageState::Delayed(left)) = state(&client, q, "a").await {
+            if let Some(MessageState::Delayed(left)) = common::message_state(&client, q, "a").await {
                 assert!(left > Duration::from_secs(50), "{left:?}");
                 break;
             }
-            assert!(Instant::now() < deadline, "not requeued: {:?}", state(&client, q, "a").await);
+            assert!(Instant::now() < deadline, "not requeued: {:?}", common::message_state(&client, q, "a").await);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         worker.stop().await.unwrap();
@@ -113,50 +99,50 @@ server_tests! {
         }).await;
         let _ = rx.recv().await;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !matches!(state(&client, q, "b").await, Some(MessageState::Done(_))) {
+        while !matches!(common::message_state(&client, q, "b").await, Some(MessageState::Done(_))) {
             assert!(Instant::now() < deadline);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(add(b()).await, EnqueueResult::Backoff);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(state(&client, q, "b").await, None, "the window ended");
+        assert_eq!(common::message_state(&client, q, "b").await, None, "the window ended");
         assert_eq!(add(b()).await, EnqueueResult::Added, "a new message once the window ended");
         w.stop().await.unwrap();
     }
 
     async fn done_messages_requeue_after_their_window_and_updates_reset_the_delay(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let q = "windows";
         let opts = || Opts::new().id("x");
         mq::enqueue(&client, q, "1", opts().init_backoff(Duration::from_secs(30))).await.unwrap();
-        let Some(MessageState::Delayed(left)) = state(&client, q, "x").await else { panic!() };
+        let Some(MessageState::Delayed(left)) = common::message_state(&client, q, "x").await else { panic!() };
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30), "{left:?}");
         // Updating keeps the delay; reset_init_backoff starts it over from the new one.
         let r = mq::enqueue(&client, q, "2", opts().can_update(true).init_backoff(Duration::from_secs(5))).await.unwrap();
         assert_eq!(r.result, EnqueueResult::Updated);
-        let Some(MessageState::Delayed(left)) = state(&client, q, "x").await else { panic!() };
+        let Some(MessageState::Delayed(left)) = common::message_state(&client, q, "x").await else { panic!() };
         assert!(left > Duration::from_secs(25), "{left:?}");
         mq::enqueue(&client, q, "3", opts().can_update(true).reset_init_backoff(true)).await.unwrap();
-        assert_eq!(state(&client, q, "x").await, Some(MessageState::Queued));
+        assert_eq!(common::message_state(&client, q, "x").await, Some(MessageState::Queued));
 
         let (worker, mut rx) = recording_worker(&client, q, WorkerOptions::new(), |_| {
             Outcome::Success(Some(Duration::from_secs(30)))
         }).await;
         assert_eq!(next(&mut rx).await.2, "3");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !matches!(state(&client, q, "x").await, Some(MessageState::Done(_))) {
+        while !matches!(common::message_state(&client, q, "x").await, Some(MessageState::Done(_))) {
             assert!(Instant::now() < deadline);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let r = mq::enqueue(&client, q, "4", opts().can_requeue(true)).await.unwrap();
         assert_eq!(r.result, EnqueueResult::Added);
-        let Some(MessageState::Delayed(left)) = state(&client, q, "x").await else { panic!() };
+        let Some(MessageState::Delayed(left)) = common::message_state(&client, q, "x").await else { panic!() };
         assert!(left > Duration::from_secs(25), "runs after the window: {left:?}");
         worker.stop().await.unwrap();
     }
 
     async fn serde_and_raw_messages_reach_handlers_intact(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
         struct Order { id: u32, items: Vec<String> }
         let order = Order { id: 7, items: vec!["tea".into(), "cup".into()] };
@@ -188,7 +174,7 @@ server_tests! {
     }
 
     async fn errors_back_off_then_dead_letter_and_can_be_requeued(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let q = "failing";
         let options = WorkerOptions::new()
             .max_attempts(Some(3))
@@ -217,7 +203,7 @@ server_tests! {
         assert_eq!(dead[0].error, "boom 3");
         assert_eq!(dead[0].payload, Bytes::from("payload"));
         assert!(dead[0].died_at <= SystemTime::now() + Duration::from_secs(1));
-        assert_eq!(state(&client, q, "poison").await, Some(MessageState::Dead("boom 3".into())));
+        assert_eq!(common::message_state(&client, q, "poison").await, Some(MessageState::Dead("boom 3".into())));
         let again = mq::enqueue(&client, q, "payload", Opts::new().id("poison")).await.unwrap();
         assert_eq!(again.result, EnqueueResult::Dead);
         let stats = worker.stats();
@@ -231,7 +217,7 @@ server_tests! {
     }
 
     async fn panics_are_errors_and_drop_discards_after_the_last_attempt(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let q = "panicky";
         let (tx, mut rx) = mpsc::unbounded_channel();
         let options = WorkerOptions::new()
@@ -258,13 +244,13 @@ server_tests! {
         }
         let stats = worker.stats();
         assert_eq!((stats.panicked, stats.failed, stats.dropped), (2, 2, 1));
-        assert_eq!(state(&client, q, "p").await, None);
+        assert_eq!(common::message_state(&client, q, "p").await, None);
         assert_eq!(mq::queue_status(&client, q).await.unwrap(), Default::default());
         worker.stop().await.unwrap();
     }
 
     async fn retry_runs_again_after_its_backoff_beyond_max_attempts(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let options = WorkerOptions::new().max_attempts(Some(1));
         let (worker, mut rx) = recording_worker(&client, "retry", options, |attempt| {
             if attempt < 3 { Outcome::Retry(Duration::from_millis(100)) } else { Outcome::success() }
@@ -281,7 +267,7 @@ server_tests! {
     }
 
     async fn delayed_messages_wait_and_priorities_run_first(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let q = "sched";
         let t0 = Instant::now();
         mq::enqueue(&client, q, "later", Opts::new().init_backoff(Duration::from_millis(400))).await.unwrap();
@@ -306,7 +292,7 @@ server_tests! {
     }
 
     async fn monitoring_counts_pages_and_names_exactly(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let q = "monitored";
         for i in 0..250 {
             let mut o = Opts::new().id(format!("m{i}"));
@@ -348,7 +334,7 @@ server_tests! {
     }
 
     async fn worker_stats_count_outcomes_and_time_percentiles(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let q = "stats";
         for i in 0..40 {
             mq::enqueue(&client, q, i.to_string(), Opts::new()).await.unwrap();
@@ -377,7 +363,7 @@ server_tests! {
     }
 
     async fn bad_worker_options_are_refused(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let h = |_: Job<String>| async { Outcome::success() };
         for options in [
             WorkerOptions::new().concurrency(0),

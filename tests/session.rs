@@ -16,17 +16,10 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt;
 use kermes::Client;
 use kermes::session::RedisStore;
-use kermes::testing::TestServer;
 use tokio::sync::{Mutex, Notify};
 use tower::ServiceExt;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
-
-async fn setup(kind: kermes::testing::ServerKind) -> (TestServer, Client) {
-    let server = TestServer::start(kind);
-    let client = Client::connect(&server.url()).await.unwrap();
-    (server, client)
-}
 
 fn record(user: &str, expires_in: time::Duration) -> Record {
     let mut data = std::collections::HashMap::new();
@@ -127,7 +120,7 @@ fn session_key(store: &RedisStore, cookie: &str) -> String {
 
 server_tests! {
     async fn the_store_creates_saves_loads_and_deletes(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let store = RedisStore::new(&client);
         let mut r = record("ada", time::Duration::hours(1));
         store.create(&mut r).await.unwrap();
@@ -182,7 +175,7 @@ server_tests! {
     }
 
     async fn an_axum_app_logs_in_sees_its_session_and_expires_it(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let store = RedisStore::new(&client);
         let app = app(
             store.clone(),
@@ -213,7 +206,7 @@ server_tests! {
     }
 
     async fn a_save_after_the_session_expired_in_redis_is_not_lost(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let store = RedisStore::new(&client);
         let gate = Gate::default();
         let app = app(store.clone(), Expiry::OnInactivity(time::Duration::hours(1)), gate.clone());
@@ -241,7 +234,7 @@ server_tests! {
     }
 
     async fn concurrent_requests_of_one_session_keep_it(kind) {
-        let (_server, client) = setup(kind).await;
+        let (_server, client) = common::server_and_client(kind).await;
         let store = RedisStore::new(&client);
         let app = app(store.clone(), Expiry::OnInactivity(time::Duration::hours(1)), Gate::default());
         let (_, cookie, _) = send(&app, "POST", "/visit", None, "").await;

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::keys::QueueKeys;
-use super::scripts::ENQUEUE;
+use super::scripts::{ENQUEUE, ENQUEUE_MANY};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::pubsub::wake;
@@ -162,6 +162,76 @@ pub async fn enqueue(
     options: EnqueueOptions,
 ) -> Result<Enqueued> {
     let keys = QueueKeys::new(queue)?;
+    let mut args = ArgBuf::default();
+    (keys.channel.as_str(), wake::publish_command(client)).write_args(&mut args);
+    let id = push_message(&mut args, &message, options)?;
+    let result: String = ENQUEUE.run(client, &keys, args).await?;
+    Ok(Enqueued {
+        id,
+        result: EnqueueResult::parse(&result)?,
+    })
+}
+
+/// Messages enqueued at once (more per script call is one longer atomic step on the
+/// server).
+const BATCH: usize = 500;
+
+/// Adds many messages to `queue` in one script call per 500 (one round trip for a batch of
+/// that size), each with its own options and its own [`Enqueued`] result, in order. Each
+/// message is enqueued exactly as [`enqueue`] would; idle workers are woken once per call.
+/// An invalid message (not one value, an empty id) fails the whole call before anything is
+/// sent.
+pub async fn enqueue_many<M: ToArgs>(
+    client: &Client,
+    queue: &str,
+    messages: impl IntoIterator<Item = (M, EnqueueOptions)>,
+) -> Result<Vec<Enqueued>> {
+    let keys = QueueKeys::new(queue)?;
+    let mut batches = Vec::new();
+    let mut ids = Vec::new();
+    let mut args = ArgBuf::default();
+    let mut in_batch = 0;
+    for (message, options) in messages {
+        if in_batch == 0 {
+            (keys.channel.as_str(), wake::publish_command(client)).write_args(&mut args);
+        }
+        ids.push(push_message(&mut args, &message, options)?);
+        in_batch += 1;
+        if in_batch == BATCH {
+            batches.push(std::mem::take(&mut args));
+            in_batch = 0;
+        }
+    }
+    if in_batch > 0 {
+        batches.push(args);
+    }
+    let mut results = Vec::with_capacity(ids.len());
+    for batch in batches {
+        let names: Vec<String> = ENQUEUE_MANY.run(client, &keys, batch).await?;
+        for name in names {
+            results.push(EnqueueResult::parse(&name)?);
+        }
+    }
+    if results.len() != ids.len() {
+        return Err(Error::protocol(format!(
+            "{} messages enqueued, {} results",
+            ids.len(),
+            results.len()
+        )));
+    }
+    Ok(ids
+        .into_iter()
+        .zip(results)
+        .map(|(id, result)| Enqueued { id, result })
+        .collect())
+}
+
+/// Appends one message's 9 script arguments; returns its id.
+fn push_message(
+    args: &mut ArgBuf,
+    message: &impl ToArgs,
+    options: EnqueueOptions,
+) -> Result<String> {
     let id = match options.id {
         Some(id) if id.is_empty() => return Err(Error::config("message id must not be empty")),
         Some(id) => id,
@@ -187,7 +257,6 @@ pub async fn enqueue(
         None => 0,
     };
     let flag = |on: bool| if on { "1" } else { "0" };
-    let mut args = ArgBuf::default();
     (
         (
             id.as_str(),
@@ -200,17 +269,11 @@ pub async fn enqueue(
             flag(options.can_update),
             flag(options.can_requeue),
             flag(options.reset_init_backoff),
-            keys.channel.as_str(),
-            wake::publish_command(client),
         ),
     )
-        .write_args(&mut args);
+        .write_args(args);
     args.append(&payload);
-    let result: String = ENQUEUE.run(client, &keys, args).await?;
-    Ok(Enqueued {
-        id,
-        result: EnqueueResult::parse(&result)?,
-    })
+    Ok(id)
 }
 
 /// Whole milliseconds, as the scripts take them.

@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::keys::QueueKeys;
+use super::scripts::{LOG, PROGRESS};
+use crate::client::Client;
+use crate::error::Result;
+use crate::value::ToArgs;
+
+/// How many log lines a message keeps ([`Job::log`]); older ones are dropped.
+pub const LOG_LINES: usize = 1000;
+
 /// One message handed to a handler, with what is known about its delivery.
 #[derive(Debug)]
 pub struct Job<M> {
@@ -18,6 +27,9 @@ pub struct Job<M> {
     pub(crate) lock_time: Duration,
     pub(crate) queue: Arc<str>,
     pub(crate) lease: CancellationToken,
+    pub(crate) token: i64,
+    pub(crate) client: Client,
+    pub(crate) keys: Arc<QueueKeys>,
 }
 
 impl<M> Job<M> {
@@ -78,6 +90,35 @@ impl<M> Job<M> {
     pub fn lease_token(&self) -> CancellationToken {
         self.lease.child_token()
     }
+
+    /// Records the handler's progress (one value: a number, text, bytes, a
+    /// [`Serde`](crate::Serde) value), readable with [`job_details`](super::job_details)
+    /// while the message lives. Fenced like the outcome: false, and nothing stored, once
+    /// this worker no longer holds the message.
+    pub async fn progress(&self, value: impl ToArgs) -> Result<bool> {
+        let stored: i64 = PROGRESS
+            .run(
+                &self.client,
+                &*self.keys,
+                (self.id.as_str(), self.token, value),
+            )
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// Appends a line to the message's log (the last [`LOG_LINES`] are kept), readable with
+    /// [`job_details`](super::job_details). False once this worker no longer holds the
+    /// message.
+    pub async fn log(&self, line: impl AsRef<str>) -> Result<bool> {
+        let stored: i64 = LOG
+            .run(
+                &self.client,
+                &*self.keys,
+                (self.id.as_str(), self.token, LOG_LINES, line.as_ref()),
+            )
+            .await?;
+        Ok(stored == 1)
+    }
 }
 
 /// What a handler made of a message.
@@ -90,6 +131,10 @@ pub enum Outcome {
     /// Run it again after this backoff. Asked for by the handler, so not limited by
     /// [`max_attempts`](super::WorkerOptions::max_attempts).
     Retry(Duration),
+    /// Not run now because a limit outside the queue said so (an API answered 429): put back
+    /// to run after this delay. Not counted as an attempt. For a limit of the queue
+    /// itself, see [`set_rate_limit`](super::set_rate_limit).
+    RateLimited(Duration),
     /// Failed: retried after the worker's [`Backoff`] until
     /// [`max_attempts`](super::WorkerOptions::max_attempts), then dead-lettered or dropped.
     Error(String),

@@ -53,6 +53,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod enqueue;
 mod job;
 mod keys;
@@ -61,12 +62,13 @@ mod scripts;
 mod stats;
 mod worker;
 
-pub use enqueue::{EnqueueOptions, EnqueueResult, Enqueued, enqueue};
-pub use job::{AfterLastAttempt, Backoff, Job, Outcome};
+pub use admin::{Removed, clean_dead, clean_done, pause, remove, resume, set_rate_limit};
+pub use enqueue::{EnqueueOptions, EnqueueResult, Enqueued, enqueue, enqueue_many};
+pub use job::{AfterLastAttempt, Backoff, Job, LOG_LINES, Outcome};
 pub use monitor::{
-    ContentPage, DeadLetter, MessageState, MessageStatus, QueueStatus, QueuedMessage, clear,
-    dead_letters, message_status, queue_content, queue_names, queue_size, queue_status,
-    requeue_dead,
+    ContentPage, DeadLetter, JobDetails, MessageState, MessageStatus, QueueStatus, QueuedMessage,
+    clear, dead_letters, job_details, message_status, queue_content, queue_names, queue_size,
+    queue_status, requeue_dead,
 };
 pub use stats::{Percentiles, WorkerStats};
 pub use worker::{Worker, WorkerOptions};

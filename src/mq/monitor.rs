@@ -8,7 +8,9 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 
 use super::keys::{PREFIX, QueueKeys, queue_of};
-use super::scripts::{CLEAR, CONTENT, DEAD_LETTERS, MESSAGE_STATUS, REQUEUE_DEAD, STATUS};
+use super::scripts::{
+    CLEAR, CONTENT, DEAD_LETTERS, JOB_DETAILS, MESSAGE_STATUS, REQUEUE_DEAD, STATUS,
+};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::pubsub::wake;
@@ -31,6 +33,8 @@ pub struct QueueStatus {
     pub dead: u64,
     /// Of the locked, those asked to run again when their handling ends.
     pub requeue_pending: u64,
+    /// Paused ([`pause`](super::pause)): workers take nothing new.
+    pub paused: bool,
 }
 
 /// Where one message is.
@@ -125,7 +129,7 @@ pub struct DeadLetter {
 /// Exact counts per state, computed on the server in O(log n).
 pub async fn queue_status(client: &Client, queue: &str) -> Result<QueueStatus> {
     let keys = QueueKeys::new(queue)?;
-    let (queued, delayed, locked, done, dead, requeue_pending) =
+    let (queued, delayed, locked, done, dead, requeue_pending, paused): (_, _, _, _, _, _, i64) =
         STATUS.run(client, &keys, ()).await?;
     Ok(QueueStatus {
         queued,
@@ -134,6 +138,7 @@ pub async fn queue_status(client: &Client, queue: &str) -> Result<QueueStatus> {
         done,
         dead,
         requeue_pending,
+        paused: paused == 1,
     })
 }
 
@@ -182,6 +187,25 @@ pub async fn message_status(
 ) -> Result<Option<MessageStatus>> {
     let keys = QueueKeys::new(queue)?;
     MESSAGE_STATUS.run(client, &keys, id).await
+}
+
+/// What a message's handlers reported while it ran ([`Job::progress`](super::Job::progress),
+/// [`Job::log`](super::Job::log)), kept while the message is queued, running, delayed or
+/// dead (a finished message's go with it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobDetails {
+    /// The last progress reported.
+    pub progress: Option<Bytes>,
+    /// The log lines, oldest first (the last [`LOG_LINES`](super::LOG_LINES)).
+    pub logs: Vec<String>,
+}
+
+/// The progress and log lines of message `id`.
+pub async fn job_details(client: &Client, queue: &str, id: &str) -> Result<JobDetails> {
+    let keys = QueueKeys::new(queue)?;
+    let (progress, logs) = JOB_DETAILS.run(client, &keys, id).await?;
+    Ok(JobDetails { progress, logs })
 }
 
 /// The names of the queues that have keys, found with SCAN (never KEYS), sorted.

@@ -14,6 +14,7 @@ const PRELUDE: &str = r#"
 local K_MSG, K_META, K_LOCK, K_READY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_DEAD, K_ERR, K_SEQ = KEYS[9], KEYS[10], KEYS[11]
+local K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -71,10 +72,17 @@ local function fresh(id, m, due)
   schedule(id, m, due)
 end
 
+-- A message's log lines: a list beside the queue's keys (same hash tag).
+local function log_key(id)
+  return string.sub(K_MSG, 1, #K_MSG - 3) .. 'log:' .. id
+end
+
 -- A held message's remains, once its lock entries are gone.
 local function forget_held(id)
   redis.call('HDEL', K_MSG, id)
   redis.call('HDEL', K_META, id)
+  redis.call('HDEL', K_PROGRESS, id)
+  redis.call('DEL', log_key(id))
 end
 
 -- Every trace of a message but its de-dup entry.
@@ -125,76 +133,96 @@ fn script(body: &str) -> Script {
     Script::new(format!("{PRELUDE}\n{body}"))
 }
 
-/// ARGV: id, lock ms (0: the worker's), priority, delay ms, run-at ms (0: none), can-update,
-/// can-requeue, reset-init-backoff (each '1' or '0'), wake channel, the command to publish
-/// with (see `pubsub::wake`), payload. Returns the result's name.
-pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local id, payload = ARGV[1], ARGV[11]
-local lockms, prio = tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = now + tonumber(ARGV[4])
-if tonumber(ARGV[5]) > 0 then due = tonumber(ARGV[5]) end
-local can_update, can_requeue, reset = ARGV[6] == '1', ARGV[7] == '1', ARGV[8] == '1'
-local result = nil
-local d = describe(id)
-local state = d and d[1]
+/// One message's enqueue, as a Lua function of where its 9 arguments start in ARGV: id, lock
+/// ms (0: the worker's), priority, delay ms, run-at ms (0: none), can-update, can-requeue,
+/// reset-init-backoff (each '1' or '0'), payload. Returns the result's name; sets `wake`.
+const ENQUEUE_ONE: &str = r#"
+local function enqueue_one(at)
+  local id, payload = ARGV[at + 1], ARGV[at + 9]
+  local lockms, prio = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  local due = now + tonumber(ARGV[at + 4])
+  if tonumber(ARGV[at + 5]) > 0 then due = tonumber(ARGV[at + 5]) end
+  local can_update, can_requeue, reset = ARGV[at + 6] == '1', ARGV[at + 7] == '1', ARGV[at + 8] == '1'
+  local result = nil
+  local d = describe(id)
+  local state = d and d[1]
 
-if not state then
-  -- Absent, or past its de-dup window (the entry is pruned by claims). A missing
-  -- attempts field counts as none.
-  redis.call('ZREM', K_DONE, id)
-  redis.call('HSET', K_MSG, id, payload)
-  schedule(id, {born = now, lockms = lockms, prio = prio, att = 0}, due)
-  result = 'added'
-elseif state == 'queued' or state == 'delayed' then
-  if not can_update then return 'already-queued' end
-  redis.call('HSET', K_MSG, id, payload)
-  local m = load(id)
-  m.lockms, m.prio = lockms, prio
-  if reset and not redis.call('ZSCORE', K_LOCKED, id) then
-    redis.call('ZREM', K_READY, id)
-    redis.call('ZREM', K_DELAYED, id)
-    schedule(id, m, due)
-  else
-    store(id, m)
-  end
-  result = 'updated'
-elseif state == 'locked' then
-  local requeued = d[4] == '1'
-  if requeued and not can_update then return 'locked' end
-  if not requeued and not can_requeue then return 'locked' end
-  if can_update then
+  if not state then
+    -- Absent, or past its de-dup window (the entry is pruned by claims). A missing
+    -- attempts field counts as none.
+    redis.call('ZREM', K_DONE, id)
+    redis.call('HSET', K_MSG, id, payload)
+    schedule(id, {born = now, lockms = lockms, prio = prio, att = 0}, due)
+    result = 'added'
+  elseif state == 'queued' or state == 'delayed' then
+    if not can_update then return 'already-queued' end
     redis.call('HSET', K_MSG, id, payload)
     local m = load(id)
     m.lockms, m.prio = lockms, prio
-    store(id, m)
-  end
-  if requeued then
+    if reset and not redis.call('ZSCORE', K_LOCKED, id) then
+      redis.call('ZREM', K_READY, id)
+      redis.call('ZREM', K_DELAYED, id)
+      schedule(id, m, due)
+    else
+      store(id, m)
+    end
     result = 'updated'
-  else
-    redis.call('SADD', K_REQUEUE, id)
-    result = 'requeued'
+  elseif state == 'locked' then
+    local requeued = d[4] == '1'
+    if requeued and not can_update then return 'locked' end
+    if not requeued and not can_requeue then return 'locked' end
+    if can_update then
+      redis.call('HSET', K_MSG, id, payload)
+      local m = load(id)
+      m.lockms, m.prio = lockms, prio
+      store(id, m)
+    end
+    if requeued then
+      result = 'updated'
+    else
+      redis.call('SADD', K_REQUEUE, id)
+      result = 'requeued'
+    end
+  elseif state == 'done' then
+    if not can_requeue then return 'backoff' end
+    local until_ms = tonumber(redis.call('ZSCORE', K_DONE, id))
+    redis.call('ZREM', K_DONE, id)
+    redis.call('HSET', K_MSG, id, payload)
+    fresh(id, {lockms = lockms, prio = prio}, math.max(due, until_ms))
+    result = 'added'
+  elseif state == 'dead' then
+    if not can_requeue then return 'dead' end
+    redis.call('ZREM', K_DEAD, id)
+    redis.call('HDEL', K_ERR, id)
+    redis.call('HSET', K_MSG, id, payload)
+    fresh(id, {lockms = lockms, prio = prio}, due)
+    result = 'added'
   end
-elseif state == 'done' then
-  if not can_requeue then return 'backoff' end
-  local until_ms = tonumber(redis.call('ZSCORE', K_DONE, id))
-  redis.call('ZREM', K_DONE, id)
-  redis.call('HSET', K_MSG, id, payload)
-  fresh(id, {lockms = lockms, prio = prio}, math.max(due, until_ms))
-  result = 'added'
-elseif state == 'dead' then
-  if not can_requeue then return 'dead' end
-  redis.call('ZREM', K_DEAD, id)
-  redis.call('HDEL', K_ERR, id)
-  redis.call('HSET', K_MSG, id, payload)
-  fresh(id, {lockms = lockms, prio = prio}, due)
-  result = 'added'
+  return result
 end
-if wake then redis.call(ARGV[10], ARGV[9], '') end
-return result
-"#,
-    )
+"#;
+
+/// ARGV: wake channel, the command to publish with (see `pubsub::wake`), then one message's
+/// 9 arguments (see `ENQUEUE_ONE`). Returns the result's name.
+pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    script(&format!(
+        "{ENQUEUE_ONE}
+local result = enqueue_one(2)
+if wake then redis.call(ARGV[2], ARGV[1], '') end
+return result"
+    ))
+});
+
+/// ARGV: wake channel, the command to publish with, then 9 arguments per message. Returns
+/// each message's result name, in order; idle workers are woken once.
+pub(crate) static ENQUEUE_MANY: LazyLock<Script> = LazyLock::new(|| {
+    script(&format!(
+        "{ENQUEUE_ONE}
+local results = {{}}
+for at = 2, #ARGV - 9, 9 do results[#results + 1] = enqueue_one(at) end
+if wake then redis.call(ARGV[2], ARGV[1], '') end
+return results"
+    ))
 });
 
 /// ARGV: how many to take, the worker's lock ms, max attempts (0: no limit). Returns
@@ -224,8 +252,34 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. num(now
   end
 end
 
+-- Paused: nothing is taken (resuming wakes the workers). Rate-limited: at most what is
+-- left of the window's allowance, and when none is, the wait is the window's end.
+local limited = -1
+if redis.call('EXISTS', K_PAUSED) == 1 then
+  n = 0
+else
+  local limit = redis.call('GET', K_LIMIT)
+  if limit then
+    local max, per = string.match(limit, '^(%d+),(%d+)$')
+    max, per = tonumber(max), tonumber(per)
+    local left = max - tonumber(redis.call('GET', K_WINDOW) or '0')
+    if left < n then n = math.max(left, 0) end
+    if n == 0 then
+      limited = redis.call('PTTL', K_WINDOW)
+      if limited < 0 then limited = per end
+    end
+  end
+end
+
 local out = {-1}
-local popped = redis.call('ZPOPMIN', K_READY, n)
+local popped = {}
+if n > 0 then popped = redis.call('ZPOPMIN', K_READY, n) end
+if #popped > 0 and redis.call('EXISTS', K_LIMIT) == 1 then
+  if redis.call('INCRBY', K_WINDOW, #popped / 2) == #popped / 2 then
+    local per = tonumber(string.match(redis.call('GET', K_LIMIT), ',(%d+)$'))
+    redis.call('PEXPIRE', K_WINDOW, per)
+  end
+end
 for i = 1, #popped, 2 do
   local id = popped[i]
   local payload = redis.call('HGET', K_MSG, id)
@@ -251,7 +305,11 @@ for i = 1, #popped, 2 do
   end
 end
 
-if redis.call('ZCARD', K_READY) > 0 then
+if redis.call('EXISTS', K_PAUSED) == 1 then
+  out[1] = -1
+elseif limited >= 0 then
+  out[1] = math.max(limited, 1)
+elseif redis.call('ZCARD', K_READY) > 0 then
   out[1] = 0
 else
   local next_ms = -1
@@ -281,8 +339,8 @@ return 1
     )
 });
 
-/// ARGV: id, fencing token, action (done, retry, bury, drop, release), ms (de-dup window
-/// for done, backoff for retry), error text (bury), wake channel, the command to publish
+/// ARGV: id, fencing token, action (done, retry, bury, drop, release, limited), ms (de-dup
+/// window for done, backoff for retry, delay for limited), error text (bury), wake channel, the command to publish
 /// with. 1 when applied; 0 when
 /// the token is stale (the lease was lost and the message taken over, or cleared).
 pub(crate) static ACK: LazyLock<Script> = LazyLock::new(|| {
@@ -297,10 +355,11 @@ local m = nil
 if action ~= 'done' or requeue then m = load(id) end
 if action == 'retry' then
   schedule(id, m, now + ms)
-elseif action == 'release' then
-  -- Stopped before it finished: this attempt does not count.
+elseif action == 'release' or action == 'limited' then
+  -- Stopped before it finished, or rate limited by the handler: this attempt does not
+  -- count.
   m.att = math.max(0, m.att - 1)
-  schedule(id, m, now)
+  schedule(id, m, now + ms)
 elseif requeue then
   -- A requeue was asked for while this handling ran: the message runs again, afresh
   -- (after the de-dup window, if one was set).
@@ -338,6 +397,7 @@ return {
   redis.call('ZCOUNT', K_DONE, '(' .. num(now), '+inf'),
   redis.call('ZCARD', K_DEAD),
   redis.call('SCARD', K_REQUEUE),
+  redis.call('EXISTS', K_PAUSED),
 }
 "#,
     )
@@ -411,8 +471,106 @@ pub(crate) static CLEAR: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 local n = redis.call('HLEN', K_MSG)
+for _, id in ipairs(redis.call('HKEYS', K_MSG)) do redis.call('DEL', log_key(id)) end
 redis.call('DEL', unpack(KEYS))
 return n
+"#,
+    )
+});
+
+/// ARGV: '1' to pause, '0' to resume, wake channel, the command to publish with. Resuming
+/// wakes idle workers. Returns 1 when the state changed.
+pub(crate) static PAUSE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if ARGV[1] == '1' then
+  return redis.call('SET', K_PAUSED, '1', 'NX') and 1 or 0
+end
+local was = redis.call('DEL', K_PAUSED)
+if was == 1 then redis.call(ARGV[3], ARGV[2], '') end
+return was
+"#,
+    )
+});
+
+/// ARGV: max messages (0: no limit), per ms, wake channel, publish command. Sets or clears
+/// the queue's rate limit.
+pub(crate) static SET_LIMIT: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if tonumber(ARGV[1]) == 0 then
+  redis.call('DEL', K_LIMIT, K_WINDOW)
+else
+  redis.call('SET', K_LIMIT, ARGV[1] .. ',' .. ARGV[2])
+end
+redis.call(ARGV[4], ARGV[3], '')
+return 1
+"#,
+    )
+});
+
+/// ARGV: id. `removed`, `locked` (a worker holds it: not removed) or `missing`.
+pub(crate) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local d = describe(ARGV[1])
+if not d then return 'missing' end
+if d[1] == 'locked' then return 'locked' end
+forget(ARGV[1])
+redis.call('ZREM', K_DONE, ARGV[1])
+return 'removed'
+"#,
+    )
+});
+
+/// ARGV: 'dead' or 'done', age ms, limit. Removes dead letters buried at least `age` ago
+/// (oldest first), or de-dup entries (soonest to end first); returns how many.
+pub(crate) static CLEAN: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local limit = tonumber(ARGV[3])
+if ARGV[1] == 'dead' then
+  local ids = redis.call('ZRANGEBYSCORE', K_DEAD, '-inf', num(now - tonumber(ARGV[2])), 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do forget(id) end
+  return #ids
+end
+local ids = redis.call('ZRANGE', K_DONE, 0, limit - 1)
+for _, id in ipairs(ids) do redis.call('ZREM', K_DONE, id) end
+return #ids
+"#,
+    )
+});
+
+/// ARGV: id, fencing token, progress. 1 when stored (the caller still holds the message).
+pub(crate) static PROGRESS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', K_PROGRESS, ARGV[1], ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// ARGV: id, fencing token, max lines kept, line. 1 when logged (the caller still holds the
+/// message).
+pub(crate) static LOG: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
+local key = log_key(ARGV[1])
+redis.call('RPUSH', key, ARGV[4])
+redis.call('LTRIM', key, -tonumber(ARGV[3]), -1)
+return 1
+"#,
+    )
+});
+
+/// ARGV: id. `{progress or false, log lines}`.
+pub(crate) static JOB_DETAILS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+return {redis.call('HGET', K_PROGRESS, ARGV[1]), redis.call('LRANGE', log_key(ARGV[1]), 0, -1)}
 "#,
     )
 });

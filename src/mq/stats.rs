@@ -33,6 +33,8 @@ pub struct WorkerStats {
     pub leases_lost: u64,
     /// Messages put back unfinished by `stop()` after its grace period.
     pub released: u64,
+    /// Messages put back by their handler as rate limited ([`Outcome::RateLimited`](super::Outcome::RateLimited)).
+    pub rate_limited: u64,
     /// Handlers running now.
     pub running: u64,
     /// From runnable to taken by this worker.
@@ -69,6 +71,7 @@ pub(crate) struct Counters {
     pub(crate) rejected_acks: AtomicU64,
     pub(crate) leases_lost: AtomicU64,
     pub(crate) released: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
     pub(crate) running: AtomicU64,
     queue_wait: Window,
     handling: Window,
@@ -137,6 +140,7 @@ impl Counters {
             rejected_acks: get(&self.rejected_acks),
             leases_lost: get(&self.leases_lost),
             released: get(&self.released),
+            rate_limited: get(&self.rate_limited),
             running: get(&self.running),
             queue_wait: self.queue_wait.percentiles(),
             handling: self.handling.percentiles(),

@@ -36,7 +36,10 @@ pub struct WorkerOptions {
     /// Handlers running at once. Default 1.
     pub concurrency: usize,
     /// How long a taken message stays locked to this worker without renewal, unless the
-    /// message was enqueued with its own. Default 60 minutes (Carmine's).
+    /// message was enqueued with its own. Default 30 s, renewed every 10 s while the handler
+    /// runs, so a crashed worker's message is handed out again within 30 s. Carmine's 60
+    /// minutes is `lock_time(Duration::from_secs(3600))`, for handlers that must not be
+    /// retaken while the network is down for long.
     pub lock_time: Duration,
     /// Renew the lease every third of the lock time while the handler runs, so a slow
     /// handler is never handled twice. Off: the lock time is a fixed visibility timeout.
@@ -65,7 +68,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             concurrency: 1,
-            lock_time: Duration::from_secs(3600),
+            lock_time: Duration::from_secs(30),
             renew_lease: true,
             max_attempts: Some(5),
             backoff: Backoff::default(),
@@ -227,6 +230,7 @@ impl Worker {
         options.validate()?;
         let keys = QueueKeys::new(queue)?;
         let name: Arc<str> = Arc::from(queue);
+        let (job_client, job_keys) = (client.clone(), Arc::new(keys.clone()));
         let run: Run = Arc::new(move |c: Claimed, lease: CancellationToken| {
             match M::from_value(Value::Bulk(c.payload)) {
                 Ok(message) => handler(Job {
@@ -238,6 +242,9 @@ impl Worker {
                     lock_time: c.lock_time,
                     queue: name.clone(),
                     lease,
+                    token: c.token,
+                    client: job_client.clone(),
+                    keys: job_keys.clone(),
                 })
                 .boxed(),
                 Err(e) => futures::future::ready(Outcome::error(format_args!(
@@ -473,6 +480,7 @@ async fn handle(inner: Arc<Inner>, c: Claimed, _slot: OwnedSemaphorePermit) {
             Action::Bury => &counters.dead_lettered,
             Action::Drop => &counters.dropped,
             Action::Release => &counters.released,
+            Action::Limited => &counters.rate_limited,
         }),
         Ok(false) => {
             Counters::bump(&counters.rejected_acks);
@@ -500,6 +508,9 @@ enum Action {
     Drop,
     /// Put back unfinished by `stop()`; the attempt does not count.
     Release,
+    /// Put back by the handler, rate limited, to run after a delay; the attempt does not
+    /// count.
+    Limited,
 }
 
 impl Action {
@@ -510,6 +521,7 @@ impl Action {
             Action::Bury => "bury",
             Action::Drop => "drop",
             Action::Release => "release",
+            Action::Limited => "limited",
         }
     }
 }
@@ -519,6 +531,7 @@ fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> (Action, Duration, S
     match outcome {
         Outcome::Success(dedup) => (Action::Done, dedup.unwrap_or_default(), String::new()),
         Outcome::Retry(backoff) => (Action::Retry, backoff, String::new()),
+        Outcome::RateLimited(delay) => (Action::Limited, delay, String::new()),
         Outcome::Error(error) => {
             Counters::bump(&inner.counters.failed);
             let o = &inner.options;

@@ -55,6 +55,25 @@ macro_rules! server_tests {
     )*};
 }
 
+/// A throwaway server of `kind` and a client connected to it.
+pub async fn server_and_client(kind: ServerKind) -> (kermes::testing::TestServer, kermes::Client) {
+    let server = kermes::testing::TestServer::start(kind);
+    let client = kermes::Client::connect(&server.url()).await.unwrap();
+    (server, client)
+}
+
+/// Where message `id` of `queue` is, if anywhere.
+pub async fn message_state(
+    client: &kermes::Client,
+    queue: &str,
+    id: &str,
+) -> Option<kermes::mq::MessageState> {
+    kermes::mq::message_status(client, queue, id)
+        .await
+        .unwrap()
+        .map(|s| s.state)
+}
+
 /// Runs `tasks` spawned copies of `body` (given their index) and waits for all; a panic in
 /// one fails the caller.
 pub async fn in_tasks<F, Fut>(tasks: usize, body: F)

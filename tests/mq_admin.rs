@@ -1,0 +1,270 @@
+//! The queue beyond Carmine, against real servers: pause and resume, a rate limit shared by
+//! workers, a handler's rate-limited outcome, remove, clean, bulk enqueue, progress and
+//! logs, the short default lease.
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kermes::mq::{
+    self, EnqueueOptions as Opts, EnqueueResult, Job, MessageState, Outcome, Removed, Worker,
+    WorkerOptions,
+};
+use kermes::prelude::*;
+use tokio::sync::mpsc;
+
+/// A worker that reports each message it handles, with when.
+async fn reporting(
+    client: &Client,
+    queue: &str,
+    options: WorkerOptions,
+) -> (Worker, mpsc::UnboundedReceiver<(String, Instant)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let worker = Worker::start(client, queue, options, move |job: Job<String>| {
+        let _ = tx.send((job.message().clone(), Instant::now()));
+        async { Outcome::success() }
+    })
+    .await
+    .unwrap();
+    (worker, rx)
+}
+
+server_tests! {
+    async fn a_paused_queue_takes_nothing_until_resumed(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let (worker, mut rx) = reporting(&client, "p", WorkerOptions::new().concurrency(4)).await;
+        assert!(mq::pause(&client, "p").await.unwrap());
+        assert!(!mq::pause(&client, "p").await.unwrap(), "already paused");
+        for i in 0..5 {
+            mq::enqueue(&client, "p", format!("m{i}"), Opts::new()).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(rx.try_recv().is_err(), "a paused queue handed out a message");
+        let status = mq::queue_status(&client, "p").await.unwrap();
+        assert!(status.paused && status.queued == 5, "{status:?}");
+        let resumed = Instant::now();
+        assert!(mq::resume(&client, "p").await.unwrap());
+        for _ in 0..5 {
+            let (_, at) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert!(at - resumed < Duration::from_millis(500), "woken by the resume");
+        }
+        assert!(!mq::queue_status(&client, "p").await.unwrap().paused);
+        worker.stop().await.unwrap();
+    }
+
+    async fn a_rate_limit_holds_across_workers(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        mq::set_rate_limit(&client, "r", Some((5, Duration::from_millis(500)))).await.unwrap();
+        assert!(mq::set_rate_limit(&client, "r", Some((0, Duration::from_secs(1)))).await.is_err());
+        let (a, mut rx) = reporting(&client, "r", WorkerOptions::new().concurrency(8)).await;
+        let (b, mut rx_b) = reporting(&client, "r", WorkerOptions::new().concurrency(8)).await;
+        let started = Instant::now();
+        for i in 0..15 {
+            mq::enqueue(&client, "r", format!("m{i}"), Opts::new()).await.unwrap();
+        }
+        let mut times = Vec::new();
+        while times.len() < 15 {
+            tokio::select! {
+                Some((_, t)) = rx.recv() => times.push(t - started),
+                Some((_, t)) = rx_b.recv() => times.push(t - started),
+                _ = tokio::time::sleep(Duration::from_secs(10)) => panic!("only {} handled", times.len()),
+            }
+        }
+        times.sort();
+        // 5 per 500 ms window, whichever worker takes them: the 6th waits for the second
+        // window, the 11th for the third.
+        assert!(times[4] < Duration::from_millis(400), "{times:?}");
+        assert!(times[5] >= Duration::from_millis(450), "{times:?}");
+        assert!(times[10] >= Duration::from_millis(950), "{times:?}");
+        assert!(times[14] < Duration::from_millis(2000), "{times:?}");
+        mq::set_rate_limit(&client, "r", None).await.unwrap();
+        a.stop().await.unwrap();
+        b.stop().await.unwrap();
+    }
+
+    async fn a_rate_limited_outcome_runs_later_without_counting_an_attempt(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let worker = {
+            let calls = calls.clone();
+            Worker::start(&client, "limited", WorkerOptions::new().max_attempts(Some(1)), move |job: Job<String>| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send((job.attempt(), Instant::now()));
+                async move {
+                    if n < 3 { Outcome::RateLimited(Duration::from_millis(150)) } else { Outcome::success() }
+                }
+            })
+            .await
+            .unwrap()
+        };
+        mq::enqueue(&client, "limited", "call the api", Opts::new().id("x")).await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap());
+        }
+        // Four runs with max_attempts 1: none of the rate-limited runs counted.
+        assert!(seen.iter().all(|(attempt, _)| *attempt == 1), "{seen:?}");
+        for w in seen.windows(2) {
+            assert!(w[1].1 - w[0].1 >= Duration::from_millis(140), "ran again too early");
+        }
+        let stats = worker.stop().await.unwrap();
+        assert_eq!((stats.rate_limited, stats.succeeded, stats.dead_lettered), (3, 1, 0), "{stats:?}");
+    }
+
+    async fn remove_and_clean(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        mq::enqueue(&client, "rm", "a", Opts::new().id("queued")).await.unwrap();
+        mq::enqueue(&client, "rm", "b", Opts::new().id("later").init_backoff(Duration::from_secs(60))).await.unwrap();
+        assert_eq!(mq::remove(&client, "rm", "queued").await.unwrap(), Removed::Removed);
+        assert_eq!(mq::remove(&client, "rm", "later").await.unwrap(), Removed::Removed);
+        assert_eq!(mq::remove(&client, "rm", "queued").await.unwrap(), Removed::Missing);
+        assert_eq!(mq::queue_size(&client, "rm").await.unwrap(), 0);
+
+        // A running message is not removed; its outcome stands.
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let worker = {
+            let release = release.clone();
+            Worker::start(&client, "rm", WorkerOptions::new().max_attempts(Some(1)), move |job: Job<String>| {
+                let (tx, release) = (tx.clone(), release.clone());
+                async move {
+                    let _ = tx.send(());
+                    if job.message() == "hold" { release.notified().await; }
+                    if job.message() == "fail" { return Outcome::error("no"); }
+                    Outcome::Success(Some(Duration::from_secs(60)))
+                }
+            })
+            .await
+            .unwrap()
+        };
+        mq::enqueue(&client, "rm", "hold", Opts::new().id("busy")).await.unwrap();
+        rx.recv().await.unwrap();
+        assert_eq!(mq::remove(&client, "rm", "busy").await.unwrap(), Removed::Locked);
+        release.notify_one();
+        common::wait_until_async(Duration::from_secs(5), "busy done", || async {
+            matches!(common::message_state(&client, "rm", "busy").await, Some(MessageState::Done(_)))
+        })
+        .await;
+        // Done: its de-dup window refuses it until clean_done forgets the window.
+        let again = mq::enqueue(&client, "rm", "hold", Opts::new().id("busy")).await.unwrap();
+        assert_eq!(again.result, EnqueueResult::Backoff);
+        assert_eq!(mq::clean_done(&client, "rm", 10).await.unwrap(), 1);
+        assert_eq!(common::message_state(&client, "rm", "busy").await, None);
+
+        // Dead letters: cleaned by age.
+        for i in 0..3 {
+            mq::enqueue(&client, "rm", "fail", Opts::new().id(format!("d{i}"))).await.unwrap();
+        }
+        common::wait_until_async(Duration::from_secs(5), "3 dead", || async {
+            mq::queue_status(&client, "rm").await.unwrap().dead == 3
+        })
+        .await;
+        assert_eq!(mq::clean_dead(&client, "rm", Duration::from_secs(60), 10).await.unwrap(), 0, "none a minute old");
+        assert_eq!(mq::clean_dead(&client, "rm", Duration::ZERO, 2).await.unwrap(), 2);
+        assert_eq!(mq::queue_status(&client, "rm").await.unwrap().dead, 1);
+        release.notify_one();
+        worker.stop().await.unwrap();
+    }
+
+    async fn bulk_enqueue_gives_each_message_its_own_result(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        mq::enqueue(&client, "bulk", "first", Opts::new().id("dup")).await.unwrap();
+        let mut batch: Vec<(String, Opts)> = (0..1203)
+            .map(|i| (format!("m{i}"), Opts::new().id(format!("id{i}"))))
+            .collect();
+        batch.push(("again".into(), Opts::new().id("dup")));
+        batch.push(("updated".into(), Opts::new().id("dup").can_update(true)));
+        batch.push(("later".into(), Opts::new().init_backoff(Duration::from_secs(30))));
+        let results = mq::enqueue_many(&client, "bulk", batch).await.unwrap();
+        assert_eq!(results.len(), 1206);
+        assert!(results[..1203].iter().all(|r| r.result == EnqueueResult::Added));
+        assert_eq!(results[17].id, "id17");
+        assert_eq!(results[1203].result, EnqueueResult::AlreadyQueued);
+        assert_eq!(results[1204].result, EnqueueResult::Updated);
+        assert_eq!(results[1205].result, EnqueueResult::Added);
+        assert!(!results[1205].id.is_empty(), "a generated id");
+        let status = mq::queue_status(&client, "bulk").await.unwrap();
+        assert_eq!((status.queued, status.delayed), (1204, 1));
+        assert!(mq::enqueue_many::<String>(&client, "bulk", Vec::new()).await.unwrap().is_empty());
+        let bad = vec![("x".to_string(), Opts::new().id(""))];
+        assert!(mq::enqueue_many(&client, "bulk", bad).await.unwrap_err().is_config());
+        // Workers see the batch at once.
+        let (worker, mut rx) = reporting(&client, "bulk", WorkerOptions::new().concurrency(16)).await;
+        for _ in 0..1204 {
+            tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap().unwrap();
+        }
+        worker.stop().await.unwrap();
+    }
+
+    async fn progress_and_logs_are_readable_while_the_message_lives(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let worker = {
+            let release = release.clone();
+            Worker::start(&client, "prog", WorkerOptions::new().max_attempts(Some(1)), move |job: Job<String>| {
+                let (tx, release) = (tx.clone(), release.clone());
+                async move {
+                    assert!(job.log("started").await.unwrap());
+                    assert!(job.progress(50).await.unwrap());
+                    assert!(job.log("half way").await.unwrap());
+                    let _ = tx.send(());
+                    release.notified().await;
+                    if job.message() == "fail" {
+                        assert!(job.progress("stuck at 80%").await.unwrap());
+                        return Outcome::error("gave up");
+                    }
+                    Outcome::success()
+                }
+            })
+            .await
+            .unwrap()
+        };
+        mq::enqueue(&client, "prog", "ok", Opts::new().id("a")).await.unwrap();
+        rx.recv().await.unwrap();
+        let details = mq::job_details(&client, "prog", "a").await.unwrap();
+        assert_eq!(details.progress, Some(Bytes::from_static(b"50")));
+        assert_eq!(details.logs, vec!["started", "half way"]);
+        release.notify_one();
+        common::wait_until_async(Duration::from_secs(5), "a finished", || async {
+            common::message_state(&client, "prog", "a").await.is_none()
+        })
+        .await;
+        assert_eq!(mq::job_details(&client, "prog", "a").await.unwrap(), Default::default(), "gone with the message");
+
+        // A dead letter keeps what its handler reported, for whoever investigates.
+        mq::enqueue(&client, "prog", "fail", Opts::new().id("b")).await.unwrap();
+        rx.recv().await.unwrap();
+        release.notify_one();
+        common::wait_until_async(Duration::from_secs(5), "b dead", || async {
+            matches!(common::message_state(&client, "prog", "b").await, Some(MessageState::Dead(_)))
+        })
+        .await;
+        let details = mq::job_details(&client, "prog", "b").await.unwrap();
+        assert_eq!(details.progress.as_deref(), Some(&b"stuck at 80%"[..]));
+        assert_eq!(details.logs.len(), 2);
+        mq::clear(&client, "prog").await.unwrap();
+        assert_eq!(mq::job_details(&client, "prog", "b").await.unwrap(), Default::default());
+        worker.stop().await.unwrap();
+    }
+
+    async fn the_default_lease_is_short_and_renewed(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        assert_eq!(WorkerOptions::new().lock_time, Duration::from_secs(30));
+        let (tx, mut rx) = mpsc::unbounded_channel::<Duration>();
+        let worker = Worker::start(&client, "lease", WorkerOptions::new(), move |job: Job<String>| {
+            let _ = tx.send(job.lock_time());
+            async { Outcome::success() }
+        })
+        .await
+        .unwrap();
+        mq::enqueue(&client, "lease", "m", Opts::new()).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), Duration::from_secs(30));
+        worker.stop().await.unwrap();
+    }
+}
