@@ -268,3 +268,95 @@ server_tests! {
         worker.stop().await.unwrap();
     }
 }
+
+/// Events of `stream` until `n` arrived (error items, from a killed connection, skipped).
+async fn take_events(
+    stream: &mut (impl futures::Stream<Item = kermes::Result<mq::QueueEvent>> + Unpin),
+    n: usize,
+) -> Vec<mq::QueueEvent> {
+    use futures::StreamExt;
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+            Ok(Some(Ok(e))) => got.push(e),
+            Ok(Some(Err(_))) => {}
+            other => panic!("after {} events: {other:?}; {got:?}", got.len()),
+        }
+    }
+    got
+}
+
+server_tests! {
+    async fn the_event_stream_tells_each_messages_story(kind) {
+        use mq::EventKind::*;
+        let (_server, client) = common::server_and_client(kind).await;
+        mq::enqueue(&client, "ev", "before", Opts::new()).await.unwrap();
+        assert_eq!(client.cmd("EXISTS").arg(mq::queue_keys("ev").unwrap()[15].as_str()).query::<i64>().await.unwrap(), 0, "off by default");
+        mq::clear(&client, "ev").await.unwrap();
+        mq::set_events(&client, "ev", Some(1000)).await.unwrap();
+        let mut stream = Box::pin(mq::events(&client, "ev", mq::EventsFrom::Start).unwrap());
+        let tries = Arc::new(AtomicUsize::new(0));
+        let worker = {
+            let tries = tries.clone();
+            Worker::start(&client, "ev", WorkerOptions::new().backoff(mq::Backoff::Fixed(Duration::from_millis(50))), move |job: Job<String>| {
+                let tries = tries.clone();
+                async move {
+                    if job.message() == "flaky" && tries.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Outcome::error("first try fails");
+                    }
+                    job.progress(100).await.unwrap();
+                    Outcome::success()
+                }
+            })
+            .await
+            .unwrap()
+        };
+        mq::enqueue(&client, "ev", "ok", Opts::new().id("a")).await.unwrap();
+        mq::enqueue(&client, "ev", "flaky", Opts::new().id("b")).await.unwrap();
+        mq::enqueue(&client, "ev", "later", Opts::new().id("c").init_backoff(Duration::from_secs(60))).await.unwrap();
+        mq::remove(&client, "ev", "c").await.unwrap();
+        // a: added active progress completed; b: added active failed retried active progress
+        // completed; c: delayed removed.
+        let events = take_events(&mut stream, 13).await;
+        let story = |id: &str| -> Vec<mq::EventKind> {
+            events.iter().filter(|e| e.message_id == id).map(|e| e.kind.clone()).collect()
+        };
+        assert_eq!(story("a"), vec![Added, Active, Progress, Completed]);
+        assert_eq!(story("b"), vec![Added, Active, Failed, Retried, Active, Progress, Completed]);
+        assert_eq!(story("c"), vec![Delayed, Removed]);
+        let b: Vec<_> = events.iter().filter(|e| e.message_id == "b").collect();
+        assert_eq!((b[1].attempt, b[4].attempt), (Some(1), Some(2)));
+        assert_eq!(b[2].error.as_deref(), Some("first try fails"));
+        assert_eq!(b[3].delay, Some(Duration::from_millis(50)));
+        assert_eq!(b[5].progress.as_deref(), Some(&b"100"[..]));
+        worker.stop().await.unwrap();
+    }
+
+    async fn the_event_stream_resumes_after_its_connection_is_killed(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        mq::set_events(&client, "resume", Some(10_000)).await.unwrap();
+        let mut stream = Box::pin(mq::events(&client, "resume", mq::EventsFrom::Now).unwrap());
+        // The stream pins "now" at its first read: start reading before enqueueing.
+        let first = tokio::spawn(async move {
+            let got = take_events(&mut stream, 20).await;
+            (got, stream)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..20 {
+            mq::enqueue(&client, "resume", "x", Opts::new().id(format!("m{i}"))).await.unwrap();
+        }
+        let (got, mut stream) = first.await.unwrap();
+        let killer = Client::connect(&_server.url()).await.unwrap();
+        let reader = tokio::spawn(async move { take_events(&mut stream, 30).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let killed: i64 = killer.cmd("CLIENT").arg(("KILL", "TYPE", "normal", "SKIPME", "yes")).query().await.unwrap();
+        assert!(killed >= 1);
+        for i in 20..50 {
+            mq::enqueue(&killer, "resume", "x", Opts::new().id(format!("m{i}"))).await.unwrap();
+        }
+        let after = reader.await.unwrap();
+        let ids: Vec<String> = got.iter().chain(&after).map(|e| e.message_id.clone()).collect();
+        let expected: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+        assert_eq!(ids, expected, "every event once, in order, across the reconnect");
+    }
+}

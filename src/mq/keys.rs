@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::value::{ArgBuf, ToArgs};
 
 /// The suffixes of a queue's keys, in the order the scripts receive them as KEYS.
-pub(crate) const SUFFIXES: [&str; 15] = [
+pub(crate) const SUFFIXES: [&str; 17] = [
     "msg",      // HASH id -> payload
     "meta",     // HASH id -> "born,lock_ms,priority,due,attempts" (times in server ms)
     "lock",     // HASH id -> fencing token of the current holder
@@ -21,6 +21,8 @@ pub(crate) const SUFFIXES: [&str; 15] = [
     "limit",    // STRING "max,per_ms": the queue's rate limit
     "window",   // STRING messages taken in the current rate-limit window (expires with it)
     "progress", // HASH id -> the handler's last reported progress
+    "events",   // STREAM the queue's events, when turned on
+    "config",   // HASH queue settings: events (how many to keep)
 ];
 
 /// The prefix every queue key starts with; `queue_names` scans for it.

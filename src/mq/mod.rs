@@ -55,6 +55,7 @@
 
 mod admin;
 mod enqueue;
+mod events;
 mod job;
 mod keys;
 mod monitor;
@@ -64,6 +65,7 @@ mod worker;
 
 pub use admin::{Removed, clean_dead, clean_done, pause, remove, resume, set_rate_limit};
 pub use enqueue::{EnqueueOptions, EnqueueResult, Enqueued, enqueue, enqueue_many};
+pub use events::{EventKind, EventsFrom, QueueEvent, events, set_events};
 pub use job::{AfterLastAttempt, Backoff, Job, LOG_LINES, Outcome};
 pub use monitor::{
     ContentPage, DeadLetter, JobDetails, MessageState, MessageStatus, QueueStatus, QueuedMessage,

@@ -15,10 +15,23 @@ local K_MSG, K_META, K_LOCK, K_READY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_DEAD, K_ERR, K_SEQ = KEYS[9], KEYS[10], KEYS[11]
 local K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+local K_EVENTS, K_CONFIG = KEYS[16], KEYS[17]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local function num(x) return string.format('%.0f', x) end
+
+-- The queue's event stream, when turned on (config field `events`: how many to keep).
+-- Read once per script, at its first event.
+local events_kept = nil
+local function event(name, id, ...)
+  if events_kept == nil then
+    events_kept = tonumber(redis.call('HGET', K_CONFIG, 'events') or '0')
+  end
+  if events_kept > 0 then
+    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', events_kept, '*', 'event', name, 'id', id, ...)
+  end
+end
 
 -- A message's record: when it was enqueued, its lock ms (0: the worker's), priority, when
 -- it became (or becomes) runnable, and attempts started. One field, so each step reads
@@ -154,6 +167,7 @@ local function enqueue_one(at)
     redis.call('HSET', K_MSG, id, payload)
     schedule(id, {born = now, lockms = lockms, prio = prio, att = 0}, due)
     result = 'added'
+    event(due > now and 'delayed' or 'added', id)
   elseif state == 'queued' or state == 'delayed' then
     if not can_update then return 'already-queued' end
     redis.call('HSET', K_MSG, id, payload)
@@ -190,6 +204,7 @@ local function enqueue_one(at)
     redis.call('HSET', K_MSG, id, payload)
     fresh(id, {lockms = lockms, prio = prio}, math.max(due, until_ms))
     result = 'added'
+    event('added', id)
   elseif state == 'dead' then
     if not can_requeue then return 'dead' end
     redis.call('ZREM', K_DEAD, id)
@@ -197,6 +212,7 @@ local function enqueue_one(at)
     redis.call('HSET', K_MSG, id, payload)
     fresh(id, {lockms = lockms, prio = prio}, due)
     result = 'added'
+    event('added', id)
   end
   return result
 end
@@ -242,11 +258,13 @@ end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. num(now), 'LIMIT', 0, 256)) do
   redis.call('ZREM', K_LOCKED, id)
   redis.call('HDEL', K_LOCK, id)
+  event('stalled', id)
   local m = load(id)
   if redis.call('SREM', K_REQUEUE, id) == 1 then
     fresh(id, m, now)
   elseif maxatt > 0 and m.att >= maxatt then
     bury(id, 'the lease ran out during the last attempt (worker died or stalled)')
+    event('dead', id, 'error', 'the lease ran out during the last attempt')
   else
     schedule(id, m, now)
   end
@@ -300,6 +318,7 @@ for i = 1, #popped, 2 do
     out[n_out + 5] = lockms
     out[n_out + 6] = math.max(0, now - born)
     out[n_out + 7] = math.max(0, now - due)
+    event('active', id, 'attempt', att)
   else
     forget(id)
   end
@@ -351,6 +370,13 @@ if redis.call('HGET', K_LOCK, id) ~= ARGV[2] then return 0 end
 redis.call('HDEL', K_LOCK, id)
 redis.call('ZREM', K_LOCKED, id)
 local requeue = redis.call('SREM', K_REQUEUE, id) == 1
+if ARGV[5] ~= '' then event('failed', id, 'error', ARGV[5]) end
+if action == 'done' then event('completed', id)
+elseif action == 'retry' then event('retried', id, 'delay', ms)
+elseif action == 'bury' then event('dead', id, 'error', ARGV[5])
+elseif action == 'drop' then event('removed', id)
+elseif action == 'limited' then event('rate-limited', id, 'delay', ms)
+else event('released', id) end
 local m = nil
 if action ~= 'done' or requeue then m = load(id) end
 if action == 'retry' then
@@ -518,6 +544,7 @@ if not d then return 'missing' end
 if d[1] == 'locked' then return 'locked' end
 forget(ARGV[1])
 redis.call('ZREM', K_DONE, ARGV[1])
+event('removed', ARGV[1])
 return 'removed'
 "#,
     )
@@ -547,6 +574,7 @@ pub(crate) static PROGRESS: LazyLock<Script> = LazyLock::new(|| {
         r#"
 if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', K_PROGRESS, ARGV[1], ARGV[3])
+event('progress', ARGV[1], 'progress', ARGV[3])
 return 1
 "#,
     )
@@ -571,6 +599,21 @@ pub(crate) static JOB_DETAILS: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 return {redis.call('HGET', K_PROGRESS, ARGV[1]), redis.call('LRANGE', log_key(ARGV[1]), 0, -1)}
+"#,
+    )
+});
+
+/// ARGV: how many events to keep (0: none, the stream is deleted).
+pub(crate) static SET_EVENTS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if tonumber(ARGV[1]) == 0 then
+  redis.call('HDEL', K_CONFIG, 'events')
+  redis.call('DEL', K_EVENTS)
+else
+  redis.call('HSET', K_CONFIG, 'events', ARGV[1])
+end
+return 1
 "#,
     )
 });
