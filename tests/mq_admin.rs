@@ -360,3 +360,40 @@ server_tests! {
         assert_eq!(ids, expected, "every event once, in order, across the reconnect");
     }
 }
+
+server_tests! {
+    async fn outcome_counts_per_minute_are_kept_on_the_server(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        assert!(mq::metrics(&client, "met").await.unwrap().is_empty(), "off by default");
+        mq::set_metrics(&client, "met", Some(10)).await.unwrap();
+        let worker = Worker::start(
+            &client,
+            "met",
+            WorkerOptions::new().concurrency(8).max_attempts(Some(2)).backoff(mq::Backoff::Fixed(Duration::from_millis(10))),
+            |job: Job<String>| async move {
+                if job.message() == "bad" { Outcome::error("bad") } else { Outcome::success() }
+            },
+        )
+        .await
+        .unwrap();
+        let mut batch: Vec<(String, Opts)> = (0..40).map(|_| ("good".to_string(), Opts::new())).collect();
+        batch.extend((0..5).map(|_| ("bad".to_string(), Opts::new())));
+        mq::enqueue_many(&client, "met", batch).await.unwrap();
+        common::wait_until_async(Duration::from_secs(10), "all handled", || async {
+            let s = mq::queue_status(&client, "met").await.unwrap();
+            s.queued + s.delayed + s.locked == 0
+        })
+        .await;
+        let series = mq::metrics(&client, "met").await.unwrap();
+        assert_eq!(series.len(), 10);
+        assert!(series.windows(2).all(|w| w[1].minute.duration_since(w[0].minute).unwrap() == Duration::from_secs(60)));
+        let completed: u64 = series.iter().map(|m| m.completed).sum();
+        let failed: u64 = series.iter().map(|m| m.failed).sum();
+        // The work may straddle a minute boundary; the totals are exact.
+        assert_eq!((completed, failed), (40, 10), "5 bad messages x 2 attempts");
+        assert!(series[..8].iter().all(|m| m.completed == 0), "only the last minutes counted");
+        worker.stop().await.unwrap();
+        mq::set_metrics(&client, "met", None).await.unwrap();
+        assert!(mq::metrics(&client, "met").await.unwrap().is_empty());
+    }
+}

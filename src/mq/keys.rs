@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::value::{ArgBuf, ToArgs};
 
 /// The suffixes of a queue's keys, in the order the scripts receive them as KEYS.
-pub(crate) const SUFFIXES: [&str; 17] = [
+pub(crate) const SUFFIXES: [&str; 18] = [
     "msg",      // HASH id -> payload
     "meta",     // HASH id -> "born,lock_ms,priority,due,attempts" (times in server ms)
     "lock",     // HASH id -> fencing token of the current holder
@@ -22,7 +22,8 @@ pub(crate) const SUFFIXES: [&str; 17] = [
     "window",   // STRING messages taken in the current rate-limit window (expires with it)
     "progress", // HASH id -> the handler's last reported progress
     "events",   // STREAM the queue's events, when turned on
-    "config",   // HASH queue settings: events (how many to keep)
+    "config",   // HASH queue settings: events (how many to keep), metrics (minutes kept)
+    "metrics",  // HASH "c:<minute>" / "f:<minute>" -> completed / failed in that minute
 ];
 
 /// The prefix every queue key starts with; `queue_names` scans for it.

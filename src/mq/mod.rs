@@ -58,6 +58,7 @@ mod enqueue;
 mod events;
 mod job;
 mod keys;
+mod metrics;
 mod monitor;
 mod scripts;
 mod stats;
@@ -67,6 +68,7 @@ pub use admin::{Removed, clean_dead, clean_done, pause, remove, resume, set_rate
 pub use enqueue::{EnqueueOptions, EnqueueResult, Enqueued, enqueue, enqueue_many};
 pub use events::{EventKind, EventsFrom, QueueEvent, events, set_events};
 pub use job::{AfterLastAttempt, Backoff, Job, LOG_LINES, Outcome};
+pub use metrics::{MinuteCounts, metrics, set_metrics};
 pub use monitor::{
     ContentPage, DeadLetter, JobDetails, MessageState, MessageStatus, QueueStatus, QueuedMessage,
     clear, dead_letters, job_details, message_status, queue_content, queue_names, queue_size,

@@ -15,11 +15,26 @@ local K_MSG, K_META, K_LOCK, K_READY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_DEAD, K_ERR, K_SEQ = KEYS[9], KEYS[10], KEYS[11]
 local K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
-local K_EVENTS, K_CONFIG = KEYS[16], KEYS[17]
+local K_EVENTS, K_CONFIG, K_METRICS = KEYS[16], KEYS[17], KEYS[18]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local function num(x) return string.format('%.0f', x) end
+
+-- Per-minute counts of outcomes ('c' completed, 'f' failed attempts), when turned on
+-- (config field `metrics`: minutes kept). A minute's first count drops the buckets that
+-- fell out of the window.
+local function count_outcome(kind)
+  local keep = tonumber(redis.call('HGET', K_CONFIG, 'metrics') or '0')
+  if keep == 0 then return end
+  local minute = math.floor(now / 60000)
+  if redis.call('HINCRBY', K_METRICS, kind .. ':' .. minute, 1) == 1 then
+    for _, f in ipairs(redis.call('HKEYS', K_METRICS)) do
+      local m = tonumber(string.match(f, ':(%d+)$'))
+      if m and m <= minute - keep then redis.call('HDEL', K_METRICS, f) end
+    end
+  end
+end
 
 -- The queue's event stream, when turned on (config field `events`: how many to keep).
 -- Read once per script, at its first event.
@@ -370,8 +385,13 @@ if redis.call('HGET', K_LOCK, id) ~= ARGV[2] then return 0 end
 redis.call('HDEL', K_LOCK, id)
 redis.call('ZREM', K_LOCKED, id)
 local requeue = redis.call('SREM', K_REQUEUE, id) == 1
-if ARGV[5] ~= '' then event('failed', id, 'error', ARGV[5]) end
-if action == 'done' then event('completed', id)
+if ARGV[5] ~= '' then
+  event('failed', id, 'error', ARGV[5])
+  count_outcome('f')
+end
+if action == 'done' then
+  event('completed', id)
+  count_outcome('c')
 elseif action == 'retry' then event('retried', id, 'delay', ms)
 elseif action == 'bury' then event('dead', id, 'error', ARGV[5])
 elseif action == 'drop' then event('removed', id)
@@ -614,6 +634,38 @@ else
   redis.call('HSET', K_CONFIG, 'events', ARGV[1])
 end
 return 1
+"#,
+    )
+});
+
+/// ARGV: minutes of outcome counts to keep (0: none, the counts are deleted).
+pub(crate) static SET_METRICS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if tonumber(ARGV[1]) == 0 then
+  redis.call('HDEL', K_CONFIG, 'metrics')
+  redis.call('DEL', K_METRICS)
+else
+  redis.call('HSET', K_CONFIG, 'metrics', ARGV[1])
+end
+return 1
+"#,
+    )
+});
+
+/// No ARGV. `{this minute, minutes kept, then per minute from the oldest: completed,
+/// failed}`.
+pub(crate) static METRICS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local keep = tonumber(redis.call('HGET', K_CONFIG, 'metrics') or '0')
+local minute = math.floor(now / 60000)
+local out = {minute, keep}
+for m = minute - keep + 1, minute do
+  out[#out + 1] = tonumber(redis.call('HGET', K_METRICS, 'c:' .. m) or '0')
+  out[#out + 1] = tonumber(redis.call('HGET', K_METRICS, 'f:' .. m) or '0')
+end
+return out
 "#,
     )
 });
