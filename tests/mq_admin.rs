@@ -17,7 +17,7 @@ use kermes::mq::{
 use kermes::prelude::*;
 use tokio::sync::mpsc;
 
-/// A worker that reports each message it handles, with when.
+/// A worker that reports the id of each message it handles, with when.
 async fn reporting(
     client: &Client,
     queue: &str,
@@ -25,7 +25,7 @@ async fn reporting(
 ) -> (Worker, mpsc::UnboundedReceiver<(String, Instant)>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let worker = Worker::start(client, queue, options, move |job: Job<String>| {
-        let _ = tx.send((job.message().clone(), Instant::now()));
+        let _ = tx.send((job.id().to_owned(), Instant::now()));
         async { Outcome::success() }
     })
     .await
@@ -395,5 +395,158 @@ server_tests! {
         worker.stop().await.unwrap();
         mq::set_metrics(&client, "met", None).await.unwrap();
         assert!(mq::metrics(&client, "met").await.unwrap().is_empty());
+    }
+}
+
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const CHILD_URL: &str = "KERMES_MQ_ADMIN_CHILD_URL";
+
+/// The skewed-clock process of the schedule test (run under libfaketime, an hour ahead):
+/// upserts a schedule, drives it with a worker, prints each run's message id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "entry point of the process in schedules_follow_the_server_clock"]
+async fn mq_schedule_child_process() {
+    let url = std::env::var(CHILD_URL).expect("run by the schedule clock test");
+    let client = Client::connect(&url).await.unwrap();
+    let schedule = mq::Schedule::every(Duration::from_millis(400))
+        .unwrap()
+        .limit(3);
+    mq::upsert_schedule(&client, "skew", "tick", &schedule, "t")
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let worker = Worker::start(
+        &client,
+        "skew",
+        WorkerOptions::new(),
+        move |job: Job<String>| {
+            let _ = tx.send(job.id().to_owned());
+            async { Outcome::success() }
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let id = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        println!("ran {id}");
+    }
+    worker.stop().await.unwrap();
+}
+
+async fn server_ms(client: &Client) -> u64 {
+    let (s, us): (u64, u64) = client.cmd("TIME").query().await.unwrap();
+    s * 1000 + us / 1000
+}
+
+fn due_of(id: &str) -> u64 {
+    id.rsplit_once('@').unwrap().1.parse().unwrap()
+}
+
+server_tests! {
+    async fn a_schedule_runs_each_time_exactly_once_across_workers(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let t0 = server_ms(&client).await;
+        let every = mq::Schedule::every(Duration::from_millis(300)).unwrap().limit(4);
+        assert_eq!(mq::upsert_schedule(&client, "sched", "tick", &every, "tick!").await.unwrap(), mq::Upserted::Created);
+        assert_eq!(mq::upsert_schedule(&client, "sched", "tick", &every, "tick!").await.unwrap(), mq::Upserted::Unchanged);
+        let before = mq::schedules(&client, "sched").await.unwrap();
+        assert_eq!(before.len(), 1);
+        // Three workers (one on another connection) race to fire each run.
+        let other = Client::connect(&_server.url()).await.unwrap();
+        let (a, mut ra) = reporting(&client, "sched", WorkerOptions::new()).await;
+        let (b, mut rb) = reporting(&client, "sched", WorkerOptions::new()).await;
+        let (tx, mut rc) = mpsc::unbounded_channel();
+        let c = Worker::start(&other, "sched", WorkerOptions::new(), move |job: Job<String>| {
+            let _ = tx.send((job.id().to_owned(), Instant::now()));
+            async { Outcome::success() }
+        })
+        .await
+        .unwrap();
+        let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            tokio::select! {
+                Some((id, _)) = ra.recv() => ids.lock().unwrap().push(id),
+                Some((id, _)) = rb.recv() => ids.lock().unwrap().push(id),
+                Some((id, _)) = rc.recv() => ids.lock().unwrap().push(id),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        let got = ids.lock().unwrap().clone();
+        assert_eq!(got.len(), 4, "4 runs, each once: {got:?}");
+        let info = mq::schedules(&client, "sched").await.unwrap();
+        assert_eq!((info[0].runs, info[0].next_run), (4, None), "finished after its limit");
+        // The runs' ids carry their due time: 300 ms apart, from the upsert.
+        let mut dues: Vec<u64> = got.iter().map(|id| due_of(id)).collect();
+        dues.sort();
+        assert!(dues[0] >= t0 + 300, "{dues:?} from {t0}");
+        assert!(dues.windows(2).all(|w| w[1] - w[0] == 300), "{dues:?}");
+        a.stop().await.unwrap();
+        b.stop().await.unwrap();
+        c.stop().await.unwrap();
+        assert!(mq::remove_schedule(&client, "sched", "tick").await.unwrap());
+        assert!(mq::schedules(&client, "sched").await.unwrap().is_empty());
+    }
+
+    async fn schedule_runs_are_timed_on_the_server(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let worker = Worker::start(&client, "timed", WorkerOptions::new(), move |job: Job<String>| {
+            let _ = tx.send(job.id().to_owned());
+            async { Outcome::success() }
+        })
+        .await
+        .unwrap();
+        let t0 = server_ms(&client).await;
+        let every = mq::Schedule::every(Duration::from_millis(250)).unwrap().limit(3);
+        mq::upsert_schedule(&client, "timed", "beat", &every, "b").await.unwrap();
+        let mut dues = Vec::new();
+        for _ in 0..3 {
+            let id = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert!(id.starts_with("beat@"), "{id}");
+            dues.push(due_of(&id));
+            // Each run enqueued no earlier than its due time (server clock).
+            assert!(server_ms(&client).await >= *dues.last().unwrap());
+        }
+        assert!(dues[0] >= t0 + 250 && dues[0] < t0 + 1000, "{dues:?} from {t0}");
+        assert_eq!((dues[1] - dues[0], dues[2] - dues[1]), (250, 250));
+        // A changed timing recomputes the next run.
+        let slower = mq::Schedule::every(Duration::from_secs(60)).unwrap();
+        assert_eq!(mq::upsert_schedule(&client, "timed", "beat", &slower, "b").await.unwrap(), mq::Upserted::Updated);
+        let next = mq::schedules(&client, "timed").await.unwrap()[0].next_run.unwrap();
+        let next_ms = next.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert!(next_ms > server_ms(&client).await + 50_000);
+        worker.stop().await.unwrap();
+    }
+
+    async fn schedules_follow_the_server_clock_not_the_clients(kind) {
+        assert!(std::path::Path::new(LIBFAKETIME).exists(),
+            "{LIBFAKETIME} is missing: run `bash scripts/install-servers.sh` (installs libfaketime)");
+        let (server, client) = common::server_and_client(kind).await;
+        let t0 = server_ms(&client).await;
+        let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "mq_schedule_child_process", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env(CHILD_URL, server.url())
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME", "+1h")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        // (The test harness may print on the same line: look for the marker anywhere.)
+        let dues: Vec<u64> = stdout
+            .lines()
+            .filter_map(|l| l.find("ran ").map(|at| l[at + 4..].trim()))
+            .map(due_of)
+            .collect();
+        assert_eq!(dues.len(), 3, "{stdout}");
+        // Timed from the server's clock at the upsert, not the child's (an hour ahead).
+        assert!(dues[0] > t0 && dues[0] < t0 + 30_000, "{dues:?} from {t0}");
+        assert_eq!((dues[1] - dues[0], dues[2] - dues[1]), (400, 400));
     }
 }

@@ -5,25 +5,28 @@ use crate::error::{Error, Result};
 use crate::value::{ArgBuf, ToArgs};
 
 /// The suffixes of a queue's keys, in the order the scripts receive them as KEYS.
-pub(crate) const SUFFIXES: [&str; 18] = [
-    "msg",      // HASH id -> payload
-    "meta",     // HASH id -> "born,lock_ms,priority,due,attempts" (times in server ms)
-    "lock",     // HASH id -> fencing token of the current holder
-    "ready",    // ZSET id by priority, then FIFO
-    "delayed",  // ZSET id by due time
-    "locked",   // ZSET id by lease deadline
-    "requeue",  // SET ids to run again once their current handling ends
-    "done",     // ZSET id by end of its de-duplication window
-    "dead",     // ZSET id by when it was dead-lettered
-    "errors",   // HASH id -> last error of a dead letter
-    "seq",      // STRING counter: FIFO order and fencing tokens
-    "paused",   // STRING present while the queue is paused
-    "limit",    // STRING "max,per_ms": the queue's rate limit
-    "window",   // STRING messages taken in the current rate-limit window (expires with it)
-    "progress", // HASH id -> the handler's last reported progress
-    "events",   // STREAM the queue's events, when turned on
-    "config",   // HASH queue settings: events (how many to keep), metrics (minutes kept)
-    "metrics",  // HASH "c:<minute>" / "f:<minute>" -> completed / failed in that minute
+pub(crate) const SUFFIXES: [&str; 21] = [
+    "msg",          // HASH id -> payload
+    "meta",         // HASH id -> "born,lock_ms,priority,due,attempts" (times in server ms)
+    "lock",         // HASH id -> fencing token of the current holder
+    "ready",        // ZSET id by priority, then FIFO
+    "delayed",      // ZSET id by due time
+    "locked",       // ZSET id by lease deadline
+    "requeue",      // SET ids to run again once their current handling ends
+    "done",         // ZSET id by end of its de-duplication window
+    "dead",         // ZSET id by when it was dead-lettered
+    "errors",       // HASH id -> last error of a dead letter
+    "seq",          // STRING counter: FIFO order and fencing tokens
+    "paused",       // STRING present while the queue is paused
+    "limit",        // STRING "max,per_ms": the queue's rate limit
+    "window",       // STRING messages taken in the current rate-limit window (expires with it)
+    "progress",     // HASH id -> the handler's last reported progress
+    "events",       // STREAM the queue's events, when turned on
+    "config",       // HASH queue settings: events (how many to keep), metrics (minutes kept)
+    "metrics",      // HASH "c:<minute>" / "f:<minute>" -> completed / failed in that minute
+    "schedules",    // HASH schedule id -> its spec
+    "schedule-due", // ZSET schedule id by its next run (server ms)
+    "schedule-msg", // HASH schedule id -> the message it enqueues; "#<id>" -> runs so far
 ];
 
 /// The prefix every queue key starts with; `queue_names` scans for it.

@@ -60,6 +60,7 @@ mod job;
 mod keys;
 mod metrics;
 mod monitor;
+mod schedule;
 mod scripts;
 mod stats;
 mod worker;
@@ -74,6 +75,7 @@ pub use monitor::{
     clear, dead_letters, job_details, message_status, queue_content, queue_names, queue_size,
     queue_status, requeue_dead,
 };
+pub use schedule::{Schedule, ScheduleInfo, Upserted, remove_schedule, schedules, upsert_schedule};
 pub use stats::{Percentiles, WorkerStats};
 pub use worker::{Worker, WorkerOptions};
 

@@ -16,6 +16,7 @@ local K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE = KEYS[5], KEYS[6], KEYS[7], KEYS[8
 local K_DEAD, K_ERR, K_SEQ = KEYS[9], KEYS[10], KEYS[11]
 local K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local K_EVENTS, K_CONFIG, K_METRICS = KEYS[16], KEYS[17], KEYS[18]
+local K_SCHED, K_SCHED_DUE, K_SCHED_MSG = KEYS[19], KEYS[20], KEYS[21]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -165,8 +166,8 @@ fn script(body: &str) -> Script {
 /// ms (0: the worker's), priority, delay ms, run-at ms (0: none), can-update, can-requeue,
 /// reset-init-backoff (each '1' or '0'), payload. Returns the result's name; sets `wake`.
 const ENQUEUE_ONE: &str = r#"
-local function enqueue_one(at)
-  local id, payload = ARGV[at + 1], ARGV[at + 9]
+local function enqueue_one(at, payload_override)
+  local id, payload = ARGV[at + 1], payload_override or ARGV[at + 9]
   local lockms, prio = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
   local due = now + tonumber(ARGV[at + 4])
   if tonumber(ARGV[at + 5]) > 0 then due = tonumber(ARGV[at + 5]) end
@@ -664,6 +665,101 @@ local out = {minute, keep}
 for m = minute - keep + 1, minute do
   out[#out + 1] = tonumber(redis.call('HGET', K_METRICS, 'c:' .. m) or '0')
   out[#out + 1] = tonumber(redis.call('HGET', K_METRICS, 'f:' .. m) or '0')
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: schedule id, spec, first run (server ms), wake channel, publish command, payload.
+/// Stores the schedule; its next run is set only when it is new or its spec changed, so
+/// every instance of a service may upsert the same schedule at start without moving or
+/// repeating a run. Returns `created`, `updated` or `unchanged`.
+pub(crate) static UPSERT_SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local old = redis.call('HGET', K_SCHED, ARGV[1])
+redis.call('HSET', K_SCHED_MSG, ARGV[1], ARGV[6])
+if old == ARGV[2] and redis.call('ZSCORE', K_SCHED_DUE, ARGV[1]) then return 'unchanged' end
+redis.call('HSET', K_SCHED, ARGV[1], ARGV[2])
+redis.call('ZADD', K_SCHED_DUE, ARGV[3], ARGV[1])
+if not old then redis.call('HSET', K_SCHED_MSG, '#' .. ARGV[1], 0) end
+redis.call(ARGV[5], ARGV[4], 'schedule')
+if old then return 'updated' end
+return 'created'
+"#,
+    )
+});
+
+/// ARGV: schedule id. 1 when it existed.
+pub(crate) static REMOVE_SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+redis.call('ZREM', K_SCHED_DUE, ARGV[1])
+redis.call('HDEL', K_SCHED_MSG, ARGV[1], '#' .. ARGV[1])
+return redis.call('HDEL', K_SCHED, ARGV[1])
+"#,
+    )
+});
+
+/// No ARGV. `{now, ms until the next run (-1: none), then per schedule due now (up to 32):
+/// id, spec, due, runs so far}`.
+pub(crate) static DUE_SCHEDULES: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local out = {now, -1}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_SCHED_DUE, '-inf', num(now), 'LIMIT', 0, 32)) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', K_SCHED, id) or ''
+  out[#out + 1] = tonumber(redis.call('ZSCORE', K_SCHED_DUE, id))
+  out[#out + 1] = tonumber(redis.call('HGET', K_SCHED_MSG, '#' .. id) or '0')
+end
+if #out == 2 then
+  local first = redis.call('ZRANGE', K_SCHED_DUE, 0, 0, 'WITHSCORES')
+  if first[2] then out[2] = math.max(0, tonumber(first[2]) - now) end
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: wake channel, publish command, then the run's 9 enqueue arguments (its message
+/// id `<schedule>@<due>`, lock ms, priority, 0, 0, flags, an empty payload: the stored one
+/// is used), then schedule id, the due run (ms), the next run (ms, 0: the schedule is
+/// finished). Fenced on the due run: only the first caller for that run enqueues it and
+/// moves the schedule on, whatever the number of workers. Returns the enqueue result, or
+/// `stale` when another got there first.
+pub(crate) static FIRE_SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
+    script(&format!(
+        "{ENQUEUE_ONE}
+local sid, due, nxt = ARGV[12], ARGV[13], tonumber(ARGV[14])
+local current = redis.call('ZSCORE', K_SCHED_DUE, sid)
+if not current or tonumber(current) ~= tonumber(due) then return 'stale' end
+local payload = redis.call('HGET', K_SCHED_MSG, sid)
+if not payload then return 'stale' end
+local result = enqueue_one(2, payload)
+redis.call('HINCRBY', K_SCHED_MSG, '#' .. sid, 1)
+if nxt > 0 then
+  redis.call('ZADD', K_SCHED_DUE, num(nxt), sid)
+else
+  redis.call('ZREM', K_SCHED_DUE, sid)
+end
+if wake then redis.call(ARGV[2], ARGV[1], '') end
+return result"
+    ))
+});
+
+/// No ARGV. Per schedule: `{id, spec, next run ms (-1: finished), runs so far}`.
+pub(crate) static LIST_SCHEDULES: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local out = {}
+local all = redis.call('HGETALL', K_SCHED)
+for i = 1, #all, 2 do
+  local id = all[i]
+  local due = redis.call('ZSCORE', K_SCHED_DUE, id)
+  out[#out + 1] = {id, all[i + 1], due and tonumber(due) or -1,
+    tonumber(redis.call('HGET', K_SCHED_MSG, '#' .. id) or '0')}
 end
 return out
 "#,

@@ -182,6 +182,8 @@ struct Inner {
     /// The grace period is over: put unfinished messages back.
     abandon: CancellationToken,
     wake: Notify,
+    /// Wakes the scheduler task (a schedule was upserted, or a reconnect).
+    schedule_wake: Notify,
 }
 
 /// Workers taking messages from one queue: spawned Tokio tasks running an async handler
@@ -209,6 +211,7 @@ pub struct Worker {
     inner: Arc<Inner>,
     fetcher: Option<JoinHandle<()>>,
     waker: Option<JoinHandle<()>>,
+    scheduler: Option<JoinHandle<()>>,
 }
 
 impl Worker {
@@ -265,23 +268,37 @@ impl Worker {
             stopping: CancellationToken::new(),
             abandon: CancellationToken::new(),
             wake: Notify::new(),
+            schedule_wake: Notify::new(),
         });
         let waker = {
             let inner = inner.clone();
             tokio::spawn(async move {
                 // Any event wakes the fetcher: a message, a reconnect (wake-ups may have
                 // been missed), or lag.
-                while subscriber.next().await.is_some() {
-                    inner.wake.notify_one();
+                // An upsert's wake-up ('schedule') is for the scheduler only; a reconnect
+                // or lag may have lost either kind.
+                while let Some(event) = subscriber.next().await {
+                    match event {
+                        crate::pubsub::Event::Message(m) if &m.payload[..] == b"schedule" => {
+                            inner.schedule_wake.notify_one()
+                        }
+                        crate::pubsub::Event::Message(_) => inner.wake.notify_one(),
+                        _ => {
+                            inner.wake.notify_one();
+                            inner.schedule_wake.notify_one();
+                        }
+                    }
                 }
                 tracing::warn!(queue = %inner.keys.name, "wake-up subscription ended; the worker falls back to its idle recheck");
             })
         };
         let fetcher = tokio::spawn(fetch(inner.clone()));
+        let scheduler = tokio::spawn(drive_schedules(inner.clone()));
         Ok(Worker {
             inner,
             fetcher: Some(fetcher),
             waker: Some(waker),
+            scheduler: Some(scheduler),
         })
     }
 
@@ -307,6 +324,9 @@ impl Worker {
         }
         if let Some(w) = self.waker.take() {
             w.abort();
+        }
+        if let Some(s) = self.scheduler.take() {
+            s.abort();
         }
         let all = self.inner.options.concurrency as u32;
         let slots = self.inner.slots.clone();
@@ -335,6 +355,35 @@ impl Drop for Worker {
         self.inner.stopping.cancel();
         if let Some(w) = self.waker.take() {
             w.abort();
+        }
+        if let Some(s) = self.scheduler.take() {
+            s.abort();
+        }
+    }
+}
+
+/// Enqueues the queue's scheduled runs as they come due (every worker does; the server
+/// lets one enqueue each run). Sleeps until the next run, woken early by an upsert.
+async fn drive_schedules(inner: Arc<Inner>) {
+    let mut failures = 0u32;
+    loop {
+        let wait = match super::schedule::fire_due(&inner.client, &inner.keys).await {
+            Ok(next) => {
+                failures = 0;
+                next.unwrap_or(inner.options.idle_recheck)
+                    .min(inner.options.idle_recheck)
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(queue = %inner.keys.name, error = %e, "firing schedules failed");
+                Duration::from_millis(50 << failures.min(6))
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = inner.stopping.cancelled() => return,
+            _ = inner.schedule_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
