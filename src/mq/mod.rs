@@ -12,7 +12,14 @@
 //!   [`max_attempts`](WorkerOptions::max_attempts), then go to the dead letters (or are
 //!   dropped).
 //! - Monitoring: [`queue_status`], [`queue_size`], [`queue_content`], [`message_status`],
-//!   [`queue_names`], [`dead_letters`], [`requeue_dead`], [`clear`].
+//!   [`queue_names`], [`dead_letters`], [`requeue_dead`], [`clear`], [`job_details`]
+//!   (a handler's [`Job::progress`] and [`Job::log`]), per-minute [`metrics`], and a
+//!   durable event stream ([`set_events`], [`events`]).
+//! - Control: [`pause`] / [`resume`], a queue-wide [`set_rate_limit`] (and a handler's
+//!   [`Outcome::RateLimited`]), [`remove`], [`clean_dead`], [`clean_done`],
+//!   [`enqueue_many`], and repeatable messages ([`upsert_schedule`] with a [`Schedule`]:
+//!   every interval, or cron with a time zone behind the `mq-cron` feature), each run
+//!   enqueued once however many workers drive it.
 //!
 //! The guarantees, each tested against real servers:
 //! - No loss: a message whose worker dies mid-handler is handed out again, with the next
