@@ -436,6 +436,11 @@ async fn mq_schedule_child_process() {
     worker.stop().await.unwrap();
 }
 
+/// Scripts the server has run (EVALSHA and EVAL calls).
+async fn script_calls(client: &Client) -> u64 {
+    common::command_calls(client, &["evalsha", "eval"]).await
+}
+
 async fn server_ms(client: &Client) -> u64 {
     let (s, us): (u64, u64) = client.cmd("TIME").query().await.unwrap();
     s * 1000 + us / 1000
@@ -548,5 +553,40 @@ server_tests! {
         // Timed from the server's clock at the upsert, not the child's (an hour ahead).
         assert!(dues[0] > t0 && dues[0] < t0 + 30_000, "{dues:?} from {t0}");
         assert_eq!((dues[1] - dues[0], dues[2] - dues[1]), (400, 400));
+    }
+}
+
+server_tests! {
+    async fn a_busy_worker_reports_and_takes_the_next_message_in_one_round_trip(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let batch = (0..200).map(|i| (format!("m{i}"), Opts::new()));
+        mq::enqueue_many(&client, "rt", batch).await.unwrap();
+        let before = script_calls(&client).await;
+        let (worker, mut rx) = reporting(&client, "rt", WorkerOptions::new().concurrency(1)).await;
+        for _ in 0..200 {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        }
+        let stats = worker.stop().await.unwrap();
+        assert_eq!(stats.succeeded, 200);
+        let used = script_calls(&client).await - before;
+        // One script per message (its ack takes the next), plus the first claim, the
+        // scheduler's look and the stop: about 200, against 400 with a claim per message.
+        assert!(used < 220, "{used} script calls for 200 messages");
+    }
+}
+
+server_tests! {
+    async fn without_claim_with_ack_each_message_costs_two_scripts(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        mq::enqueue_many(&client, "rt2", (0..100).map(|i| (format!("m{i}"), Opts::new()))).await.unwrap();
+        let before = script_calls(&client).await;
+        let options = WorkerOptions::new().concurrency(1).claim_with_ack(false);
+        let (worker, mut rx) = reporting(&client, "rt2", options).await;
+        for _ in 0..100 {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        }
+        worker.stop().await.unwrap();
+        let used = script_calls(&client).await - before;
+        assert!(used >= 200, "{used} script calls: a claim and an ack per message");
     }
 }

@@ -257,109 +257,121 @@ return results"
     ))
 });
 
+/// Taking messages, as a Lua function of how many, the worker's lock ms and max attempts
+/// (0: no limit); returns the claim reply described at [`CLAIM`].
+const CLAIM_FN: &str = r#"
+-- `light`: for a claim riding on an ack, which skips pruning de-dup entries and the
+-- next-due computation (the fetcher's claims do those) and only promotes what is due.
+local function claim(n, deflock, maxatt, light)
+  if not light then redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', num(now)) end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', num(now), 'LIMIT', 0, 256)) do
+    redis.call('ZREM', K_DELAYED, id)
+    make_ready(id, load(id).prio)
+  end
+  -- Leases that ran out: their worker died or stalled. Back to the queue, or to the
+  -- dead letters when that was the last attempt.
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. num(now), 'LIMIT', 0, 256)) do
+    redis.call('ZREM', K_LOCKED, id)
+    redis.call('HDEL', K_LOCK, id)
+    event('stalled', id)
+    local m = load(id)
+    if redis.call('SREM', K_REQUEUE, id) == 1 then
+      fresh(id, m, now)
+    elseif maxatt > 0 and m.att >= maxatt then
+      bury(id, 'the lease ran out during the last attempt (worker died or stalled)')
+      event('dead', id, 'error', 'the lease ran out during the last attempt')
+    else
+      schedule(id, m, now)
+    end
+  end
+
+  -- Paused: nothing is taken (resuming wakes the workers). Rate-limited: at most what is
+  -- left of the window's allowance, and when none is, the wait is the window's end.
+  local limited = -1
+  local limit_spec = false
+  if redis.call('EXISTS', K_PAUSED) == 1 then
+    n = 0
+  else
+    local limit = redis.call('GET', K_LIMIT)
+    limit_spec = limit
+    if limit then
+      local max, per = string.match(limit, '^(%d+),(%d+)$')
+      max, per = tonumber(max), tonumber(per)
+      local left = max - tonumber(redis.call('GET', K_WINDOW) or '0')
+      if left < n then n = math.max(left, 0) end
+      if n == 0 then
+        limited = redis.call('PTTL', K_WINDOW)
+        if limited < 0 then limited = per end
+      end
+    end
+  end
+
+  local out = {-1}
+  local popped = {}
+  if n > 0 then popped = redis.call('ZPOPMIN', K_READY, n) end
+  if #popped > 0 and limit_spec then
+    if redis.call('INCRBY', K_WINDOW, #popped / 2) == #popped / 2 then
+      local per = tonumber(string.match(limit_spec, ',(%d+)$'))
+      redis.call('PEXPIRE', K_WINDOW, per)
+    end
+  end
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local payload = redis.call('HGET', K_MSG, id)
+    if payload then
+      local m = load(id)
+      m.att = m.att + 1
+      store(id, m)
+      local born, lockms, att, due = m.born, m.lockms, m.att, m.due
+      if lockms == 0 then lockms = deflock end
+      local token = redis.call('INCR', K_SEQ)
+      redis.call('HSET', K_LOCK, id, num(token))
+      redis.call('ZADD', K_LOCKED, num(now + lockms), id)
+      local n_out = #out
+      out[n_out + 1] = id
+      out[n_out + 2] = payload
+      out[n_out + 3] = att
+      out[n_out + 4] = token
+      out[n_out + 5] = lockms
+      out[n_out + 6] = math.max(0, now - born)
+      out[n_out + 7] = math.max(0, now - due)
+      event('active', id, 'attempt', att)
+    else
+      forget(id)
+    end
+  end
+
+  if light then
+    out[1] = -1
+  elseif redis.call('EXISTS', K_PAUSED) == 1 then
+    out[1] = -1
+  elseif limited >= 0 then
+    out[1] = math.max(limited, 1)
+  elseif redis.call('ZCARD', K_READY) > 0 then
+    out[1] = 0
+  else
+    local next_ms = -1
+    local first = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+    if first[2] then next_ms = math.max(0, tonumber(first[2]) - now) end
+    first = redis.call('ZRANGE', K_LOCKED, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local t = math.max(0, tonumber(first[2]) - now)
+      if next_ms < 0 or t < next_ms then next_ms = t end
+    end
+    out[1] = next_ms
+  end
+  return out
+end
+"#;
+
 /// ARGV: how many to take, the worker's lock ms, max attempts (0: no limit). Returns
 /// `{ms until the next due message or lease end (-1: none), then per message: id, payload,
 /// attempt, fencing token, lock ms, age ms, ms waited since due}`.
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local n, deflock, maxatt = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', num(now))
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', num(now), 'LIMIT', 0, 256)) do
-  redis.call('ZREM', K_DELAYED, id)
-  make_ready(id, load(id).prio)
-end
--- Leases that ran out: their worker died or stalled. Back to the queue, or to the
--- dead letters when that was the last attempt.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. num(now), 'LIMIT', 0, 256)) do
-  redis.call('ZREM', K_LOCKED, id)
-  redis.call('HDEL', K_LOCK, id)
-  event('stalled', id)
-  local m = load(id)
-  if redis.call('SREM', K_REQUEUE, id) == 1 then
-    fresh(id, m, now)
-  elseif maxatt > 0 and m.att >= maxatt then
-    bury(id, 'the lease ran out during the last attempt (worker died or stalled)')
-    event('dead', id, 'error', 'the lease ran out during the last attempt')
-  else
-    schedule(id, m, now)
-  end
-end
-
--- Paused: nothing is taken (resuming wakes the workers). Rate-limited: at most what is
--- left of the window's allowance, and when none is, the wait is the window's end.
-local limited = -1
-if redis.call('EXISTS', K_PAUSED) == 1 then
-  n = 0
-else
-  local limit = redis.call('GET', K_LIMIT)
-  if limit then
-    local max, per = string.match(limit, '^(%d+),(%d+)$')
-    max, per = tonumber(max), tonumber(per)
-    local left = max - tonumber(redis.call('GET', K_WINDOW) or '0')
-    if left < n then n = math.max(left, 0) end
-    if n == 0 then
-      limited = redis.call('PTTL', K_WINDOW)
-      if limited < 0 then limited = per end
-    end
-  end
-end
-
-local out = {-1}
-local popped = {}
-if n > 0 then popped = redis.call('ZPOPMIN', K_READY, n) end
-if #popped > 0 and redis.call('EXISTS', K_LIMIT) == 1 then
-  if redis.call('INCRBY', K_WINDOW, #popped / 2) == #popped / 2 then
-    local per = tonumber(string.match(redis.call('GET', K_LIMIT), ',(%d+)$'))
-    redis.call('PEXPIRE', K_WINDOW, per)
-  end
-end
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local payload = redis.call('HGET', K_MSG, id)
-  if payload then
-    local m = load(id)
-    m.att = m.att + 1
-    store(id, m)
-    local born, lockms, att, due = m.born, m.lockms, m.att, m.due
-    if lockms == 0 then lockms = deflock end
-    local token = redis.call('INCR', K_SEQ)
-    redis.call('HSET', K_LOCK, id, num(token))
-    redis.call('ZADD', K_LOCKED, num(now + lockms), id)
-    local n_out = #out
-    out[n_out + 1] = id
-    out[n_out + 2] = payload
-    out[n_out + 3] = att
-    out[n_out + 4] = token
-    out[n_out + 5] = lockms
-    out[n_out + 6] = math.max(0, now - born)
-    out[n_out + 7] = math.max(0, now - due)
-    event('active', id, 'attempt', att)
-  else
-    forget(id)
-  end
-end
-
-if redis.call('EXISTS', K_PAUSED) == 1 then
-  out[1] = -1
-elseif limited >= 0 then
-  out[1] = math.max(limited, 1)
-elseif redis.call('ZCARD', K_READY) > 0 then
-  out[1] = 0
-else
-  local next_ms = -1
-  local first = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
-  if first[2] then next_ms = math.max(0, tonumber(first[2]) - now) end
-  first = redis.call('ZRANGE', K_LOCKED, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local t = math.max(0, tonumber(first[2]) - now)
-    if next_ms < 0 or t < next_ms then next_ms = t end
-  end
-  out[1] = next_ms
-end
-return out
-"#,
-    )
+    script(&format!(
+        "{CLAIM_FN}
+return claim(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), false)"
+    ))
 });
 
 /// ARGV: id, fencing token, lock ms. 1 when the holder's lease was renewed, 0 when the
@@ -374,60 +386,76 @@ return 1
     )
 });
 
+/// Recording an outcome, as a Lua function of its 7 arguments (a table; see [`ACK`]).
+const ACK_FN: &str = r#"
+local function ack(A)
+  local id, action, ms = A[1], A[3], tonumber(A[4])
+  if redis.call('HGET', K_LOCK, id) ~= A[2] then return 0 end
+  redis.call('HDEL', K_LOCK, id)
+  redis.call('ZREM', K_LOCKED, id)
+  local requeue = redis.call('SREM', K_REQUEUE, id) == 1
+  if A[5] ~= '' then
+    event('failed', id, 'error', A[5])
+    count_outcome('f')
+  end
+  if action == 'done' then
+    event('completed', id)
+    count_outcome('c')
+  elseif action == 'retry' then event('retried', id, 'delay', ms)
+  elseif action == 'bury' then event('dead', id, 'error', A[5])
+  elseif action == 'drop' then event('removed', id)
+  elseif action == 'limited' then event('rate-limited', id, 'delay', ms)
+  else event('released', id) end
+  local m = nil
+  if action ~= 'done' or requeue then m = load(id) end
+  if action == 'retry' then
+    schedule(id, m, now + ms)
+  elseif action == 'release' or action == 'limited' then
+    -- Stopped before it finished, or rate limited by the handler: this attempt does not
+    -- count.
+    m.att = math.max(0, m.att - 1)
+    schedule(id, m, now + ms)
+  elseif requeue then
+    -- A requeue was asked for while this handling ran: the message runs again, afresh
+    -- (after the de-dup window, if one was set).
+    local due = now
+    if action == 'done' and ms > 0 then
+      redis.call('ZADD', K_DONE, num(now + ms), id)
+      due = now + ms
+    end
+    fresh(id, m, due)
+  elseif action == 'done' then
+    forget_held(id)
+    if ms > 0 then redis.call('ZADD', K_DONE, num(now + ms), id) end
+  elseif action == 'bury' then
+    bury(id, A[5])
+  else
+    forget_held(id)
+  end
+  if wake then redis.call(A[7], A[6], '') end
+  return 1
+end
+"#;
+
 /// ARGV: id, fencing token, action (done, retry, bury, drop, release, limited), ms (de-dup
 /// window for done, backoff for retry, delay for limited), error text (bury), wake channel, the command to publish
 /// with. 1 when applied; 0 when
 /// the token is stale (the lease was lost and the message taken over, or cleared).
-pub(crate) static ACK: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local id, action, ms = ARGV[1], ARGV[3], tonumber(ARGV[4])
-if redis.call('HGET', K_LOCK, id) ~= ARGV[2] then return 0 end
-redis.call('HDEL', K_LOCK, id)
-redis.call('ZREM', K_LOCKED, id)
-local requeue = redis.call('SREM', K_REQUEUE, id) == 1
-if ARGV[5] ~= '' then
-  event('failed', id, 'error', ARGV[5])
-  count_outcome('f')
-end
-if action == 'done' then
-  event('completed', id)
-  count_outcome('c')
-elseif action == 'retry' then event('retried', id, 'delay', ms)
-elseif action == 'bury' then event('dead', id, 'error', ARGV[5])
-elseif action == 'drop' then event('removed', id)
-elseif action == 'limited' then event('rate-limited', id, 'delay', ms)
-else event('released', id) end
-local m = nil
-if action ~= 'done' or requeue then m = load(id) end
-if action == 'retry' then
-  schedule(id, m, now + ms)
-elseif action == 'release' or action == 'limited' then
-  -- Stopped before it finished, or rate limited by the handler: this attempt does not
-  -- count.
-  m.att = math.max(0, m.att - 1)
-  schedule(id, m, now + ms)
-elseif requeue then
-  -- A requeue was asked for while this handling ran: the message runs again, afresh
-  -- (after the de-dup window, if one was set).
-  local due = now
-  if action == 'done' and ms > 0 then
-    redis.call('ZADD', K_DONE, num(now + ms), id)
-    due = now + ms
-  end
-  fresh(id, m, due)
-elseif action == 'done' then
-  forget_held(id)
-  if ms > 0 then redis.call('ZADD', K_DONE, num(now + ms), id) end
-elseif action == 'bury' then
-  bury(id, ARGV[5])
-else
-  forget_held(id)
-end
-if wake then redis.call(ARGV[7], ARGV[6], '') end
-return 1
-"#,
-    )
+pub(crate) static ACK: LazyLock<Script> =
+    LazyLock::new(|| script(&format!("{ACK_FN}\nreturn ack(ARGV)")));
+
+/// An ack that also takes the next message, in one round trip: ARGV the 7 of [`ACK`], then
+/// how many to take, the worker's lock ms and max attempts (those of [`CLAIM`]). Returns
+/// `{applied (1/0), then the claim reply}`; nothing is taken when the ack was rejected.
+pub(crate) static ACK_CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    script(&format!(
+        "{ACK_FN}\n{CLAIM_FN}
+local applied = ack(ARGV)
+if applied == 0 then return {{0, -1}} end
+local out = claim(tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), true)
+table.insert(out, 1, 1)
+return out"
+    ))
 });
 
 /// No ARGV. `{queued, delayed, locked, done, dead, requeue pending}`, exact and O(log n).

@@ -62,6 +62,27 @@ pub async fn server_and_client(kind: ServerKind) -> (kermes::testing::TestServer
     (server, client)
 }
 
+/// How many times the server ran each of `commands` (INFO commandstats), summed.
+pub async fn command_calls(client: &kermes::Client, commands: &[&str]) -> u64 {
+    let info = kermes::helpers::info_map(client, "commandstats")
+        .await
+        .unwrap();
+    commands
+        .iter()
+        .map(|name| {
+            info.get("commandstats", &format!("cmdstat_{name}"))
+                .map_or(0u64, |v| {
+                    v.split(',')
+                        .next()
+                        .unwrap()
+                        .trim_start_matches("calls=")
+                        .parse()
+                        .unwrap()
+                })
+        })
+        .sum()
+}
+
 /// Where message `id` of `queue` is, if anywhere.
 pub async fn message_state(
     client: &kermes::Client,
