@@ -76,9 +76,10 @@
 //! - [`cache`]: cache-aside ([`cache::Cache`]: single flight, a load lock across
 //!   processes, early refresh, negative caching) and RESP3 client-side caching
 //!   ([`ClientBuilder::client_cache`]).
-//! - [`lock`]: distributed locks with fencing, renewal and waiting without spinning.
+//! - [`lock`]: distributed locks with fencing, renewal and waiting without spinning; read-write
+//!   and fair locks, leased semaphores, countdown latches, a rate limiter.
 //! - [`mq`]: a durable message queue with workers as spawned tasks, fenced acks and lease
-//!   renewal.
+//!   renewal; schedules, rate limits, pause, events, metrics, progress and logs.
 //! - [`pubsub`]: subscribers and MONITOR as `Stream`s, Carmine's listener.
 //! - [`tundra`]: cold keys replicated to a datastore (disk, object stores) and evicted from
 //!   Redis only when the store holds their latest version; `ensure` restores them.
@@ -92,6 +93,8 @@
 //! - `tls-webpki-roots`: Mozilla's roots compiled in ([`TlsRoots::WebPki`]).
 //! - `msgpack` (default), `bincode`, `json`: serialized value formats.
 //! - `lz4`, `zstd`, `aes-gcm`, `chacha20poly1305`: value compression and encryption.
+//! - `mq-cron`: cron schedules for the queue ([`mq::Schedule`]'s `cron`, with IANA time
+//!   zones).
 //! - `object-store`: Tundra's `ObjectStoreBackend` (S3, GCS, Azure through `object_store`).
 //! - `tower-sessions`: `session::RedisStore`, a `tower_sessions::SessionStore`.
 //! - `testing`: [`testing`] spawns throwaway `redis-server` / `valkey-server` processes
