@@ -122,18 +122,22 @@ impl RedisStore {
         format!("{}{{{id}}}", self.prefix)
     }
 
+    fn value_codec(&self) -> Arc<ValueCodec> {
+        self.codec.clone().unwrap_or_else(ValueCodec::installed)
+    }
+
     fn encode(&self, record: &Record) -> StoreResult<(Bytes, i64)> {
         let at = expiry_ms(record.expiry_date);
-        let codec = self.codec.clone().unwrap_or_else(ValueCodec::installed);
-        let frozen = codec
+        let frozen = self
+            .value_codec()
             .freeze(&(&record.data, at))
             .map_err(|e| StoreError::Encode(e.to_string()))?;
         Ok((frozen.as_bytes().clone(), at))
     }
 
     fn decode(&self, id: Id, bytes: &[u8]) -> StoreResult<Record> {
-        let codec = self.codec.clone().unwrap_or_else(ValueCodec::installed);
-        let (data, at): (Data, i64) = codec
+        let (data, at): (Data, i64) = self
+            .value_codec()
             .thaw(bytes)
             .map_err(|e| StoreError::Decode(e.to_string()))?;
         let expiry_date = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)

@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use kermes::cluster::{ClusterOptions, key_slot};
-use kermes::helpers::info_map;
 use kermes::prelude::*;
 use kermes::testing::ClusterSet;
 use kermes::{Client, ReadFrom, Value};
@@ -47,16 +46,7 @@ async fn calls_on(port: u16, command: &str) -> u64 {
     let node = Client::connect(&format!("redis://127.0.0.1:{port}"))
         .await
         .unwrap();
-    let info = info_map(&node, "commandstats").await.unwrap();
-    info.get("commandstats", &format!("cmdstat_{command}"))
-        .map_or(0, |v| {
-            v.split(',')
-                .next()
-                .unwrap()
-                .trim_start_matches("calls=")
-                .parse()
-                .unwrap()
-        })
+    common::command_calls(&node, &[command]).await
 }
 
 async fn all_keys_read_back(client: &Client, keys: &[String]) {

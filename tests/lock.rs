@@ -6,7 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use kermes::helpers::info_map;
 use kermes::lock::{LockOptions, Locks};
 use kermes::prelude::*;
 use kermes::testing::TestServer;
@@ -61,18 +60,7 @@ async fn lock_test_child_process() {
 /// Lock attempts served so far: the acquire script's EVALSHA (or EVAL) calls. (Commands run
 /// inside scripts count separately in commandstats, so they are left out.)
 async fn attempts_served(client: &Client) -> u64 {
-    let info = info_map(client, "commandstats").await.unwrap();
-    let calls = |name: &str| {
-        info.get("commandstats", name).map_or(0, |v| {
-            v.split(',')
-                .next()
-                .unwrap()
-                .trim_start_matches("calls=")
-                .parse::<u64>()
-                .unwrap()
-        })
-    };
-    calls("cmdstat_evalsha") + calls("cmdstat_eval")
+    common::command_calls(client, &["evalsha", "eval"]).await
 }
 
 /// 25 tasks in this process and 25 in a second one increment a counter 4 times each under
@@ -103,16 +91,7 @@ async fn calls_on(port: u16, command: &str) -> u64 {
     let node = Client::connect(&format!("redis://127.0.0.1:{port}"))
         .await
         .unwrap();
-    let info = info_map(&node, "commandstats").await.unwrap();
-    info.get("commandstats", &format!("cmdstat_{command}"))
-        .map_or(0, |v| {
-            v.split(',')
-                .next()
-                .unwrap()
-                .trim_start_matches("calls=")
-                .parse()
-                .unwrap()
-        })
+    common::command_calls(&node, &[command]).await
 }
 
 server_tests! {

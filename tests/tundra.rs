@@ -352,7 +352,6 @@ server_tests! {
         // without a dirty: the worker itself must see that the key changed.
         client.hset("h", [("v", "2"), ("w", "new")]).await.unwrap();
         release.notify_one();
-        tokio::time::sleep(Duration::from_millis(150)).await;
         wait_evicted(&client, &["h".to_string()], Duration::from_secs(20)).await;
         assert_eq!(tundra.ensure(["h"]).await.unwrap(), vec![Ensured::Restored]);
         let got: std::collections::HashMap<String, String> = client.hgetall("h").to().await.unwrap();
@@ -411,9 +410,7 @@ server_tests! {
             .unwrap();
         let tundra = disk_tundra(&client, &dir, "crash", Duration::from_millis(200));
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        // The child must be listening before the keys are queued, or this process would
-        // not know it took any: queue them once it runs (its first line comes after).
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Queued whether or not the child's worker runs yet: it claims them when it starts.
         tundra.dirty(&keys).await.unwrap();
         let first = tokio::time::timeout(Duration::from_secs(60), async {
             loop {

@@ -125,11 +125,7 @@ pub fn events(
     from: EventsFrom,
 ) -> Result<impl Stream<Item = Result<QueueEvent>> + Send + 'static> {
     let keys = QueueKeys::new(queue)?;
-    let key = keys
-        .names()
-        .into_iter()
-        .find(|k| k.ends_with(":events"))
-        .expect("the events key is one of the queue's");
+    let key = keys.events();
     let last = match from {
         EventsFrom::Now => None,
         EventsFrom::Start => Some("0-0".to_owned()),

@@ -59,6 +59,11 @@ impl QueueKeys {
         })
     }
 
+    /// The queue's event stream.
+    pub(crate) fn events(&self) -> String {
+        key(&self.name, "events")
+    }
+
     /// Every key name (for DEL and for tests of the hash tag).
     pub(crate) fn names(&self) -> Vec<String> {
         SUFFIXES.iter().map(|s| key(&self.name, s)).collect()

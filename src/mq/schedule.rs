@@ -195,7 +195,10 @@ impl Schedule {
             (Repeat::Every(_), start) if start > 0 => {
                 Ok((self.end_ms == 0 || start <= self.end_ms).then_some(start))
             }
-            (Repeat::Every(d), _) => self.next_after(now, now + millis(*d) - 1),
+            (Repeat::Every(d), _) => {
+                let first = now + millis(*d);
+                Ok((self.end_ms == 0 || first <= self.end_ms).then_some(first))
+            }
             #[cfg(feature = "mq-cron")]
             (_, start) => self.next_after(0, start.max(now)),
         }

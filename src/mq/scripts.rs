@@ -22,11 +22,21 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local function num(x) return string.format('%.0f', x) end
 
--- Per-minute counts of outcomes ('c' completed, 'f' failed attempts), when turned on
--- (config field `metrics`: minutes kept). A minute's first count drops the buckets that
--- fell out of the window.
+-- The queue's settings (config fields `events`: how many events to keep, `metrics`: minutes
+-- of outcome counts kept; 0 when off), read once per script at first use.
+local settings = nil
+local function setting(name)
+  if settings == nil then
+    local v = redis.call('HMGET', K_CONFIG, 'events', 'metrics')
+    settings = {events = tonumber(v[1] or '0'), metrics = tonumber(v[2] or '0')}
+  end
+  return settings[name]
+end
+
+-- Per-minute counts of outcomes ('c' completed, 'f' failed attempts), when turned on. A
+-- minute's first count drops the buckets that fell out of the window.
 local function count_outcome(kind)
-  local keep = tonumber(redis.call('HGET', K_CONFIG, 'metrics') or '0')
+  local keep = setting('metrics')
   if keep == 0 then return end
   local minute = math.floor(now / 60000)
   if redis.call('HINCRBY', K_METRICS, kind .. ':' .. minute, 1) == 1 then
@@ -37,15 +47,11 @@ local function count_outcome(kind)
   end
 end
 
--- The queue's event stream, when turned on (config field `events`: how many to keep).
--- Read once per script, at its first event.
-local events_kept = nil
+-- The queue's event stream, when turned on.
 local function event(name, id, ...)
-  if events_kept == nil then
-    events_kept = tonumber(redis.call('HGET', K_CONFIG, 'events') or '0')
-  end
-  if events_kept > 0 then
-    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', events_kept, '*', 'event', name, 'id', id, ...)
+  local kept = setting('events')
+  if kept > 0 then
+    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', kept, '*', 'event', name, 'id', id, ...)
   end
 end
 
@@ -289,7 +295,8 @@ local function claim(n, deflock, maxatt, light)
   -- left of the window's allowance, and when none is, the wait is the window's end.
   local limited = -1
   local limit_spec = false
-  if redis.call('EXISTS', K_PAUSED) == 1 then
+  local paused = redis.call('EXISTS', K_PAUSED) == 1
+  if paused then
     n = 0
   else
     local limit = redis.call('GET', K_LIMIT)
@@ -343,7 +350,7 @@ local function claim(n, deflock, maxatt, light)
 
   if light then
     out[1] = -1
-  elseif redis.call('EXISTS', K_PAUSED) == 1 then
+  elseif paused then
     out[1] = -1
   elseif limited >= 0 then
     out[1] = math.max(limited, 1)
@@ -687,7 +694,7 @@ return 1
 pub(crate) static METRICS: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local keep = tonumber(redis.call('HGET', K_CONFIG, 'metrics') or '0')
+local keep = setting('metrics')
 local minute = math.floor(now / 60000)
 local out = {minute, keep}
 for m = minute - keep + 1, minute do

@@ -31,8 +31,8 @@ pub struct Script {
     sha1: String,
 }
 
-fn sha1_hex(code: &str) -> String {
-    Sha1::digest(code.as_bytes())
+pub(crate) fn sha1_hex(data: impl AsRef<[u8]>) -> String {
+    Sha1::digest(data.as_ref())
         .iter()
         .fold(String::with_capacity(40), |mut s, b| {
             let _ = write!(s, "{b:02x}");

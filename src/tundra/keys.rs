@@ -4,9 +4,8 @@
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
-use sha1::{Digest, Sha1};
-
 use crate::cluster::{SLOTS, key_slot};
+use crate::script::sha1_hex;
 
 /// For each slot, a short digit string that hashes to it: `{tag}` in a companion's name
 /// puts it on the slot of the key it describes, whatever that key's bytes are (braces,
@@ -55,14 +54,6 @@ pub(crate) fn message_id(key: &[u8]) -> String {
     } else {
         format!("h{}", sha1_hex(key))
     }
-}
-
-pub(crate) fn sha1_hex(data: &[u8]) -> String {
-    let mut out = String::with_capacity(40);
-    for b in Sha1::digest(data) {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// A name for `key` that is safe as one file name or object path segment on every

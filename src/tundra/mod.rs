@@ -469,7 +469,7 @@ impl<S: DataStore> Tundra<S> {
                 // Another worker has the key now; it dumps afresh.
                 return Outcome::Retry(Duration::from_millis(100));
             }
-            let sha = keys::sha1_hex(&record.dump);
+            let sha = crate::script::sha1_hex(&record.dump);
             let committed: String = match scripts::COMMIT
                 .run(
                     &inner.client,
