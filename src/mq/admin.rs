@@ -79,6 +79,10 @@ pub enum Removed {
 pub async fn remove(client: &Client, queue: &str, id: &str) -> Result<Removed> {
     let keys = QueueKeys::new(queue)?;
     let done: String = REMOVE.run(client, &keys, id).await?;
+    if done == "removed" {
+        // A flow child's parent hears of it now, not at a worker's next claim.
+        super::flow::hand_off(client, &keys).await?;
+    }
     Ok(match done.as_str() {
         "removed" => Removed::Removed,
         "locked" => Removed::Locked,
@@ -114,7 +118,11 @@ async fn clean(
         return Ok(0);
     }
     let keys = QueueKeys::new(queue)?;
-    CLEAN
+    let n: u64 = CLEAN
         .run(client, &keys, (what, millis(older_than), limit))
-        .await
+        .await?;
+    if what == "dead" && n > 0 {
+        super::flow::hand_off(client, &keys).await?;
+    }
+    Ok(n)
 }

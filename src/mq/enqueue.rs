@@ -227,7 +227,7 @@ pub async fn enqueue_many<M: ToArgs>(
 }
 
 /// Appends one message's 9 script arguments; returns its id.
-fn push_message(
+pub(crate) fn push_message(
     args: &mut ArgBuf,
     message: &impl ToArgs,
     options: EnqueueOptions,

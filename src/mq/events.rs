@@ -52,6 +52,10 @@ pub enum EventKind {
     Released,
     /// Put back by its handler as rate limited.
     RateLimited,
+    /// A flow's parent, enqueued to wait for its children.
+    WaitingChildren,
+    /// A flow's parent whose children have all ended: runnable.
+    ChildrenCompleted,
     /// An event this version does not know.
     Other(String),
 }
@@ -71,6 +75,8 @@ impl EventKind {
             "stalled" => EventKind::Stalled,
             "released" => EventKind::Released,
             "rate-limited" => EventKind::RateLimited,
+            "waiting-children" => EventKind::WaitingChildren,
+            "children-completed" => EventKind::ChildrenCompleted,
             other => EventKind::Other(other.to_owned()),
         }
     }

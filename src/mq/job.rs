@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::keys::QueueKeys;
@@ -106,6 +107,12 @@ impl<M> Job<M> {
         Ok(stored == 1)
     }
 
+    /// The results of this flow parent's children ([`enqueue_flow`](super::enqueue_flow)),
+    /// in the order they were given; empty for a message that is not a flow's parent.
+    pub async fn children(&self) -> Result<Vec<super::ChildResult>> {
+        super::flow::results(&self.client, &self.keys, &self.id).await
+    }
+
     /// Appends a line to the message's log (the last [`LOG_LINES`] are kept), readable with
     /// [`job_details`](super::job_details). False once this worker no longer holds the
     /// message.
@@ -128,6 +135,10 @@ pub enum Outcome {
     /// Handled. With a duration, the id stays known for that long, and enqueueing it again
     /// meanwhile is refused with [`Backoff`](super::EnqueueResult::Backoff).
     Success(Option<Duration>),
+    /// Handled, with a result: a flow's parent reads it in
+    /// [`Job::children`](super::Job::children) (see [`enqueue_flow`](super::enqueue_flow)).
+    /// Build it with [`Outcome::returned`].
+    Returned(Bytes),
     /// Run it again after this backoff. Asked for by the handler, so not limited by
     /// [`max_attempts`](super::WorkerOptions::max_attempts).
     Retry(Duration),
@@ -149,6 +160,16 @@ impl Outcome {
     /// A failure with this error.
     pub fn error(error: impl fmt::Display) -> Outcome {
         Outcome::Error(error.to_string())
+    }
+
+    /// Handled, returning `value` (one value: a number, text, bytes, a
+    /// [`Serde`](crate::Serde) value) to the flow's parent; a value that does not encode is
+    /// a failure.
+    pub fn returned(value: impl ToArgs) -> Outcome {
+        match crate::value::one_arg(&value) {
+            Ok(bytes) => Outcome::Returned(bytes),
+            Err(e) => Outcome::error(format_args!("the returned value does not encode: {e}")),
+        }
     }
 }
 

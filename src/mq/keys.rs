@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::value::{ArgBuf, ToArgs};
 
 /// The suffixes of a queue's keys, in the order the scripts receive them as KEYS.
-pub(crate) const SUFFIXES: [&str; 21] = [
+pub(crate) const SUFFIXES: [&str; 25] = [
     "msg",          // HASH id -> payload
     "meta",         // HASH id -> "born,lock_ms,priority,due,attempts" (times in server ms)
     "lock",         // HASH id -> fencing token of the current holder
@@ -27,6 +27,10 @@ pub(crate) const SUFFIXES: [&str; 21] = [
     "schedules",    // HASH schedule id -> its spec
     "schedule-due", // ZSET schedule id by its next run (server ms)
     "schedule-msg", // HASH schedule id -> the message it enqueues; "#<id>" -> runs so far
+    "parent",       // HASH flow child id -> its parent: token, on-failure, queue, id, index
+    "outbox",       // HASH "<token>:<child id>" -> a child's end, to hand to its parent
+    "outbox-due",   // ZSET outbox fields by when to hand them over (again)
+    "waiting",      // HASH flow parent id -> its flow token, while children are pending
 ];
 
 /// The prefix every queue key starts with; `queue_names` scans for it.

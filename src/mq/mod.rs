@@ -20,6 +20,10 @@
 //!   [`enqueue_many`], and repeatable messages ([`upsert_schedule`] with a [`Schedule`]:
 //!   every interval, or cron with a time zone behind the `mq-cron` feature), each run
 //!   enqueued once however many workers drive it.
+//! - Flows: [`enqueue_flow`] a [`Flow`] tree whose parents run only after their children
+//!   (on any queues, across cluster slots) have ended, reading their
+//!   [`Outcome::returned`] values with [`Job::children`]; each child's [`ChildFailure`]
+//!   says what its failure does to the parent.
 //!
 //! The guarantees, each tested against real servers:
 //! - No loss: a message whose worker dies mid-handler is handed out again, with the next
@@ -63,6 +67,7 @@
 mod admin;
 mod enqueue;
 mod events;
+mod flow;
 mod job;
 mod keys;
 mod metrics;
@@ -75,6 +80,7 @@ mod worker;
 pub use admin::{Removed, clean_dead, clean_done, pause, remove, resume, set_rate_limit};
 pub use enqueue::{EnqueueOptions, EnqueueResult, Enqueued, enqueue, enqueue_many};
 pub use events::{EventKind, EventsFrom, QueueEvent, events, set_events};
+pub use flow::{ChildFailure, ChildOutcome, ChildResult, Flow, FlowEnqueued, enqueue_flow};
 pub use job::{AfterLastAttempt, Backoff, Job, LOG_LINES, Outcome};
 pub use metrics::{MinuteCounts, metrics, set_metrics};
 pub use monitor::{
@@ -84,6 +90,8 @@ pub use monitor::{
 };
 pub use schedule::{Schedule, ScheduleInfo, Upserted, remove_schedule, schedules, upsert_schedule};
 pub use stats::{Percentiles, WorkerStats};
+#[cfg(feature = "testing")]
+pub(crate) use worker::SKIP_HANDOFF;
 pub use worker::{Worker, WorkerOptions};
 
 /// The names of every key of `queue` (all share its hash tag), for tests and tooling.

@@ -35,6 +35,8 @@ pub struct QueueStatus {
     pub requeue_pending: u64,
     /// Paused ([`pause`](super::pause)): workers take nothing new.
     pub paused: bool,
+    /// Flow parents waiting for their children ([`enqueue_flow`](super::enqueue_flow)).
+    pub waiting_children: u64,
 }
 
 /// Where one message is.
@@ -56,6 +58,9 @@ pub enum MessageState {
     Done(Duration),
     /// A dead letter, with its last error.
     Dead(String),
+    /// A flow's parent waiting for this many children
+    /// ([`enqueue_flow`](super::enqueue_flow)).
+    WaitingChildren(u64),
 }
 
 /// A message's state and how many attempts it has had.
@@ -82,6 +87,7 @@ impl FromValue for MessageStatus {
             },
             "done" => MessageState::Done(ms),
             "dead" => MessageState::Dead(detail),
+            "waiting" => MessageState::WaitingChildren(ms.as_millis() as u64),
             other => return Err(Error::protocol(format!("unknown message state {other:?}"))),
         };
         Ok(MessageStatus { state, attempts })
@@ -129,8 +135,16 @@ pub struct DeadLetter {
 /// Exact counts per state, computed on the server in O(log n).
 pub async fn queue_status(client: &Client, queue: &str) -> Result<QueueStatus> {
     let keys = QueueKeys::new(queue)?;
-    let (queued, delayed, locked, done, dead, requeue_pending, paused): (_, _, _, _, _, _, i64) =
-        STATUS.run(client, &keys, ()).await?;
+    let (queued, delayed, locked, done, dead, requeue_pending, paused, waiting_children): (
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        i64,
+        _,
+    ) = STATUS.run(client, &keys, ()).await?;
     Ok(QueueStatus {
         queued,
         delayed,
@@ -139,6 +153,7 @@ pub async fn queue_status(client: &Client, queue: &str) -> Result<QueueStatus> {
         dead,
         requeue_pending,
         paused: paused == 1,
+        waiting_children,
     })
 }
 

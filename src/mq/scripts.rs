@@ -17,6 +17,7 @@ local K_DEAD, K_ERR, K_SEQ = KEYS[9], KEYS[10], KEYS[11]
 local K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local K_EVENTS, K_CONFIG, K_METRICS = KEYS[16], KEYS[17], KEYS[18]
 local K_SCHED, K_SCHED_DUE, K_SCHED_MSG = KEYS[19], KEYS[20], KEYS[21]
+local K_PARENT, K_OUTBOX, K_OUTBOX_DUE, K_WAITING = KEYS[22], KEYS[23], KEYS[24], KEYS[25]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -107,9 +108,48 @@ local function fresh(id, m, due)
   schedule(id, m, due)
 end
 
--- A message's log lines: a list beside the queue's keys (same hash tag).
-local function log_key(id)
-  return string.sub(K_MSG, 1, #K_MSG - 3) .. 'log:' .. id
+-- A key of one message beside the queue's keys (same hash tag): `log` (its log lines),
+-- `flow` (a waiting parent's pending children), `flow-results` (its children's ends).
+local function side_key(kind, id)
+  return string.sub(K_MSG, 1, #K_MSG - 3) .. kind .. ':' .. id
+end
+local function log_key(id) return side_key('log', id) end
+
+-- Strings that may hold any byte, joined as `<length>:<bytes>` each, and split back.
+local function pack(t)
+  local o = {}
+  for i, v in ipairs(t) do o[i] = #v .. ':' .. v end
+  return table.concat(o)
+end
+local function unpack_fields(s)
+  local t, i = {}, 1
+  while i <= #s do
+    local c = string.find(s, ':', i, true)
+    local n = tonumber(string.sub(s, i, c - 1))
+    t[#t + 1] = string.sub(s, c + 1, c + n)
+    i = c + n + 1
+  end
+  return t
+end
+
+-- A flow child's end, written to the outbox for its parent (on another slot: the caller
+-- hands it over). kind: 'ok' (detail: 'n', or 'v' and the returned value), 'dead' (a dead
+-- letter, detail its error) or 'gone' (removed or dropped). The parent record says what a
+-- failure does: 'fail' the parent, 'ignore' it, or 'wait' while the child is a dead letter
+-- (requeued, it may still succeed). True when something is to hand over.
+local function child_ended(id, kind, detail)
+  local rec = redis.call('HGET', K_PARENT, id)
+  if not rec then return false end
+  local r = unpack_fields(rec)
+  local outcome = 'ok'
+  if kind ~= 'ok' then
+    if r[2] == 'wait' and kind == 'dead' then return false end
+    outcome = (r[2] == 'ignore') and 'ignored' or 'failed'
+  end
+  local field = r[1] .. ':' .. id
+  if redis.call('HSETNX', K_OUTBOX, field, pack({outcome, rec, detail})) == 0 then return false end
+  redis.call('ZADD', K_OUTBOX_DUE, num(now), field)
+  return true
 end
 
 -- A held message's remains, once its lock entries are gone.
@@ -117,12 +157,14 @@ local function forget_held(id)
   redis.call('HDEL', K_MSG, id)
   redis.call('HDEL', K_META, id)
   redis.call('HDEL', K_PROGRESS, id)
-  redis.call('DEL', log_key(id))
+  redis.call('DEL', log_key(id), side_key('flow', id), side_key('flow-results', id))
 end
 
--- Every trace of a message but its de-dup entry.
+-- Every trace of a message but its de-dup entry; a flow child's parent hears of it.
 local function forget(id)
+  child_ended(id, 'gone', 'removed')
   forget_held(id)
+  redis.call('HDEL', K_WAITING, id)
   redis.call('HDEL', K_LOCK, id)
   redis.call('HDEL', K_ERR, id)
   redis.call('SREM', K_REQUEUE, id)
@@ -144,6 +186,9 @@ end
 local function describe(id)
   if redis.call('HEXISTS', K_MSG, id) == 1 then
     local att = load(id).att
+    if redis.call('HEXISTS', K_WAITING, id) == 1 then
+      return {'waiting', att, redis.call('SCARD', side_key('flow', id)), ''}
+    end
     local lock = redis.call('ZSCORE', K_LOCKED, id)
     if lock and tonumber(lock) > now then
       return {'locked', att, tonumber(lock) - now, tostring(redis.call('SISMEMBER', K_REQUEUE, id))}
@@ -227,6 +272,9 @@ local function enqueue_one(at, payload_override)
     fresh(id, {lockms = lockms, prio = prio}, math.max(due, until_ms))
     result = 'added'
     event('added', id)
+  elseif state == 'waiting' then
+    -- A flow parent waiting for its children: not changed by a plain enqueue.
+    return 'already-queued'
   elseif state == 'dead' then
     if not can_requeue then return 'dead' end
     redis.call('ZREM', K_DEAD, id)
@@ -286,6 +334,7 @@ local function claim(n, deflock, maxatt, light)
     elseif maxatt > 0 and m.att >= maxatt then
       bury(id, 'the lease ran out during the last attempt (worker died or stalled)')
       event('dead', id, 'error', 'the lease ran out during the last attempt')
+      child_ended(id, 'dead', 'the lease ran out during the last attempt')
     else
       schedule(id, m, now)
     end
@@ -313,7 +362,7 @@ local function claim(n, deflock, maxatt, light)
     end
   end
 
-  local out = {-1}
+  local out = {-1, 0}
   local popped = {}
   if n > 0 then popped = redis.call('ZPOPMIN', K_READY, n) end
   if #popped > 0 and limit_spec then
@@ -350,7 +399,13 @@ local function claim(n, deflock, maxatt, light)
 
   if light then
     out[1] = -1
-  elseif paused then
+    return out
+  end
+  -- Flow hand-offs due (a handing worker died, or a step here ended a child): the caller
+  -- hands them over.
+  out[2] = redis.call('ZCOUNT', K_OUTBOX_DUE, '-inf', num(now))
+  local handoff = redis.call('ZRANGE', K_OUTBOX_DUE, 0, 0, 'WITHSCORES')
+  if paused then
     out[1] = -1
   elseif limited >= 0 then
     out[1] = math.max(limited, 1)
@@ -360,10 +415,11 @@ local function claim(n, deflock, maxatt, light)
     local next_ms = -1
     local first = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
     if first[2] then next_ms = math.max(0, tonumber(first[2]) - now) end
-    first = redis.call('ZRANGE', K_LOCKED, 0, 0, 'WITHSCORES')
-    if first[2] then
-      local t = math.max(0, tonumber(first[2]) - now)
-      if next_ms < 0 or t < next_ms then next_ms = t end
+    for _, f in ipairs({redis.call('ZRANGE', K_LOCKED, 0, 0, 'WITHSCORES'), handoff}) do
+      if f[2] then
+        local t = math.max(0, tonumber(f[2]) - now)
+        if next_ms < 0 or t < next_ms then next_ms = t end
+      end
     end
     out[1] = next_ms
   end
@@ -372,8 +428,9 @@ end
 "#;
 
 /// ARGV: how many to take, the worker's lock ms, max attempts (0: no limit). Returns
-/// `{ms until the next due message or lease end (-1: none), then per message: id, payload,
-/// attempt, fencing token, lock ms, age ms, ms waited since due}`.
+/// `{ms until the next due message, lease end or flow hand-off (-1: none), flow hand-offs
+/// due now, then per message: id, payload, attempt, fencing token, lock ms, age ms, ms
+/// waited since due}`.
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     script(&format!(
         "{CLAIM_FN}
@@ -393,7 +450,7 @@ return 1
     )
 });
 
-/// Recording an outcome, as a Lua function of its 7 arguments (a table; see [`ACK`]).
+/// Recording an outcome, as a Lua function of its 9 arguments (a table; see [`ACK`]).
 const ACK_FN: &str = r#"
 local function ack(A)
   local id, action, ms = A[1], A[3], tonumber(A[4])
@@ -413,6 +470,15 @@ local function ack(A)
   elseif action == 'drop' then event('removed', id)
   elseif action == 'limited' then event('rate-limited', id, 'delay', ms)
   else event('released', id) end
+  -- A flow child's end goes to the outbox before its remains are forgotten.
+  local handoff = false
+  if action == 'done' then
+    handoff = child_ended(id, 'ok', A[8] == 'v' and ('v' .. A[9]) or 'n')
+  elseif action == 'bury' then
+    handoff = child_ended(id, 'dead', A[5])
+  elseif action == 'drop' then
+    handoff = child_ended(id, 'gone', A[5])
+  end
   local m = nil
   if action ~= 'done' or requeue then m = load(id) end
   if action == 'retry' then
@@ -440,32 +506,36 @@ local function ack(A)
     forget_held(id)
   end
   if wake then redis.call(A[7], A[6], '') end
-  return 1
+  return handoff and 2 or 1
 end
 "#;
 
 /// ARGV: id, fencing token, action (done, retry, bury, drop, release, limited), ms (de-dup
-/// window for done, backoff for retry, delay for limited), error text (bury), wake channel, the command to publish
-/// with. 1 when applied; 0 when
-/// the token is stale (the lease was lost and the message taken over, or cleared).
+/// window for done, backoff for retry, delay for limited), error text (bury), wake channel,
+/// the command to publish with, 'v' when the handler returned a value or 'n', the value.
+/// 1 when applied, 2 when applied and a flow child's end waits in the outbox for its
+/// parent; 0 when the token is stale (the lease was lost and the message taken over, or
+/// cleared).
 pub(crate) static ACK: LazyLock<Script> =
     LazyLock::new(|| script(&format!("{ACK_FN}\nreturn ack(ARGV)")));
 
-/// An ack that also takes the next message, in one round trip: ARGV the 7 of [`ACK`], then
+/// An ack that also takes the next message, in one round trip: ARGV the 9 of [`ACK`], then
 /// how many to take, the worker's lock ms and max attempts (those of [`CLAIM`]). Returns
-/// `{applied (1/0), then the claim reply}`; nothing is taken when the ack was rejected.
+/// `{the ack's reply (0/1/2), then the claim reply}`; nothing is taken when the ack was
+/// rejected.
 pub(crate) static ACK_CLAIM: LazyLock<Script> = LazyLock::new(|| {
     script(&format!(
         "{ACK_FN}\n{CLAIM_FN}
 local applied = ack(ARGV)
-if applied == 0 then return {{0, -1}} end
-local out = claim(tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), true)
-table.insert(out, 1, 1)
+if applied == 0 then return {{0, -1, 0}} end
+local out = claim(tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), true)
+table.insert(out, 1, applied)
 return out"
     ))
 });
 
-/// No ARGV. `{queued, delayed, locked, done, dead, requeue pending}`, exact and O(log n).
+/// No ARGV. `{queued, delayed, locked, done, dead, requeue pending, paused, waiting for
+/// children}`, exact and O(log n).
 pub(crate) static STATUS: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -480,6 +550,7 @@ return {
   redis.call('ZCARD', K_DEAD),
   redis.call('SCARD', K_REQUEUE),
   redis.call('EXISTS', K_PAUSED),
+  redis.call('HLEN', K_WAITING),
 }
 "#,
     )
@@ -553,7 +624,9 @@ pub(crate) static CLEAR: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 local n = redis.call('HLEN', K_MSG)
-for _, id in ipairs(redis.call('HKEYS', K_MSG)) do redis.call('DEL', log_key(id)) end
+for _, id in ipairs(redis.call('HKEYS', K_MSG)) do
+  redis.call('DEL', log_key(id), side_key('flow', id), side_key('flow-results', id))
+end
 redis.call('DEL', unpack(KEYS))
 return n
 "#,
@@ -795,6 +868,146 @@ for i = 1, #all, 2 do
   local due = redis.call('ZSCORE', K_SCHED_DUE, id)
   out[#out + 1] = {id, all[i + 1], due and tonumber(due) or -1,
     tonumber(redis.call('HGET', K_SCHED_MSG, '#' .. id) or '0')}
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: wake channel, publish command, a flow message's 9 enqueue arguments (its flags
+/// ignored), its parent record (packed: flow token, on-failure, parent queue, parent id,
+/// index; '' for the root), its own flow token ('' for a leaf), then its pending children
+/// (each packed: index, queue, id). A leaf is queued as `enqueue` would; a parent waits for
+/// its children. Returns `{'added', token}`, `{'exists', token}` when this node of the
+/// same flow is already here (a repeated call), or `{'refused', state}`.
+pub(crate) static ENQUEUE_FLOW_NODE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local id = ARGV[3]
+local lockms, prio = tonumber(ARGV[4]), tonumber(ARGV[5])
+local due = now + tonumber(ARGV[6])
+if tonumber(ARGV[7]) > 0 then due = tonumber(ARGV[7]) end
+local rec, token = ARGV[12], ARGV[13]
+local d = describe(id)
+if d then
+  local mine = rec == '' or redis.call('HGET', K_PARENT, id) == rec
+  if mine and d[1] == 'waiting' then return {'exists', redis.call('HGET', K_WAITING, id)} end
+  if mine and rec ~= '' and token == '' then return {'exists', ''} end
+  return {'refused', d[1]}
+end
+redis.call('ZREM', K_DONE, id)
+redis.call('HSET', K_MSG, id, ARGV[11])
+if rec ~= '' then redis.call('HSET', K_PARENT, id, rec) end
+local m = {born = now, lockms = lockms, prio = prio, att = 0, due = due}
+if token ~= '' then
+  store(id, m)
+  redis.call('HSET', K_WAITING, id, token)
+  local pending = side_key('flow', id)
+  redis.call('DEL', pending, side_key('flow-results', id))
+  for i = 14, #ARGV do redis.call('SADD', pending, ARGV[i]) end
+  event('waiting-children', id)
+else
+  schedule(id, m, due)
+  event(due > now and 'delayed' or 'added', id)
+end
+if wake then redis.call(ARGV[2], ARGV[1], '') end
+return {'added', token}
+"#,
+    )
+});
+
+/// ARGV: how many. Takes up to that many flow hand-offs due now and sets each due again in
+/// 10 s (should the caller die before it is done). Per hand-off: `{field, child id,
+/// outcome, flow token, parent queue, parent id, index, detail}`.
+pub(crate) static OUTBOX_TAKE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local out = {}
+for _, field in ipairs(redis.call('ZRANGEBYSCORE', K_OUTBOX_DUE, '-inf', num(now), 'LIMIT', 0, tonumber(ARGV[1]))) do
+  local v = redis.call('HGET', K_OUTBOX, field)
+  if v then
+    redis.call('ZADD', K_OUTBOX_DUE, num(now + 10000), field)
+    local e = unpack_fields(v)
+    local r = unpack_fields(e[2])
+    local c = string.find(field, ':', 1, true)
+    out[#out + 1] = {field, string.sub(field, c + 1), e[1], r[1], r[3], r[4], r[5], e[3]}
+  else
+    redis.call('ZREM', K_OUTBOX_DUE, field)
+  end
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: outbox field, child id, flow token. The hand-off is done: the entry goes, and the
+/// child's parent record too when it is still this flow's.
+pub(crate) static OUTBOX_DONE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+redis.call('HDEL', K_OUTBOX, ARGV[1])
+redis.call('ZREM', K_OUTBOX_DUE, ARGV[1])
+local rec = redis.call('HGET', K_PARENT, ARGV[2])
+if rec and unpack_fields(rec)[1] == ARGV[3] then redis.call('HDEL', K_PARENT, ARGV[2]) end
+return 1
+"#,
+    )
+});
+
+/// On the parent's queue. ARGV: wake channel, publish command, parent id, flow token, child
+/// index, child queue, child id, outcome (ok, ignored, failed), detail ('n', 'v' and a
+/// value, or an error). Idempotent: a child is counted once per flow (a repeat, or a child
+/// of an earlier flow with this parent id, changes nothing). The last child makes the
+/// parent runnable; a failed one (under `fail`) makes it a dead letter. Returns 0 when
+/// nothing changed, 1 when counted, 2 when the parent failed and is itself a flow child
+/// with a hand-off due here.
+pub(crate) static FLOW_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local pid, token = ARGV[3], ARGV[4]
+if redis.call('HGET', K_WAITING, pid) ~= token then return 0 end
+local pending = side_key('flow', pid)
+local member = pack({ARGV[5], ARGV[6], ARGV[7]})
+if redis.call('SREM', pending, member) == 0 then return 0 end
+local results = side_key('flow-results', pid)
+local outcome, detail = ARGV[8], ARGV[9]
+if outcome == 'ok' then
+  redis.call('HSET', results, member, detail)
+else
+  redis.call('HSET', results, member, 'f' .. detail)
+end
+if outcome == 'failed' then
+  redis.call('HDEL', K_WAITING, pid)
+  redis.call('DEL', pending)
+  local why = 'child ' .. ARGV[7] .. ' on queue ' .. ARGV[6] .. ' failed: ' .. detail
+  bury(pid, why)
+  event('dead', pid, 'error', why)
+  if child_ended(pid, 'dead', why) then return 2 end
+  return 1
+end
+if redis.call('SCARD', pending) == 0 then
+  redis.call('HDEL', K_WAITING, pid)
+  redis.call('DEL', pending)
+  local m = load(pid)
+  schedule(pid, m, math.max(now, m.due))
+  event('children-completed', pid)
+  if wake then redis.call(ARGV[2], ARGV[1], '') end
+end
+return 1
+"#,
+    )
+});
+
+/// ARGV: parent id. Per child that ended: `{index, queue, id, end}` (end: 'n', 'v' and the
+/// returned value, or 'f' and the error).
+pub(crate) static FLOW_RESULTS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local out = {}
+local all = redis.call('HGETALL', side_key('flow-results', ARGV[1]))
+for i = 1, #all, 2 do
+  local m = unpack_fields(all[i])
+  out[#out + 1] = {m[1], m[2], m[3], all[i + 1]}
 end
 return out
 "#,

@@ -418,7 +418,7 @@ async fn fetch(inner: Arc<Inner>) {
         let asked = permits.len();
         // Never cancelled midway: a claim that ran but went unread would leave messages
         // locked until their leases end.
-        let (next, claimed) = match claim(&inner, asked).await {
+        let (next, handoffs, claimed) = match claim(&inner, asked).await {
             Ok(c) => {
                 failures = 0;
                 c
@@ -437,6 +437,9 @@ async fn fetch(inner: Arc<Inner>) {
         for (c, permit) in claimed.into_iter().zip(permits) {
             tokio::spawn(handle(inner.clone(), c, permit));
         }
+        if handoffs {
+            hand_off(&inner).await;
+        }
         if got == asked || next == Some(Duration::ZERO) {
             continue;
         }
@@ -452,9 +455,20 @@ async fn fetch(inner: Arc<Inner>) {
     }
 }
 
-/// Takes up to `n` messages. Also returns how long until a delayed message is due or a
-/// lease runs out, when nothing else is ready.
-async fn claim(inner: &Inner, n: usize) -> Result<(Option<Duration>, Vec<Claimed>)> {
+/// Hands this queue's due flow hand-offs to their parents; failures are logged (the
+/// hand-offs come due again).
+async fn hand_off(inner: &Inner) {
+    if let Err(e) = super::flow::hand_off(&inner.client, &inner.keys).await {
+        tracing::warn!(queue = %inner.keys.name, error = %e, "handing flow results to their parents failed; retried later");
+    }
+}
+
+/// A claim: how long until a delayed message is due, a lease runs out or a flow hand-off
+/// comes due (when nothing else is ready), whether hand-offs are due now, the messages.
+type ClaimReply = (Option<Duration>, bool, Vec<Claimed>);
+
+/// Takes up to `n` messages.
+async fn claim(inner: &Inner, n: usize) -> Result<ClaimReply> {
     let sent = Instant::now();
     let reply: Vec<Value> = CLAIM
         .run(
@@ -470,13 +484,15 @@ async fn claim(inner: &Inner, n: usize) -> Result<(Option<Duration>, Vec<Claimed
     parse_claim(reply.into_iter(), sent)
 }
 
-/// A claim reply: the wait until something is due, then 7 fields per message.
+/// A claim reply: the wait until something is due, the hand-offs due, then 7 fields per
+/// message.
 fn parse_claim(
     mut items: impl ExactSizeIterator<Item = Value>,
     sent: Instant,
-) -> Result<(Option<Duration>, Vec<Claimed>)> {
+) -> Result<ClaimReply> {
     let next = i64::from_value(items.next().unwrap_or(Value::Int(-1)))?;
     let next = u64::try_from(next).ok().map(Duration::from_millis);
+    let handoffs = i64::from_value(items.next().unwrap_or(Value::Int(0)))? > 0;
     let mut claimed = Vec::with_capacity(items.len() / 7);
     while let Some(id) = items.next() {
         let mut field = || {
@@ -496,7 +512,7 @@ fn parse_claim(
             claimed_at: sent,
         });
     }
-    Ok((next, claimed))
+    Ok((next, handoffs, claimed))
 }
 
 /// Runs the handler on one message while keeping its lease, then reports the outcome; the
@@ -506,21 +522,23 @@ async fn handle(inner: Arc<Inner>, first: Claimed, _slot: OwnedSemaphorePermit) 
     let mut next = Some(first);
     while let Some(c) = next.take() {
         let (id, token, attempt) = (c.id.clone(), c.token, c.attempt);
-        let (action, ms, error) = run_one(&inner, c).await;
+        let report = run_one(&inner, c).await;
+        let action = report.action;
         let o = &inner.options;
         let take_next = o.claim_with_ack.unwrap_or(o.concurrency <= 16)
             && !inner.stopping.is_cancelled()
             && !matches!(action, Action::Release);
         let reported = if take_next {
-            ack_and_claim(&inner, &id, token, action, ms, &error).await
+            ack_and_claim(&inner, &id, token, &report).await
         } else {
-            ack(&inner, &id, token, action, ms, &error)
-                .await
-                .map(|a| (a, None))
+            ack(&inner, &id, token, &report).await.map(|a| (a, None))
         };
         let counters = &inner.counters;
         match reported {
-            Ok((true, claimed)) => {
+            Ok((Acked::Applied { handoff }, claimed)) => {
+                if handoff && !skip_handoff(&inner.keys.name) {
+                    hand_off(&inner).await;
+                }
                 Counters::bump(match action {
                     Action::Done => &counters.succeeded,
                     Action::Retry => &counters.retried,
@@ -531,7 +549,7 @@ async fn handle(inner: Arc<Inner>, first: Claimed, _slot: OwnedSemaphorePermit) 
                 });
                 next = claimed;
             }
-            Ok((false, _)) => {
+            Ok((Acked::Rejected, _)) => {
                 Counters::bump(&counters.rejected_acks);
                 tracing::warn!(queue = %inner.keys.name, id = %id, attempt, "outcome rejected: the lease was lost and another worker holds the message");
             }
@@ -542,8 +560,62 @@ async fn handle(inner: Arc<Inner>, first: Claimed, _slot: OwnedSemaphorePermit) 
     }
 }
 
+/// Queues whose workers skip the hand-off right after an ack (as if they died there), so
+/// tests can check that a later claim hands the result over.
+#[cfg(feature = "testing")]
+pub(crate) static SKIP_HANDOFF: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn skip_handoff(_queue: &str) -> bool {
+    #[cfg(feature = "testing")]
+    return SKIP_HANDOFF
+        .lock()
+        .is_ok_and(|queues| queues.iter().any(|q| q == _queue));
+    #[cfg(not(feature = "testing"))]
+    false
+}
+
+/// What the ack script said.
+#[derive(Clone, Copy)]
+enum Acked {
+    /// The token was stale.
+    Rejected,
+    /// Applied; `handoff`: a flow child's end waits for its parent.
+    Applied { handoff: bool },
+}
+
+impl Acked {
+    fn from_reply(code: i64) -> Acked {
+        match code {
+            0 => Acked::Rejected,
+            n => Acked::Applied { handoff: n == 2 },
+        }
+    }
+}
+
+/// What to tell the ack script.
+struct Report {
+    action: Action,
+    /// De-dup window, backoff or delay.
+    ms: Duration,
+    /// The error, for failures.
+    error: String,
+    /// What the handler returned ([`Outcome::Returned`]), for a flow's parent.
+    result: Option<Bytes>,
+}
+
+impl Report {
+    fn new(action: Action, ms: Duration, error: String) -> Report {
+        Report {
+            action,
+            ms,
+            error,
+            result: None,
+        }
+    }
+}
+
 /// One message: the handler, with its lease kept; returns the outcome to report.
-async fn run_one(inner: &Arc<Inner>, c: Claimed) -> (Action, Duration, String) {
+async fn run_one(inner: &Arc<Inner>, c: Claimed) -> Report {
     let counters = &inner.counters;
     Counters::bump(&counters.claimed);
     Counters::bump(&counters.running);
@@ -571,7 +643,7 @@ async fn run_one(inner: &Arc<Inner>, c: Claimed) -> (Action, Duration, String) {
         .running
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     match finished {
-        None => (Action::Release, Duration::ZERO, String::new()),
+        None => Report::new(Action::Release, Duration::ZERO, String::new()),
         Some(Ok(outcome)) => settle(inner, outcome, attempt),
         Some(Err(panic)) => {
             Counters::bump(&counters.panicked);
@@ -620,69 +692,69 @@ impl Action {
     }
 }
 
-/// The ack script's action for an outcome: (action, ms, error text).
-fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> (Action, Duration, String) {
+/// What the ack script is to do for an outcome.
+fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> Report {
     match outcome {
-        Outcome::Success(dedup) => (Action::Done, dedup.unwrap_or_default(), String::new()),
-        Outcome::Retry(backoff) => (Action::Retry, backoff, String::new()),
-        Outcome::RateLimited(delay) => (Action::Limited, delay, String::new()),
+        Outcome::Success(dedup) => {
+            Report::new(Action::Done, dedup.unwrap_or_default(), String::new())
+        }
+        Outcome::Returned(value) => Report {
+            result: Some(value),
+            ..Report::new(Action::Done, Duration::ZERO, String::new())
+        },
+        Outcome::Retry(backoff) => Report::new(Action::Retry, backoff, String::new()),
+        Outcome::RateLimited(delay) => Report::new(Action::Limited, delay, String::new()),
         Outcome::Error(error) => {
             Counters::bump(&inner.counters.failed);
             let o = &inner.options;
             if o.max_attempts.is_some_and(|max| attempt >= max) {
                 match o.after_last_attempt {
-                    AfterLastAttempt::DeadLetter => (Action::Bury, Duration::ZERO, error),
-                    AfterLastAttempt::Drop => (Action::Drop, Duration::ZERO, error),
+                    AfterLastAttempt::DeadLetter => {
+                        Report::new(Action::Bury, Duration::ZERO, error)
+                    }
+                    AfterLastAttempt::Drop => Report::new(Action::Drop, Duration::ZERO, error),
                 }
             } else {
-                (Action::Retry, o.backoff.delay(attempt), error)
+                Report::new(Action::Retry, o.backoff.delay(attempt), error)
             }
         }
     }
 }
 
-/// The ack script's 7 arguments.
-fn ack_args<'a>(
-    inner: &'a Inner,
-    id: &'a str,
-    token: i64,
-    action: Action,
-    ms: u64,
-    error: &'a str,
-) -> impl ToArgs + 'a {
+/// The ack script's 9 arguments.
+fn ack_args<'a>(inner: &'a Inner, id: &'a str, token: i64, r: &'a Report) -> impl ToArgs + 'a {
     (
-        id,
-        token,
-        action.name(),
-        ms,
-        error,
-        inner.keys.channel.as_str(),
-        wake::publish_command(&inner.client),
+        (
+            id,
+            token,
+            r.action.name(),
+            millis(r.ms),
+            r.error.as_str(),
+            inner.keys.channel.as_str(),
+            wake::publish_command(&inner.client),
+        ),
+        match &r.result {
+            Some(value) => ("v", value.clone()),
+            None => ("n", Bytes::new()),
+        },
     )
 }
 
-/// Reports an outcome, fenced by the claim's token. `Ok(false)`: rejected, the token is
-/// stale. Retried a few times on connection errors.
-async fn ack(
-    inner: &Inner,
-    id: &str,
-    token: i64,
-    action: Action,
-    ms: Duration,
-    error: &str,
-) -> Result<bool> {
-    let ms = millis(ms);
+/// Reports an outcome, fenced by the claim's token. Retried a few times on connection
+/// errors (a retry of an applied ack is then rejected as stale, and a flow hand-off it
+/// wrote is swept by a later claim).
+async fn ack(inner: &Inner, id: &str, token: i64, report: &Report) -> Result<Acked> {
     let mut tries = 0;
     loop {
         let result: Result<i64> = ACK
             .run(
                 &inner.client,
                 &inner.keys,
-                ack_args(inner, id, token, action, ms, error),
+                ack_args(inner, id, token, report),
             )
             .await;
         match result {
-            Ok(applied) => return Ok(applied == 1),
+            Ok(code) => return Ok(Acked::from_reply(code)),
             Err(e) if tries < 5 && (e.is_io() || e.is_closed() || e.is_timeout()) => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(50 << tries)).await;
@@ -699,17 +771,15 @@ async fn ack_and_claim(
     inner: &Inner,
     id: &str,
     token: i64,
-    action: Action,
-    ms: Duration,
-    error: &str,
-) -> Result<(bool, Option<Claimed>)> {
+    report: &Report,
+) -> Result<(Acked, Option<Claimed>)> {
     let sent = Instant::now();
     let result: Result<Vec<Value>> = ACK_CLAIM
         .run(
             &inner.client,
             &inner.keys,
             (
-                ack_args(inner, id, token, action, millis(ms), error),
+                ack_args(inner, id, token, report),
                 (
                     1,
                     millis(inner.options.lock_time),
@@ -721,16 +791,14 @@ async fn ack_and_claim(
     match result {
         Ok(reply) => {
             let mut items = reply.into_iter();
-            let applied = i64::from_value(items.next().unwrap_or(Value::Int(0)))? == 1;
-            let (_, mut claimed) = parse_claim(items, sent)?;
-            Ok((applied, claimed.pop()))
+            let acked = Acked::from_reply(i64::from_value(items.next().unwrap_or(Value::Int(0)))?);
+            let (_, _, mut claimed) = parse_claim(items, sent)?;
+            Ok((acked, claimed.pop()))
         }
         Err(e) if e.is_io() || e.is_closed() || e.is_timeout() => {
             // The outcome may or may not have been applied; a plain ack settles it (a stale
             // token is then refused), and whatever was claimed comes back at its lease end.
-            ack(inner, id, token, action, ms, error)
-                .await
-                .map(|a| (a, None))
+            ack(inner, id, token, report).await.map(|a| (a, None))
         }
         Err(e) => Err(e),
     }

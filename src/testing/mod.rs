@@ -29,6 +29,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Makes the queue workers of this process on `queue` skip handing a flow child's end to
+/// its parent right after the ack (as if they died between the two), so tests can check
+/// that a later claim of that queue hands it over. `false` undoes it.
+pub fn skip_flow_handoff(queue: &str, on: bool) {
+    let mut queues = crate::mq::SKIP_HANDOFF
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    queues.retain(|q| q != queue);
+    if on {
+        queues.push(queue.to_owned());
+    }
+}
+
 /// Which server program to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -297,6 +297,23 @@ impl ToArgs for Vec<u8> {
     }
 }
 
+/// The one argument `value` writes, as bytes: for values stored as one field (a queue
+/// message's result). An encoding failure, or a value writing other than one argument, is
+/// an error.
+pub(crate) fn one_arg(value: &impl ToArgs) -> crate::error::Result<Bytes> {
+    let mut buf = ArgBuf::default();
+    value.write_args(&mut buf);
+    if let Some(e) = buf.take_error() {
+        return Err(e);
+    }
+    match (buf.len(), buf.get(0)) {
+        (1, Some(arg)) => Ok(Bytes::copy_from_slice(arg)),
+        (n, _) => Err(crate::error::Error::type_error(format!(
+            "expected exactly one value; this one wrote {n} arguments"
+        ))),
+    }
+}
+
 impl ToArgs for Bytes {
     fn write_args(&self, out: &mut ArgBuf) {
         out.push_bytes(self)
