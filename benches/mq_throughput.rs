@@ -10,6 +10,10 @@
 //!     taskset -c 0 redis-server --port 6390 --save '' --appendonly no &
 //!     cargo bench --bench mq_throughput --no-run
 //!     REDIS_URL=redis://127.0.0.1:6390 taskset -c 1 cargo bench --bench mq_throughput
+//!
+//! `benches/queue_vs_bullmq/run.sh` runs it beside BullMQ with `MQ_CONCURRENCY` (the
+//! concurrencies, default "1 16 64"), `MQ_MESSAGES` (default 60000), `MQ_PICKUP=0` (skip
+//! the pickup run) and `MQ_TSV=1` (tab-separated lines for its summary).
 
 use std::time::{Duration, Instant};
 
@@ -21,29 +25,53 @@ use tokio::sync::mpsc;
 mod common;
 use common::server_cpu;
 
-const MESSAGES: usize = 60_000;
 const PRODUCERS: usize = 64;
 const PICKUPS: usize = 1_000;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (url, _server) = kermes::testing::url_from_env_or_start()?;
     let client = Client::connect(&url).await?;
-    for concurrency in [1, 16, 64] {
+    let messages: usize = env_or("MQ_MESSAGES", 60_000);
+    let tsv = std::env::var("MQ_TSV").is_ok_and(|v| v == "1");
+    let concurrencies: Vec<usize> = std::env::var("MQ_CONCURRENCY")
+        .unwrap_or_else(|_| "1 16 64".into())
+        .split_whitespace()
+        .map(|c| c.parse().expect("MQ_CONCURRENCY: numbers"))
+        .collect();
+    for concurrency in concurrencies {
         let (server0, client0) = (server_cpu(&client).await?, client_cpu());
         let started = Instant::now();
-        let rate = throughput(&client, concurrency).await?;
+        let rate = throughput(&client, concurrency, messages).await?;
         let wall = started.elapsed().as_secs_f64();
-        let server = (server_cpu(&client).await? - server0) / wall;
-        let own = (client_cpu() - client0) / wall;
-        println!(
-            "mq end to end, no-op handler, concurrency {concurrency:>2}: {rate:>8.0} messages/s \
-             (server {:.0}% of a core, client {:.0}%)",
-            server * 100.0,
-            own * 100.0
-        );
+        let server = server_cpu(&client).await? - server0;
+        let own = client_cpu() - client0;
+        if tsv {
+            let per = |cpu: f64| cpu / messages as f64 * 1e6;
+            println!(
+                "kermes\tthroughput\t{concurrency}\t{rate:.0}\t{:.1}\t{:.1}",
+                per(server),
+                per(own)
+            );
+        } else {
+            println!(
+                "mq end to end, no-op handler, concurrency {concurrency:>2}: {rate:>8.0} messages/s \
+                 (server {:.0}% of a core, client {:.0}%)",
+                server / wall * 100.0,
+                own / wall * 100.0
+            );
+        }
     }
-    pickup(&client).await?;
+    if env_or("MQ_PICKUP", 1) == 1 {
+        pickup(&client, tsv).await?;
+    }
     Ok(())
 }
 
@@ -65,7 +93,7 @@ fn client_cpu() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn throughput(client: &Client, concurrency: usize) -> kermes::Result<f64> {
+async fn throughput(client: &Client, concurrency: usize, messages: usize) -> kermes::Result<f64> {
     let queue = format!("bench-{concurrency}");
     mq::clear(client, &queue).await?;
     let worker = Worker::start(
@@ -76,7 +104,7 @@ async fn throughput(client: &Client, concurrency: usize) -> kermes::Result<f64> 
     )
     .await?;
     let started = Instant::now();
-    futures::stream::iter(0..MESSAGES)
+    futures::stream::iter(0..messages)
         .map(|i| {
             let (client, queue) = (client.clone(), queue.clone());
             async move {
@@ -90,16 +118,16 @@ async fn throughput(client: &Client, concurrency: usize) -> kermes::Result<f64> 
         .await
         .into_iter()
         .collect::<kermes::Result<()>>()?;
-    while worker.stats().succeeded < MESSAGES as u64 {
+    while worker.stats().succeeded < messages as u64 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
     let stats = worker.stop().await?;
-    assert_eq!(stats.succeeded, MESSAGES as u64);
+    assert_eq!(stats.succeeded, messages as u64);
     Ok(rate)
 }
 
-async fn pickup(client: &Client) -> kermes::Result<()> {
+async fn pickup(client: &Client, tsv: bool) -> kermes::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let worker = Worker::start(
         client,
@@ -123,6 +151,16 @@ async fn pickup(client: &Client) -> kermes::Result<()> {
     worker.stop().await?;
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    if tsv {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "kermes\tpickup\t1\t{:.3}\t{:.3}\t{:.3}",
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(latencies[latencies.len() - 1])
+        );
+        return Ok(());
+    }
     println!(
         "mq pickup on an idle queue (enqueue -> handler start), {PICKUPS} messages: p50 {:?}, p99 {:?}, max {:?}",
         pct(0.50),
