@@ -98,8 +98,10 @@ impl Client {
     ///
     /// Ordinary commands share a multiplexed connection and fall under the response timeout.
     /// Blocking commands (BLPOP, XREAD, WAIT ...) run on an exclusive connection with no
-    /// response timeout. Commands that change connection state (MULTI, WATCH, SELECT,
-    /// SUBSCRIBE ...) are refused here: run them on [`exclusive`](Client::exclusive).
+    /// response timeout. Commands that change connection state (MULTI, WATCH, SELECT ...)
+    /// are refused here: run them on [`exclusive`](Client::exclusive), or use
+    /// [`transaction`](Client::transaction) and [`atomic`](crate::atomic). SUBSCRIBE and
+    /// its kin are refused too: use [`subscriber`](Client::subscriber).
     pub fn query<T: FromValue>(&self, cmd: Cmd) -> Query<'_, T> {
         Query::new(self, cmd)
     }

@@ -91,6 +91,9 @@ pub(crate) enum Kind {
     Type,
     /// An invalid URL, option or argument.
     Config,
+    /// A command sent where it cannot work (MULTI or SELECT on a shared connection,
+    /// SUBSCRIBE outside a subscriber, CLIENT REPLY anywhere).
+    Usage,
     /// The connection pool could not hand out a connection.
     Pool,
     /// A transaction did not run: a watched key changed (or `atomic` ran out of attempts).
@@ -148,6 +151,10 @@ impl Error {
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::new(Kind::Config, message)
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Error::new(Kind::Usage, message)
     }
 
     pub(crate) fn timeout(message: impl Into<String>) -> Self {
@@ -220,6 +227,13 @@ impl Error {
         matches!(self.inner.kind, Kind::Config)
     }
 
+    /// A command sent where it cannot work: a command that changes its connection's
+    /// state on a shared connection, SUBSCRIBE and its kin outside a subscriber, a command
+    /// kermes never runs (CLIENT REPLY). The message says where it can run.
+    pub fn is_usage(&self) -> bool {
+        matches!(self.inner.kind, Kind::Usage)
+    }
+
     /// The connection pool could not hand out a connection in time.
     pub fn is_pool(&self) -> bool {
         matches!(self.inner.kind, Kind::Pool)
@@ -270,7 +284,8 @@ impl fmt::Display for Error {
             Kind::Timeout => "timed out",
             Kind::Protocol => "protocol error",
             Kind::Type => "type error",
-            Kind::Config => "invalid configuration",
+            Kind::Config => "invalid argument",
+            Kind::Usage => "not allowed here",
             Kind::Pool => "pool error",
             Kind::Aborted => "transaction aborted",
         };

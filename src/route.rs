@@ -118,7 +118,7 @@ pub(crate) fn refusal(route: Route, name: &str, place: Place) -> Option<Error> {
         ),
         _ => return None,
     };
-    Some(Error::config(why))
+    Some(Error::usage(why))
 }
 
 #[cfg(test)]
@@ -184,6 +184,7 @@ mod tests {
     #[test]
     fn refusals_point_only_where_the_command_can_run() {
         let shared = refusal(Route::ConnectionState, "SELECT", Place::Shared).unwrap();
+        assert!(shared.is_usage() && shared.to_string().starts_with("not allowed here: "));
         assert!(shared.to_string().contains("exclusive()"));
         assert!(refusal(Route::ConnectionState, "SELECT", Place::Exclusive).is_none());
         let reply = refusal(Route::NoReply, "CLIENT REPLY", Place::Exclusive).unwrap();

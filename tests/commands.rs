@@ -69,10 +69,10 @@ server_tests! {
         let client = Client::connect(&server.url()).await.unwrap();
         for name in ["MULTI", "WATCH", "SELECT", "hello"] {
             let err = client.query::<()>(cmd(name).arg("x")).await.unwrap_err();
-            assert!(err.is_config() && err.to_string().contains("exclusive"), "{name}: {err}");
+            assert!(err.is_usage() && err.to_string().contains("exclusive"), "{name}: {err}");
         }
         let err = client.query::<()>(cmd("SUBSCRIBE").arg("x")).await.unwrap_err();
-        assert!(err.is_config() && err.to_string().contains("subscriber()"), "{err}");
+        assert!(err.is_usage() && err.to_string().contains("subscriber()"), "{err}");
     }
 
     async fn blocking_commands_run_on_exclusive_connections_without_the_response_timeout(kind) {

@@ -73,7 +73,7 @@ server_tests! {
         let client = Client::connect(&server.url()).await.unwrap();
         let ex = client.exclusive().await.unwrap();
         let err = ex.query::<Value>(cmd("SUBSCRIBE").arg("ch")).await.unwrap_err();
-        assert!(err.is_config() && err.to_string().contains("subscriber()"), "{err}");
+        assert!(err.is_usage() && err.to_string().contains("subscriber()"), "{err}");
         let pong: String = ex.query(cmd("PING")).await.unwrap();
         assert_eq!(pong, "PONG");
     }
@@ -177,7 +177,7 @@ server_tests! {
         let ex = client.exclusive().await.unwrap();
         for mode in ["OFF", "SKIP", "ON"] {
             let err = ex.query::<Value>(cmd("CLIENT").arg(["REPLY", mode])).await.unwrap_err();
-            assert!(err.is_config(), "{err}");
+            assert!(err.is_usage(), "{err}");
             assert!(!err.to_string().contains("exclusive()"), "{err}");
         }
         let pong: String = ex.query(cmd("PING")).await.unwrap();

@@ -41,12 +41,12 @@ server_tests! {
             let err = soon("CLIENT REPLY", client.cmd("CLIENT").arg("REPLY").arg(mode).exec())
                 .await
                 .unwrap_err();
-            assert!(err.is_config(), "{err}");
+            assert!(err.is_usage(), "{err}");
             assert!(err.to_string().contains("CLIENT REPLY"), "{err}");
             assert!(!err.to_string().contains("exclusive()"), "exclusive() refuses it too: {err}");
         }
         let err = soon("client_reply", client.client_reply(ClientReplyAction::Skip)).await.unwrap_err();
-        assert!(err.is_config(), "{err}");
+        assert!(err.is_usage(), "{err}");
         for i in 0..100 {
             client.set(format!("k{i}"), i).await.unwrap();
         }
@@ -63,16 +63,16 @@ server_tests! {
         for c in state_changing() {
             let name = format!("{c:?}");
             let err = soon(&name, client.query::<Value>(c)).await.unwrap_err();
-            assert!(err.is_config(), "{name}: {err}");
+            assert!(err.is_usage(), "{name}: {err}");
             assert!(err.to_string().contains("exclusive()"), "{name}: {err}");
         }
         // The generated methods route the same way.
         let err = soon("client_setname", client.client_setname("x")).await.unwrap_err();
-        assert!(err.is_config(), "{err}");
+        assert!(err.is_usage(), "{err}");
         let err = soon("client_tracking", client.client_tracking(ClientTrackingStatus::On)).await.unwrap_err();
-        assert!(err.is_config(), "{err}");
+        assert!(err.is_usage(), "{err}");
         let err = soon("readonly", client.readonly()).await.unwrap_err();
-        assert!(err.is_config(), "{err}");
+        assert!(err.is_usage(), "{err}");
         // The shared connection kept its name and works.
         let name: Option<String> = soon("GETNAME", client.cmd("CLIENT").arg("GETNAME").query()).await.unwrap();
         assert_eq!(name, None);
@@ -157,7 +157,7 @@ server_tests! {
             pipe.cmd(c);
             pipe.get("after");
             let err = soon(&name, pipe.run()).await.unwrap_err();
-            assert!(err.is_config(), "{name}: {err}");
+            assert!(err.is_usage(), "{name}: {err}");
         }
         // Nothing of a refused pipeline was sent.
         let before: Option<i64> = client.get("before").to().await.unwrap();
@@ -166,7 +166,7 @@ server_tests! {
         let tx = client.transaction();
         tx.cmd(cmd("SUBSCRIBE").arg("ch"));
         let err = soon("transaction SUBSCRIBE", tx.run()).await.unwrap_err();
-        assert!(err.is_config(), "{err}");
+        assert!(err.is_usage(), "{err}");
     }
 
     async fn pub_sub_commands_point_to_the_subscriber_not_to_exclusive(kind) {
@@ -174,7 +174,7 @@ server_tests! {
         let client = Client::connect(&server.url()).await.unwrap();
         for c in [cmd("SUBSCRIBE").arg("ch"), cmd("MONITOR"), cmd("ssubscribe").arg("x")] {
             let err = soon("pub/sub", client.query::<Value>(c)).await.unwrap_err();
-            assert!(err.is_config(), "{err}");
+            assert!(err.is_usage(), "{err}");
             assert!(!err.to_string().contains("exclusive()"), "exclusive() refuses it too: {err}");
             assert!(err.to_string().contains("subscriber()") || err.to_string().contains("monitor()"), "{err}");
         }

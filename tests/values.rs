@@ -161,6 +161,14 @@ server_tests! {
         // Serde freezes strings and numbers too, so they read back typed.
         c.set("n", Serde(42u64)).await.unwrap();
         assert_eq!(c.get("n").to::<Serde<u64>>().await.unwrap().0, 42);
+        // Read as plain text or a number, a serialized value says how to read it.
+        for err in [
+            c.get("user").to::<String>().await.unwrap_err(),
+            c.get("n").to::<u64>().await.unwrap_err(),
+            c.get("n").to::<String>().await.unwrap_err(),
+        ] {
+            assert!(err.is_type() && err.to_string().contains("read it as Serde<T>"), "{err}");
+        }
         // A 16 MiB blob, compressed and encrypted, through an explicit codec.
         let codec = ValueCodec::new().compression(Compression::Lz4).encryption(Cipher::aes256gcm([5; 32]));
         let blob = Bytes::from((0..16 * 1024 * 1024).map(|i| (i % 7) as u8).collect::<Vec<u8>>());

@@ -210,7 +210,7 @@ impl Router {
                 // Something is wrong with the node: the map may be stale. A command that was
                 // never sent (the node is down, or no node serves the slot yet) may go
                 // elsewhere after a fresh map; one sent to a named node stays there.
-                Err(e) if !e.is_server() && !e.is_config() && !e.is_type() => {
+                Err(e) if !e.is_server() && !e.is_config() && !e.is_usage() && !e.is_type() => {
                     self.schedule_refresh();
                     if !(e.is_unsent()
                         && retries < MAX_RETRIES

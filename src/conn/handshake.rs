@@ -279,7 +279,8 @@ fn is_unknown_command(text: &str) -> bool {
 fn refused(e: ServerError) -> Error {
     Error::new(
         Kind::Connect,
-        format!("handshake refused by the server: {e}"),
+        // The server's message is printed once, as the source.
+        "handshake refused by the server",
     )
     .with_source(e)
 }

@@ -98,6 +98,9 @@ impl FromValue for Vec<u8> {
 impl FromValue for String {
     fn from_value(value: Value) -> Result<Self> {
         let bytes = text_bytes(value, "a string")?;
+        if super::serialized::looks_serialized(&bytes) {
+            return Err(super::serialized::read_as_plain("a String"));
+        }
         String::from_utf8(bytes.into())
             .map_err(|_| Error::type_error("reply is not valid UTF-8; read it as Bytes or Vec<u8>"))
     }
@@ -108,6 +111,9 @@ fn parse_text<T: std::str::FromStr>(bytes: &[u8], wanted: &str) -> Result<T> {
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| {
+            if super::serialized::looks_serialized(bytes) {
+                return super::serialized::read_as_plain(wanted);
+            }
             Error::type_error(format!(
                 "cannot read {:?} as {wanted}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(64)])

@@ -19,6 +19,20 @@ pub(crate) struct Header {
     pub(crate) cipher: u8,
 }
 
+/// True when `bytes` starts like a value written through [`Serde`](crate::Serde), for the
+/// error that tells a reader of plain text or numbers to read it as `Serde<T>`.
+pub(crate) fn looks_serialized(bytes: &[u8]) -> bool {
+    bytes.len() >= LEN && &bytes[..4] == MAGIC
+}
+
+/// The error for reading a serialized value as `wanted`.
+pub(crate) fn read_as_plain(wanted: &str) -> Error {
+    Error::type_error(format!(
+        "cannot read a serialized value as {wanted}: this value was written by Serde<T> \
+         (through the client's ValueCodec); read it as Serde<T>"
+    ))
+}
+
 impl Header {
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);

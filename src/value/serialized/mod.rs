@@ -13,6 +13,7 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 
 pub use format::Format;
 use header::Header;
+pub(crate) use header::{looks_serialized, read_as_plain};
 pub use transform::{Cipher, Compression};
 
 use crate::error::{Error, Result};
