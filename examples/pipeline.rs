@@ -2,6 +2,8 @@
 //!
 //!     cargo run --example pipeline
 
+use std::time::Duration;
+
 use kermes::prelude::*;
 
 #[tokio::main]
@@ -39,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A MULTI/EXEC transaction.
     let tx = client.transaction();
     tx.incrby("visits", 5);
-    tx.expire("visits", 60);
+    tx.expire_in("visits", Duration::from_secs(60));
     println!("transaction replies: {:?}", tx.run().await?);
     Ok(())
 }

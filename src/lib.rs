@@ -6,6 +6,7 @@
 //! CLIENT SETNAME), cancellation safety, and real-server test support.
 //!
 //! ```no_run
+//! use std::time::Duration;
 //! use kermes::prelude::*;
 //!
 //! # async fn demo() -> kermes::Result<()> {
@@ -15,7 +16,7 @@
 //! client.set("counter", 1).await?;
 //! let n = client.incrby("counter", 41).await?;
 //! assert_eq!(n, 42);
-//! client.set_with("session", "abc", SetOptions::new().ex(60).nx()).await?;
+//! client.set_with("session", "abc", SetOptions::new().expire_in(Duration::from_secs(60)).nx()).await?;
 //! let name: Option<String> = client.get("user:1:name").to().await?;
 //!
 //! // Concurrent commands from any number of tasks are pipelined automatically.

@@ -11,6 +11,41 @@ use kermes::testing::TestServer;
 use kermes::{Client, Value, cmd};
 
 server_tests! {
+    async fn expirations_take_durations_and_times(kind) {
+        use kermes::prelude::*;
+        use std::time::UNIX_EPOCH;
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        client.set_with("fine", "v", SetOptions::new().expire_in(Duration::from_millis(1500))).await.unwrap();
+        let left = client.pttl("fine").await.unwrap();
+        assert!(left > 1300 && left <= 1500, "PTTL {left}");
+        client.set_with("whole", "v", SetOptions::new().expire_in(Duration::from_secs(90))).await.unwrap();
+        assert_eq!(client.ttl("whole").await.unwrap(), 90);
+        // EXPIRE for whole seconds, PEXPIRE for anything finer.
+        let (expire, pexpire) = (common::command_calls(&client, &["expire"]).await, common::command_calls(&client, &["pexpire"]).await);
+        assert_eq!(client.expire_in("whole", Duration::from_secs(30)).await.unwrap(), 1);
+        assert_eq!(client.expire_in("fine", Duration::from_micros(2_500_100)).await.unwrap(), 1);
+        assert_eq!(client.expire_in("missing", Duration::from_secs(1)).await.unwrap(), 0);
+        assert_eq!(common::command_calls(&client, &["expire"]).await - expire, 2);
+        assert_eq!(common::command_calls(&client, &["pexpire"]).await - pexpire, 1);
+        assert_eq!(client.ttl("whole").await.unwrap(), 30);
+        let left = client.pttl("fine").await.unwrap();
+        assert!(left > 2300 && left <= 2501, "PTTL {left}");
+        // Absolute times, from the server's clock.
+        let now_s = client.time().await.unwrap();
+        let now: u64 = String::from_utf8(now_s[0].to_vec()).unwrap().parse().unwrap();
+        let at = UNIX_EPOCH + Duration::from_secs(now + 100);
+        assert_eq!(client.expire_at("whole", at).await.unwrap(), 1);
+        let left = client.ttl("whole").await.unwrap();
+        assert!((99..=100).contains(&left), "TTL {left}");
+        let v: Option<String> = client.getex_with("fine", GetexOptions::new().expire_at(at + Duration::from_millis(250))).to().await.unwrap();
+        assert_eq!(v.as_deref(), Some("v"));
+        let left = client.pttl("fine").await.unwrap();
+        assert!(left > 99_000 && left <= 100_250, "PTTL {left}");
+        let err = client.expire_at("whole", UNIX_EPOCH - Duration::from_secs(1)).await.unwrap_err();
+        assert!(err.is_config(), "{err}");
+    }
+
     async fn values_round_trip_binary_safe(kind) {
         let server = TestServer::start(kind);
         let client = Client::connect(&server.url()).await.unwrap();

@@ -510,6 +510,44 @@ impl Group {
                 sig.body.join("\n        ")
             );
         }
+        // Expirations as a Duration or a SystemTime beside the integer forms, when the
+        // oneof offers both precisions (`EX seconds | PX milliseconds`, `EXAT | PXAT`).
+        if arg.kind == Kind::OneOf && !arg.multiple {
+            let has = |t: &str| {
+                arg.children.iter().any(|c| {
+                    c.token.as_deref() == Some(t)
+                        && matches!(c.kind, Kind::Integer | Kind::UnixTime)
+                })
+            };
+            for (secs, millis, method, param, ty, helper, what) in [
+                (
+                    "EX",
+                    "PX",
+                    "expire_in",
+                    "ttl",
+                    "std::time::Duration",
+                    "relative",
+                    "a `Duration`",
+                ),
+                (
+                    "EXAT",
+                    "PXAT",
+                    "expire_at",
+                    "at",
+                    "std::time::SystemTime",
+                    "absolute",
+                    "a `SystemTime`",
+                ),
+            ] {
+                if has(secs) && has(millis) {
+                    let name = names.unique(method.to_owned());
+                    let _ = write!(
+                        out,
+                        "    /// `{secs}` or `{millis}` from {what}: whole seconds as `{secs}`, anything finer as\n    /// `{millis}` (rounded up to the millisecond).\n    pub fn {name}(mut self, {param}: {ty}) -> Self {{\n        let mut buf = ArgBuf::default();\n        crate::commands::{helper}(&mut buf, {param}, b\"{secs}\", b\"{millis}\");\n        self.{field} = Some(buf);\n        self\n    }}\n\n",
+                    );
+                }
+            }
+        }
     }
 
     pub fn finish(self, group: &str) -> String {

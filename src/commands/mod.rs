@@ -2,19 +2,23 @@
 //! that work on anything implementing [`CommandSink`].
 //!
 //! ```no_run
+//! use std::time::Duration;
 //! use kermes::prelude::*;
 //!
 //! # async fn demo(client: kermes::Client) -> kermes::Result<()> {
 //! client.set("greeting", "hello").await?;
-//! client.set_with("session", "abc", SetOptions::new().ex(60).nx()).await?;
+//! client.set_with("session", "abc", SetOptions::new().expire_in(Duration::from_secs(60)).nx()).await?;
 //! let n: i64 = client.incr("visits").await?;
 //! let v: Option<String> = client.get("greeting").to().await?;
 //! # Ok(()) }
 //! ```
 
+mod expiry;
 mod generated;
 mod info;
 
+pub use expiry::ExpiryCommands;
+pub(crate) use expiry::{absolute, relative};
 pub use generated::*;
 pub use info::{
     BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec, RequestPolicy, ResponsePolicy,

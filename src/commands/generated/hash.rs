@@ -1043,6 +1043,24 @@ impl HgetexOptions {
         self.expiration = Some(buf);
         self
     }
+
+    /// `EX` or `PX` from a `Duration`: whole seconds as `EX`, anything finer as
+    /// `PX` (rounded up to the millisecond).
+    pub fn expire_in(mut self, ttl: std::time::Duration) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::relative(&mut buf, ttl, b"EX", b"PX");
+        self.expiration = Some(buf);
+        self
+    }
+
+    /// `EXAT` or `PXAT` from a `SystemTime`: whole seconds as `EXAT`, anything finer as
+    /// `PXAT` (rounded up to the millisecond).
+    pub fn expire_at(mut self, at: std::time::SystemTime) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::absolute(&mut buf, at, b"EXAT", b"PXAT");
+        self.expiration = Some(buf);
+        self
+    }
 }
 
 /// Optional arguments of [`HashCommands::hpexpire_with`]:
@@ -1332,6 +1350,24 @@ impl HsetexOptions {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
         a.push(b"KEEPTTL");
+        self.expiration = Some(buf);
+        self
+    }
+
+    /// `EX` or `PX` from a `Duration`: whole seconds as `EX`, anything finer as
+    /// `PX` (rounded up to the millisecond).
+    pub fn expire_in(mut self, ttl: std::time::Duration) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::relative(&mut buf, ttl, b"EX", b"PX");
+        self.expiration = Some(buf);
+        self
+    }
+
+    /// `EXAT` or `PXAT` from a `SystemTime`: whole seconds as `EXAT`, anything finer as
+    /// `PXAT` (rounded up to the millisecond).
+    pub fn expire_at(mut self, at: std::time::SystemTime) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::absolute(&mut buf, at, b"EXAT", b"PXAT");
         self.expiration = Some(buf);
         self
     }

@@ -693,6 +693,24 @@ impl GetexOptions {
         self.expiration = Some(buf);
         self
     }
+
+    /// `EX` or `PX` from a `Duration`: whole seconds as `EX`, anything finer as
+    /// `PX` (rounded up to the millisecond).
+    pub fn expire_in(mut self, ttl: std::time::Duration) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::relative(&mut buf, ttl, b"EX", b"PX");
+        self.expiration = Some(buf);
+        self
+    }
+
+    /// `EXAT` or `PXAT` from a `SystemTime`: whole seconds as `EXAT`, anything finer as
+    /// `PXAT` (rounded up to the millisecond).
+    pub fn expire_at(mut self, at: std::time::SystemTime) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::absolute(&mut buf, at, b"EXAT", b"PXAT");
+        self.expiration = Some(buf);
+        self
+    }
 }
 
 /// Optional arguments of [`StringCommands::lcs_with`]:
@@ -837,6 +855,24 @@ impl MsetexOptions {
         self.expiration = Some(buf);
         self
     }
+
+    /// `EX` or `PX` from a `Duration`: whole seconds as `EX`, anything finer as
+    /// `PX` (rounded up to the millisecond).
+    pub fn expire_in(mut self, ttl: std::time::Duration) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::relative(&mut buf, ttl, b"EX", b"PX");
+        self.expiration = Some(buf);
+        self
+    }
+
+    /// `EXAT` or `PXAT` from a `SystemTime`: whole seconds as `EXAT`, anything finer as
+    /// `PXAT` (rounded up to the millisecond).
+    pub fn expire_at(mut self, at: std::time::SystemTime) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::absolute(&mut buf, at, b"EXAT", b"PXAT");
+        self.expiration = Some(buf);
+        self
+    }
 }
 
 /// Optional arguments of [`StringCommands::set_with`]:
@@ -930,6 +966,24 @@ impl SetOptions {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
         a.push(b"KEEPTTL");
+        self.expiration = Some(buf);
+        self
+    }
+
+    /// `EX` or `PX` from a `Duration`: whole seconds as `EX`, anything finer as
+    /// `PX` (rounded up to the millisecond).
+    pub fn expire_in(mut self, ttl: std::time::Duration) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::relative(&mut buf, ttl, b"EX", b"PX");
+        self.expiration = Some(buf);
+        self
+    }
+
+    /// `EXAT` or `PXAT` from a `SystemTime`: whole seconds as `EXAT`, anything finer as
+    /// `PXAT` (rounded up to the millisecond).
+    pub fn expire_at(mut self, at: std::time::SystemTime) -> Self {
+        let mut buf = ArgBuf::default();
+        crate::commands::absolute(&mut buf, at, b"EXAT", b"PXAT");
         self.expiration = Some(buf);
         self
     }
