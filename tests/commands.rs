@@ -46,6 +46,27 @@ server_tests! {
         assert!(err.is_config(), "{err}");
     }
 
+    async fn replies_with_one_meaning_have_their_type(kind) {
+        use kermes::prelude::*;
+        let server = TestServer::start(kind);
+        let client = Client::connect(&server.url()).await.unwrap();
+        let () = client.set("k", "v").await.unwrap();
+        let set: Value = client.set_with("k", "w", SetOptions::new().nx()).await.unwrap();
+        assert_eq!(set, Value::Nil, "SET NX on an existing key");
+        let f: f64 = client.incrbyfloat("f", 1.5).await.unwrap();
+        assert_eq!(f, 1.5);
+        let f: f64 = client.hincrbyfloat("h", "x", 2.25).await.unwrap();
+        assert_eq!(f, 2.25);
+        client.geoadd("g", [(13.361389, 38.115556, "Palermo"), (15.087269, 37.502669, "Catania")]).await.unwrap();
+        let d: Option<f64> = client.geodist_with("g", "Palermo", "Catania", GeodistOptions::new().km()).await.unwrap();
+        assert!((d.unwrap() - 166.27).abs() < 0.01, "{d:?}");
+        assert_eq!(client.geodist("g", "Palermo", "Nowhere").await.unwrap(), None);
+        client.zadd("z", [(1.0, "a"), (2.0, "b")]).await.unwrap();
+        assert_eq!(client.zrank("z", "b").await.unwrap(), Some(1));
+        assert_eq!(client.zrevrank("z", "b").await.unwrap(), Some(0));
+        assert_eq!(client.zrank("z", "nope").await.unwrap(), None);
+    }
+
     async fn values_round_trip_binary_safe(kind) {
         let server = TestServer::start(kind);
         let client = Client::connect(&server.url()).await.unwrap();

@@ -11,8 +11,63 @@ const CORRECTIONS: &[(&str, &str, Kind, &str)] = &[(
     "the spec says integer; the server takes a float increment (ZINCRBY z 2.5 m)",
 )];
 
+/// Where the reply schema's type is looser than what the reply is: (command, for the plain
+/// method only (the `_with` one keeps the schema's type), the type, why).
+const REPLIES: &[(&str, bool, &str, &str)] = &[
+    (
+        "SET",
+        true,
+        "()",
+        "SET without NX, XX or GET always answers OK",
+    ),
+    (
+        "INCRBYFLOAT",
+        false,
+        "f64",
+        "the spec says string: a float as text, which f64 reads",
+    ),
+    (
+        "HINCRBYFLOAT",
+        false,
+        "f64",
+        "the spec says string: a float as text, which f64 reads",
+    ),
+    (
+        "GEODIST",
+        false,
+        "Option<f64>",
+        "the spec says string or nil: a distance as text",
+    ),
+    (
+        "ZRANK",
+        true,
+        "Option<i64>",
+        "without WITHSCORE: the rank, or nil",
+    ),
+    (
+        "ZREVRANK",
+        true,
+        "Option<i64>",
+        "without WITHSCORE: the rank, or nil",
+    ),
+];
+
+/// The corrected reply type of `command`'s plain method (`plain`) or `_with` method.
+pub fn reply(command: &str, plain: bool) -> Option<&'static str> {
+    REPLIES
+        .iter()
+        .find(|(name, plain_only, _, _)| *name == command && (plain || !plain_only))
+        .map(|(_, _, ty, _)| *ty)
+}
+
 pub fn apply(commands: &mut [Command]) -> Vec<String> {
     let mut applied = Vec::new();
+    for (name, plain_only, ty, why) in REPLIES {
+        if commands.iter().any(|c| c.name == *name) {
+            let which = if *plain_only { "plain method's " } else { "" };
+            applied.push(format!("{name} {which}reply {ty}: {why}"));
+        }
+    }
     for (name, arg, kind, why) in CORRECTIONS {
         if let Some(c) = commands.iter_mut().find(|c| c.name == *name)
             && let Some(a) = find(&mut c.args, arg)

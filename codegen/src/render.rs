@@ -383,7 +383,10 @@ impl Group {
         let subcommand: String = words
             .map(|w| format!(" a.push({});", token_lit(w)))
             .collect();
-        let ret = schema::reply_type(cmd.reply_schema.as_ref());
+        let schema_ret = schema::reply_type(cmd.reply_schema.as_ref());
+        let ret =
+            crate::corrections::reply(&cmd.name, true).map_or(schema_ret.clone(), String::from);
+        let ret_with = crate::corrections::reply(&cmd.name, false).map_or(schema_ret, String::from);
         let docs = crate::docs::command_docs(cmd, &ret);
         let deprecated = match (&cmd.deprecated_since, &cmd.replaced_by) {
             (Some(since), Some(by)) => format!(
@@ -455,7 +458,7 @@ impl Group {
             );
             let _ = write!(
                 self.methods,
-                "    /// [`{method}`]({t}::{method}) with its optional arguments: see [`{opts}`].\n{deprecated}    fn {method}_with<'a>(&'a self{params}, options: {opts}) -> Self::Reply<'a, {ret}> {{\n        {}\n        self.send(cmd)\n    }}\n\n",
+                "    /// [`{method}`]({t}::{method}) with its optional arguments: see [`{opts}`].\n{deprecated}    fn {method}_with<'a>(&'a self{params}, options: {opts}) -> Self::Reply<'a, {ret_with}> {{\n        {}\n        self.send(cmd)\n    }}\n\n",
                 with_args(&head, &subcommand, &with),
                 t = self.trait_name,
             );

@@ -70,7 +70,7 @@ pub trait GeoCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@geo`, `@slow`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<f64>` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - nil: One or both of elements are missing.
     /// - string: Distance as a double (represented as a string) in the specified units.
     fn geodist<'a>(
@@ -78,7 +78,7 @@ pub trait GeoCommands: CommandSink {
         key: impl ToArgs,
         member1: impl ToArgs,
         member2: impl ToArgs,
-    ) -> Self::Reply<'a, Option<Bytes>> {
+    ) -> Self::Reply<'a, Option<f64>> {
         let mut cmd = Cmd::with_route("GEODIST", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
@@ -94,7 +94,7 @@ pub trait GeoCommands: CommandSink {
         member1: impl ToArgs,
         member2: impl ToArgs,
         options: GeodistOptions,
-    ) -> Self::Reply<'a, Option<Bytes>> {
+    ) -> Self::Reply<'a, Option<f64>> {
         let mut cmd = Cmd::with_route("GEODIST", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);

@@ -341,14 +341,14 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@hash`, `@fast`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `f64` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - string: The value of the field after the increment operation.
     fn hincrbyfloat<'a>(
         &'a self,
         key: impl ToArgs,
         field: impl ToArgs,
         increment: f64,
-    ) -> Self::Reply<'a, Bytes> {
+    ) -> Self::Reply<'a, f64> {
         let mut cmd = Cmd::with_route("HINCRBYFLOAT", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);

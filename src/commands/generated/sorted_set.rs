@@ -856,11 +856,11 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N))
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - nil: Key does not exist or the member does not exist in the sorted set.
     /// - integer: The rank of the member when 'WITHSCORE' is not used.
     /// - array: The rank and score of the member when 'WITHSCORE' is used.
-    fn zrank<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn zrank<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Option<i64>> {
         let mut cmd = Cmd::with_route("ZRANK", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
@@ -1143,11 +1143,15 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N))
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - nil: Key does not exist or the member does not exist in the sorted set.
     /// - integer: The rank of the member when 'WITHSCORE' is not used.
     /// - array: The rank and score of the member when 'WITHSCORE' is used.
-    fn zrevrank<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn zrevrank<'a>(
+        &'a self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+    ) -> Self::Reply<'a, Option<i64>> {
         let mut cmd = Cmd::with_route("ZREVRANK", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);

@@ -272,9 +272,9 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `f64` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - string: The value of the key after incrementing it.
-    fn incrbyfloat<'a>(&'a self, key: impl ToArgs, increment: f64) -> Self::Reply<'a, Bytes> {
+    fn incrbyfloat<'a>(&'a self, key: impl ToArgs, increment: f64) -> Self::Reply<'a, f64> {
         let mut cmd = Cmd::with_route("INCRBYFLOAT", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
@@ -470,12 +470,12 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
     /// - nil: `GET` not given: Operation was aborted (conflict with one of the `XX`/`NX` options).
     /// - `OK`: `GET` not given: The key was set.
     /// - nil: `GET` given: The key didn't exist before the `SET`
     /// - string: `GET` given: The previous value of the key
-    fn set<'a>(&'a self, key: impl ToArgs, value: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn set<'a>(&'a self, key: impl ToArgs, value: impl ToArgs) -> Self::Reply<'a, ()> {
         let mut cmd = Cmd::with_route("SET", Route::Shared);
         let a = &mut cmd.args;
         key.write_args(a);
