@@ -161,6 +161,25 @@ impl Error {
         Error::new(Kind::Timeout, message)
     }
 
+    /// A short name of the error's kind, for tracing's `error.type`: the server's error
+    /// code (`WRONGTYPE`), or `io`, `closed`, `connect`, `timeout`, `protocol`, `type`,
+    /// `config`, `usage`, `pool`, `aborted`.
+    pub(crate) fn kind_name(&self) -> &str {
+        match &self.inner.kind {
+            Kind::Server(e) => e.code(),
+            Kind::Io => "io",
+            Kind::Closed => "closed",
+            Kind::Connect => "connect",
+            Kind::Timeout => "timeout",
+            Kind::Protocol => "protocol",
+            Kind::Type => "type",
+            Kind::Config => "config",
+            Kind::Usage => "usage",
+            Kind::Pool => "pool",
+            Kind::Aborted => "aborted",
+        }
+    }
+
     /// A copy with the same kind and text, for errors that must be reported twice. The
     /// source chain is flattened into the text because sources are not `Clone`.
     pub(crate) fn duplicate(&self) -> Self {

@@ -132,6 +132,7 @@ mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+pub mod trace;
 pub mod tundra;
 mod value;
 

@@ -187,6 +187,7 @@ impl Pipeline {
             return Ok(Vec::new());
         }
         let timeout = client.config().response_timeout;
+        let span = crate::trace::batch(&client, queue.count, atomic);
         let written = std::mem::take(&mut queue.written);
         let replies = match client.router() {
             // A cluster transaction runs on the node of its keys.
@@ -237,6 +238,9 @@ impl Pipeline {
             && !written.is_empty()
         {
             cache.invalidate_keys(&written);
+        }
+        if let (Some(span), Err(e)) = (&span, &replies) {
+            crate::trace::failed(span, e);
         }
         replies
     }

@@ -45,6 +45,8 @@ pin_project_lite::pin_project! {
         timer: Option<Sleep>,
         // Goes through the client-side cache, when the client has one.
         cached: bool,
+        // The command's tracing span, when a subscriber wants it (see `trace`).
+        span: Option<tracing::Span>,
         reply: PhantomData<fn() -> T>,
     }
 }
@@ -53,6 +55,7 @@ impl<'a, T> Query<'a, T> {
     pub(crate) fn new(client: &'a Client, cmd: Cmd) -> Self {
         Query {
             client,
+            span: crate::trace::command(client, &cmd),
             state: State::Start(cmd),
             timer: None,
             cached: true,
@@ -85,6 +88,7 @@ impl<'a, T> Query<'a, T> {
             state: self.state,
             timer: self.timer,
             cached: self.cached,
+            span: self.span,
             reply: PhantomData,
         }
     }
@@ -93,7 +97,19 @@ impl<'a, T> Query<'a, T> {
 impl<'a, T: FromValue> Future for Query<'a, T> {
     type Output = Result<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let reply = self.as_mut().poll_reply(cx);
+        if let Poll::Ready(Err(e)) = &reply
+            && let Some(span) = &self.span
+        {
+            crate::trace::failed(span, e);
+        }
+        reply
+    }
+}
+
+impl<'a, T: FromValue> Query<'a, T> {
+    fn poll_reply(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let mut this = self.project();
         loop {
             match std::mem::replace(this.state, State::Done) {
@@ -114,7 +130,7 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
                         if !matches!(route, Route::Shared | Route::Blocking) {
                             return Poll::Ready(Err(slow_start(this.client, cmd, route)
                                 .err()
-                                .unwrap_or_else(|| Error::config("cannot run here"))));
+                                .unwrap_or_else(|| Error::usage("cannot run here"))));
                         }
                         // The router applies the timeouts, and follows redirections.
                         *this.state = State::Boxed(router.execute(cmd));
@@ -295,7 +311,7 @@ fn slow_start(client: &Client, cmd: Cmd, route: Route) -> Result<BoxedReply<'_>>
     }
     let name = cmd.full_name();
     Err(refusal(route, &name, Place::Shared)
-        .unwrap_or_else(|| Error::config(format!("{name} cannot run on a shared connection"))))
+        .unwrap_or_else(|| Error::usage(format!("{name} cannot run on a shared connection"))))
 }
 
 /// Waits for a reply, up to `timeout` when there is one.
