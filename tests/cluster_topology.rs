@@ -71,11 +71,15 @@ server_tests! {
             client.set(key, i as i64).await.unwrap();
         }
 
-        // A seventh node joins and takes the slot.
+        // A seventh node joins and takes the slot. The client learns it from a MOVED, or
+        // from a map refresh (every 200 ms) when the migration took longer than that, as it
+        // can on a loaded machine: either way every key reads back.
+        let refreshes = client.cluster_stats().unwrap().refreshes;
         let added = set.add_node().unwrap();
         set.migrate_slot(slot, owner, added, 20, Duration::ZERO).unwrap();
         all_keys_read_back(&client, &keys).await;
-        assert!(client.cluster_stats().unwrap().moved > 0, "the move was learned from MOVED");
+        let learned = client.cluster_stats().unwrap();
+        assert!(learned.moved > 0 || learned.refreshes > refreshes, "the move was learned: {learned:?}");
         // Once the map is read again, commands go straight to the new node.
         tokio::time::sleep(Duration::from_millis(600)).await;
         let before = client.cluster_stats().unwrap();

@@ -49,6 +49,7 @@ enum Workload {
 }
 
 struct Args {
+    tracing: Option<String>,
     url: String,
     clients: Vec<String>,
     concurrency: usize,
@@ -79,6 +80,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
+        tracing: None,
         url: "redis://127.0.0.1:6379".into(),
         clients: ["kermes", "redis-rs", "fred", "rustis"]
             .map(String::from)
@@ -120,6 +122,9 @@ fn parse_args() -> Args {
             }
             "--runtime" => a.multi_thread = value() == "multi",
             "--markdown" => a.markdown = true,
+            // A tracing subscriber for the whole process (every client runs under it):
+            // `info` (kermes's command spans off) or `debug` (on), output discarded.
+            "--tracing" => a.tracing = Some(value()),
             "--tls-ca" => a.tls_ca = Some(std::fs::read(value()).expect("the CA file")),
             "--cluster" => a.cluster = true,
             "--mget-keys" => a.mget_keys = value().parse().expect("a number"),
@@ -722,6 +727,13 @@ fn main() {
     // ask rustls for the process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = parse_args();
+    if let Some(level) = &args.tracing {
+        let level: tracing::Level = level.parse().expect("--tracing: a level");
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::sink)
+            .init();
+    }
     let mut builder = if args.multi_thread {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = args.workers {
