@@ -34,11 +34,11 @@ crate::group_tests! {
             c.auth("pw").await.unwrap_err(),
             c.client_setname("x").await.unwrap_err(),
         ] {
-            assert!(err.is_config() && err.to_string().contains("exclusive"), "{err}");
+            assert!(err.is_usage() && err.to_string().contains("exclusive"), "{err}");
         }
         // exclusive() refuses SUBSCRIBE too: the error points to the subscriber.
         let err = c.subscribe("ch").await.unwrap_err();
-        assert!(err.is_config() && err.to_string().contains("subscriber()"), "{err}");
+        assert!(err.is_usage() && err.to_string().contains("subscriber()"), "{err}");
         assert_eq!(&c.ping().await.unwrap()[..], b"PONG");
     }
 }
