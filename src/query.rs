@@ -54,21 +54,27 @@ pin_project_lite::pin_project! {
 impl<'a, T> Query<'a, T> {
     pub(crate) fn new(client: &'a Client, cmd: Cmd) -> Self {
         Query {
-            client,
             span: crate::trace::command(client, &cmd),
+            ..Query::inner(client, cmd, true)
+        }
+    }
+
+    /// A query the client-side cache runs for a command whose own query (and span) is
+    /// still open: no span of its own.
+    fn inner(client: &'a Client, cmd: Cmd, cached: bool) -> Self {
+        Query {
+            client,
+            span: None,
             state: State::Start(cmd),
             timer: None,
-            cached: true,
+            cached,
             reply: PhantomData,
         }
     }
 
     /// The command sent to the server, the client-side cache left out.
     fn uncached(client: &'a Client, cmd: Cmd) -> Self {
-        Query {
-            cached: false,
-            ..Query::new(client, cmd)
-        }
+        Query::inner(client, cmd, false)
     }
 
     /// Maps the reply through a parser once it arrives; a parser's error is the command's
@@ -264,7 +270,7 @@ fn through_cache<'a>(
             Plan::Join(flight) => match flight.outcome().await {
                 Some(value) => Ok(value),
                 // Its reply was not stored (an invalidation came in meanwhile): read anew.
-                None => Query::<Value>::new(client, cmd).await,
+                None => Query::<Value>::inner(client, cmd, true).await,
             },
             Plan::Hit(value) => Ok(value),
             Plan::Pass => Query::<Value>::uncached(client, cmd).await,

@@ -129,6 +129,14 @@ server_tests! {
                 assert!(!v.contains("secret-key") && !v.contains("hunter2"), "{s:?}");
             }
         }
+        // Through the client-side cache, a miss is still one span (the cache's own read of
+        // the server is not a second one).
+        let cached = Client::builder().url(&server.url())
+            .client_cache(kermes::cache::ClientCacheOptions::new()).connect().await.unwrap();
+        let gets = || on_port(port).iter().filter(|s| s.fields.get("db.operation.name").map(String::as_str) == Some("GET")).count();
+        let before = gets();
+        let _: Option<String> = cached.get("a").to().await.unwrap();
+        assert_eq!(gets(), before + 1, "one span for a cache miss");
         drop(all);
     }
 }

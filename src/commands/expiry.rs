@@ -10,34 +10,37 @@ use crate::commands::CommandSink;
 use crate::error::Error;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Whole milliseconds, rounded up, so a positive duration never becomes 0.
-fn ceil_millis(d: Duration) -> u128 {
-    d.as_nanos().div_ceil(1_000_000)
+/// `(true, seconds)` when `ttl` is whole seconds, else `(false, milliseconds)` rounded up,
+/// so a positive duration never becomes 0.
+fn precision(ttl: Duration) -> (bool, u64) {
+    if ttl.subsec_nanos() == 0 && !ttl.is_zero() {
+        (true, ttl.as_secs())
+    } else {
+        let ms = ttl.as_nanos().div_ceil(1_000_000);
+        (false, u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+}
+
+/// Time since the epoch; a time before 1970 is an error.
+fn since_epoch(at: SystemTime) -> Result<Duration, Error> {
+    at.duration_since(UNIX_EPOCH)
+        .map_err(|_| Error::config("an expiration time before 1970"))
 }
 
 /// `<secs> n` when `ttl` is whole seconds, else `<millis> n` (rounded up to the
-/// millisecond). Returns whether the seconds form was used.
-pub(crate) fn relative(a: &mut ArgBuf, ttl: Duration, secs: &[u8], millis: &[u8]) -> bool {
-    if ttl.subsec_nanos() == 0 && !ttl.is_zero() {
-        a.push(secs);
-        a.push_int(ttl.as_secs());
-        true
-    } else {
-        a.push(millis);
-        a.push_int(ceil_millis(ttl).min(u64::MAX as u128) as u64);
-        false
-    }
+/// millisecond).
+pub(crate) fn relative(a: &mut ArgBuf, ttl: Duration, secs: &[u8], millis: &[u8]) {
+    let (whole, n) = precision(ttl);
+    a.push(if whole { secs } else { millis });
+    a.push_int(n);
 }
 
 /// `<secs> t` when `at` is a whole second since the epoch, else `<millis> t` (rounded up).
 /// A time before 1970 fails the command before it is sent.
-pub(crate) fn absolute(a: &mut ArgBuf, at: SystemTime, secs: &[u8], millis: &[u8]) -> bool {
-    match at.duration_since(UNIX_EPOCH) {
+pub(crate) fn absolute(a: &mut ArgBuf, at: SystemTime, secs: &[u8], millis: &[u8]) {
+    match since_epoch(at) {
         Ok(since) => relative(a, since, secs, millis),
-        Err(_) => {
-            a.fail(Error::config("an expiration time before 1970"));
-            false
-        }
+        Err(e) => a.fail(e),
     }
 }
 
@@ -59,73 +62,55 @@ pub trait ExpiryCommands: CommandSink {
     /// Sets a key's time to live: `EXPIRE key secs` for whole seconds, else
     /// `PEXPIRE key millis`. 1 when set, 0 when the key does not exist.
     fn expire_in<'a>(&'a self, key: impl ToArgs, ttl: Duration) -> Self::Reply<'a, i64> {
-        let mut time = ArgBuf::default();
-        let secs = relative(&mut time, ttl, b"EXPIRE", b"PEXPIRE");
-        self.send(timed(["EXPIRE", "PEXPIRE"], secs, key, time))
+        self.send(timed(["EXPIRE", "PEXPIRE"], key, Ok(ttl)))
     }
 
     /// Sets when a key expires: `EXPIREAT key secs` for a whole second, else
     /// `PEXPIREAT key millis`. 1 when set, 0 when the key does not exist.
     fn expire_at<'a>(&'a self, key: impl ToArgs, at: SystemTime) -> Self::Reply<'a, i64> {
-        let mut time = ArgBuf::default();
-        let secs = absolute(&mut time, at, b"EXPIREAT", b"PEXPIREAT");
-        self.send(timed(["EXPIREAT", "PEXPIREAT"], secs, key, time))
+        self.send(timed(["EXPIREAT", "PEXPIREAT"], key, since_epoch(at)))
     }
-}
-
-/// The seconds or milliseconds command (`names`) for `key` with the number `relative` or
-/// `absolute` wrote after their token (or their failure).
-fn timed(names: [&'static str; 2], secs: bool, key: impl ToArgs, mut time: ArgBuf) -> Cmd {
-    let mut cmd = Cmd::with_route(names[usize::from(!secs)], Route::Shared);
-    key.write_args(&mut cmd.args);
-    if let Some(e) = time.take_error() {
-        cmd.args.fail(e);
-    } else if let Some(n) = time.get(1) {
-        cmd.args.push(n);
-    }
-    cmd
 }
 
 impl<S: CommandSink + ?Sized> ExpiryCommands for S {}
+
+/// The seconds or the milliseconds command of `names` for `key` and `time`.
+fn timed(names: [&'static str; 2], key: impl ToArgs, time: Result<Duration, Error>) -> Cmd {
+    let (whole, n) = time.as_ref().map_or((true, 0), |t| precision(*t));
+    let mut cmd = Cmd::with_route(names[usize::from(!whole)], Route::Shared);
+    key.write_args(&mut cmd.args);
+    match time {
+        Ok(_) => cmd.args.push_int(n),
+        Err(e) => cmd.args.fail(e),
+    }
+    cmd
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(f: impl FnOnce(&mut ArgBuf) -> bool) -> (bool, Vec<String>) {
+    fn args(f: impl FnOnce(&mut ArgBuf)) -> Vec<String> {
         let mut a = ArgBuf::default();
-        let secs = f(&mut a);
-        let out = (0..a.len())
+        f(&mut a);
+        (0..a.len())
             .map(|i| String::from_utf8(a.get(i).unwrap().to_vec()).unwrap())
-            .collect();
-        (secs, out)
+            .collect()
     }
 
     #[test]
     fn whole_seconds_go_as_seconds_and_the_rest_as_rounded_up_millis() {
         let d = |d| args(|a| relative(a, d, b"EX", b"PX"));
-        assert_eq!(
-            d(Duration::from_secs(60)),
-            (true, vec!["EX".into(), "60".into()])
-        );
-        assert_eq!(
-            d(Duration::from_millis(1500)),
-            (false, vec!["PX".into(), "1500".into()])
-        );
-        assert_eq!(
-            d(Duration::from_micros(1)),
-            (false, vec!["PX".into(), "1".into()])
-        );
-        assert_eq!(
-            d(Duration::from_micros(2001)),
-            (false, vec!["PX".into(), "3".into()])
-        );
-        assert_eq!(d(Duration::ZERO), (false, vec!["PX".into(), "0".into()]));
+        assert_eq!(d(Duration::from_secs(60)), ["EX", "60"]);
+        assert_eq!(d(Duration::from_millis(1500)), ["PX", "1500"]);
+        assert_eq!(d(Duration::from_micros(1)), ["PX", "1"]);
+        assert_eq!(d(Duration::from_micros(2001)), ["PX", "3"]);
+        assert_eq!(d(Duration::ZERO), ["PX", "0"]);
         let at = |t| args(|a| absolute(a, t, b"EXAT", b"PXAT"));
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(at(t), (true, vec!["EXAT".into(), "1700000000".into()]));
+        assert_eq!(at(t), ["EXAT", "1700000000"]);
         let t = t + Duration::from_millis(5);
-        assert_eq!(at(t), (false, vec!["PXAT".into(), "1700000000005".into()]));
+        assert_eq!(at(t), ["PXAT", "1700000000005"]);
         let mut a = ArgBuf::default();
         absolute(
             &mut a,

@@ -77,7 +77,8 @@ impl FromValue for MessageStatus {
     fn from_value(value: Value) -> Result<Self> {
         let (state, attempts, ms, detail): (String, u32, u64, String) =
             FromValue::from_value(value)?;
-        let ms = Duration::from_millis(ms);
+        // For a waiting parent the number is its pending children, not milliseconds.
+        let (n, ms) = (ms, Duration::from_millis(ms));
         let state = match state.as_str() {
             "queued" => MessageState::Queued,
             "delayed" => MessageState::Delayed(ms),
@@ -87,7 +88,7 @@ impl FromValue for MessageStatus {
             },
             "done" => MessageState::Done(ms),
             "dead" => MessageState::Dead(detail),
-            "waiting" => MessageState::WaitingChildren(ms.as_millis() as u64),
+            "waiting" => MessageState::WaitingChildren(n),
             other => return Err(Error::protocol(format!("unknown message state {other:?}"))),
         };
         Ok(MessageStatus { state, attempts })
