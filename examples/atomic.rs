@@ -22,8 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 kermes::atomic(&client, 100, move |tx| async move {
                     tx.watch([from, to]).await?;
-                    let a: i64 = tx.get(from).to().await?;
-                    let b: i64 = tx.get(to).to().await?;
+                    let a: i64 = tx.get(from).await?;
+                    let b: i64 = tx.get(to).await?;
                     tx.writes().set(from, a - 10);
                     tx.writes().set(to, b + 10);
                     Ok(())
@@ -35,8 +35,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for t in tasks {
         t.await??;
     }
-    let a: i64 = client.get("acct:a").to().await?;
-    let b: i64 = client.get("acct:b").to().await?;
+    let a: i64 = client.get("acct:a").await?;
+    let b: i64 = client.get("acct:b").await?;
     println!("a = {a}, b = {b}, total = {} (always 2000)", a + b);
     assert_eq!(a + b, 2_000);
     Ok(())

@@ -37,10 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[("suffix", &"!")],
     )
     .await?;
-    println!(
-        "{copied}; dst = {}",
-        client.get("dst").to::<String>().await?
-    );
+    println!("{copied}; dst = {}", client.get::<String>("dst").await?);
 
     // Redis 7 functions, loaded on first use.
     let lib = Library::new(

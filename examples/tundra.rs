@@ -58,8 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ensured = tundra.ensure(&keys[..10]).await?;
     assert_eq!(ensured[0], Ensured::Expired);
     assert!(ensured[1..].iter().all(|e| *e == Ensured::Restored));
-    let name: String = client.hget(&keys[3], "name").to().await?;
-    let ttl: i64 = client.pttl(&keys[3]).to().await?;
+    let name: String = client.hget(&keys[3], "name").await?;
+    let ttl: i64 = client.pttl(&keys[3]).await?;
     println!(
         "restored 9, {} expired on its own; {} is {name:?}, back in Redis for {ttl} ms",
         keys[0], keys[3]

@@ -26,15 +26,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         note: None,
     };
     client.set("order:7", Serde(&order)).await?;
-    let Serde(back): Serde<Order> = client.get("order:7").to().await?;
+    let Serde(back): Serde<Order> = client.get("order:7").await?;
     println!("read back {back:?}");
 
     // Plain strings stay plain, and read as strings.
     client.set("greeting", "hello").await?;
-    println!(
-        "plain string: {}",
-        client.get("greeting").to::<String>().await?
-    );
+    println!("plain string: {}", client.get::<String>("greeting").await?);
 
     // An explicit codec: zstd-compressed and AES-256-GCM encrypted.
     let codec = ValueCodec::new()
@@ -42,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .encryption(Cipher::aes256gcm([42; 32]));
     let big: Vec<u64> = (0..100_000).collect();
     client.set("big", codec.freeze(&big)?).await?;
-    let Raw(stored) = client.get("big").to().await?;
+    let Raw(stored) = client.get("big").await?;
     println!(
         "100,000 numbers stored in {} bytes (compressed, then encrypted)",
         stored.len()

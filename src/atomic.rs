@@ -109,6 +109,8 @@ impl CommandSink for Transaction {
     }
 }
 
+impl crate::commands::ReplySink for Transaction {}
+
 /// Runs `body` as an optimistic transaction, as Carmine's `atomic` does: the body WATCHes
 /// keys, reads them, and queues writes on [`Transaction::writes`]; the writes then run in
 /// MULTI/EXEC. When a watched key changed meanwhile, EXEC does nothing and the whole body
@@ -124,7 +126,7 @@ impl CommandSink for Transaction {
 /// # async fn demo(client: Client) -> kermes::Result<()> {
 /// let (old, _) = kermes::atomic(&client, 10, |tx| async move {
 ///     tx.watch("balance").await?;
-///     let balance: i64 = tx.get("balance").to::<Option<i64>>().await?.unwrap_or(0);
+///     let balance: i64 = tx.get::<Option<i64>>("balance").await?.unwrap_or(0);
 ///     tx.writes().set("balance", balance + 10);
 ///     Ok(balance)
 /// })

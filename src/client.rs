@@ -313,6 +313,8 @@ impl crate::commands::CommandSink for Client {
     }
 }
 
+impl crate::commands::ReplySink for Client {}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")

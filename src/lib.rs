@@ -17,19 +17,44 @@
 //! let n = client.incrby("counter", 41).await?;
 //! assert_eq!(n, 42);
 //! client.set_with("session", "abc", SetOptions::new().expire_in(Duration::from_secs(60)).nx()).await?;
-//! let name: Option<String> = client.get("user:1:name").to().await?;
+//! // A reply that holds stored data takes its type from the binding.
+//! let name: Option<String> = client.get("user:1:name").await?;
 //!
 //! // Concurrent commands from any number of tasks are pipelined automatically.
-//! let replies = futures::future::join_all((0..100).map(|i| client.echo(i.to_string()))).await;
+//! let replies = futures::future::join_all((0..100).map(|i| client.echo::<String>(i.to_string()))).await;
 //! assert_eq!(replies.len(), 100);
 //!
 //! // Blocking commands run on an exclusive connection, never the shared one.
-//! let popped: Option<(String, String)> = client.blpop("jobs", 0.1).to().await?;
+//! let popped: Option<(String, String)> = client.blpop("jobs", 0.1).await?;
 //!
 //! // Raw commands for anything else.
 //! let v: i64 = client.cmd("INCR").arg("counter").query().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Replies
+//!
+//! A reply that holds what you stored (values, members, fields, keys, a script's result)
+//! takes its type from the binding: `let v: Option<String> = client.get("k").await?`,
+//! `let m: HashMap<String, i64> = client.hgetall("h").await?`, or any [`FromValue`] type
+//! (`Bytes`, numbers, tuples, maps, [`Serde`] for serialized values). A reply the server
+//! makes keeps its one type and needs no annotation: `set` gives `()`, counters `i64`,
+//! `xadd` the entry's ID. Each method's docs name the reply's natural type;
+//! `.to::<T>()` re-reads any reply as another type.
+//!
+//! ## Choosing how to run a command
+//!
+//! | you want | write | it runs on | replies |
+//! |---|---|---|---|
+//! | one command | `client.get("k").await` (a [`Query`]) | a shared connection; commands from every task are pipelined into common writes | typed by the binding |
+//! | several commands in one round trip | [`Client::pipeline`] | the shared connection (an exclusive one if a command blocks) | [`Pipeline::run`]: each reply, errors as values; [`Pipeline::query`]: one typed tuple |
+//! | several commands all or nothing | [`Client::transaction`] (MULTI/EXEC) | an exclusive connection | like a pipeline; an aborted EXEC is an error |
+//! | read, decide, write, retried on conflict | [`atomic`] (WATCH + MULTI/EXEC) | an exclusive connection | the body's value and the writes' replies |
+//! | connection state (SELECT, WATCH by hand, CLIENT SETNAME) | [`Client::exclusive`] | a pooled connection, yours until dropped | like the client |
+//! | a blocking command (BLPOP, XREAD BLOCK) | the method, as any other | an exclusive connection, taken and returned for you; never timed out early | typed by the binding |
+//! | SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE | [`Client::subscriber`] | a connection of its own, resubscribed after a reconnect | a `Stream` of messages ([`pubsub`]) |
+//! | a Lua script | [`lua`], [`Script`], [`Library`] | the shared connection | EVALSHA, EVAL when the server lacks it |
+//! | anything not generated | [`Client::cmd`] | wherever its routing says | [`BoundCmd::query`] typed by the binding |
 //!
 //! ## Connecting
 //!
@@ -144,7 +169,7 @@ pub use conn::{ConnectionEvent, ConnectionEvents, Push};
 pub use error::{Error, Result, ServerError};
 pub use pipeline::{Pipeline, Queued};
 pub use pool::Exclusive;
-pub use query::{BoxedQuery, Query};
+pub use query::{BoxedQuery, Query, Retype};
 pub use resp::{Limits, Value};
 pub use script::{Library, Script, lua};
 pub use sentinel::{ReadFrom, SentinelOptions};
@@ -156,7 +181,8 @@ pub use value::{
 /// Everything needed to call commands: `use kermes::prelude::*;`.
 pub mod prelude {
     pub use crate::commands::*;
-    pub use crate::{Client, Cmd, FromValue, Query, ToArgs, Value, cmd};
+    pub use crate::{Client, Cmd, FromValue, Query, Retype, ToArgs, Value, cmd};
+    pub use bytes::Bytes;
 }
 
 /// Compiles README.md's Rust examples as doctests, so the README stays true to the API.

@@ -377,3 +377,9 @@ impl CommandSink for Pipeline {
         self.cmd(cmd)
     }
 }
+
+impl crate::commands::BatchSink for Pipeline {
+    fn queue(&self, cmd: Cmd) -> Queued<'_> {
+        self.cmd(cmd)
+    }
+}

@@ -236,6 +236,8 @@ impl crate::commands::CommandSink for Exclusive {
     }
 }
 
+impl crate::commands::ReplySink for Exclusive {}
+
 pub(crate) fn pool_error(e: managed::PoolError<Error>) -> Error {
     match e {
         managed::PoolError::Backend(e) => e,

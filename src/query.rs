@@ -86,9 +86,7 @@ impl<'a, T> Query<'a, T> {
         parser(self.await?)
     }
 
-    /// The same command, with its reply converted to `U` instead:
-    /// `client.get("k").to::<String>().await?`.
-    pub fn to<U: FromValue>(self) -> Query<'a, U> {
+    fn retype<U>(self) -> Query<'a, U> {
         Query {
             client: self.client,
             state: self.state,
@@ -218,9 +216,48 @@ impl<'a, T> BoxedQuery<'a, T> {
     {
         parser(self.await?)
     }
+}
 
+impl<'a> Query<'a, Value> {
+    /// The same command, with its reply converted to `U` instead:
+    /// `client.get("k").to::<String>().await?` (the same as binding it:
+    /// `let v: String = client.get("k").await?`). A command whose reply has one type
+    /// (`xadd`'s ID, `incr`'s count) is re-typed the same way through [`Retype`].
+    pub fn to<U: FromValue>(self) -> Query<'a, U> {
+        self.retype()
+    }
+}
+
+impl<'a> BoxedQuery<'a, Value> {
     /// The same command, with its reply converted to `U` instead.
     pub fn to<U: FromValue>(self) -> BoxedQuery<'a, U> {
+        BoxedQuery::new(self.inner)
+    }
+}
+
+/// `to` for a query whose reply already has a type: `client.xadd(..).to::<String>()`,
+/// `client.incr("n").to::<String>()`. (A query whose type comes from the binding has `to`
+/// of its own, which reads it as [`Value`] first.) In the [`prelude`](crate::prelude).
+pub trait Retype {
+    /// The query with its reply read as `U`.
+    type As<U: FromValue>;
+
+    /// The same command, with its reply converted to `U` instead.
+    fn to<U: FromValue>(self) -> Self::As<U>;
+}
+
+impl<'a, T> Retype for Query<'a, T> {
+    type As<U: FromValue> = Query<'a, U>;
+
+    fn to<U: FromValue>(self) -> Query<'a, U> {
+        self.retype()
+    }
+}
+
+impl<'a, T> Retype for BoxedQuery<'a, T> {
+    type As<U: FromValue> = BoxedQuery<'a, U>;
+
+    fn to<U: FromValue>(self) -> BoxedQuery<'a, U> {
         BoxedQuery::new(self.inner)
     }
 }

@@ -21,6 +21,13 @@ server_tests! {
         assert!(left > 1300 && left <= 1500, "PTTL {left}");
         client.set_with("whole", "v", SetOptions::new().expire_in(Duration::from_secs(90))).await.unwrap();
         assert_eq!(client.ttl("whole").await.unwrap(), 90);
+        let (set_ex, set_px) = ("set-ex", "set-px");
+        client.set_expiring(set_ex, "v", Duration::from_secs(40)).await.unwrap();
+        client.set_expiring(set_px, "v", Duration::from_millis(2500)).await.unwrap();
+        assert_eq!(client.ttl(set_ex).await.unwrap(), 40);
+        let left = client.pttl(set_px).await.unwrap();
+        assert!(left > 2300 && left <= 2500, "PTTL {left}");
+        assert_eq!(client.get::<String>(set_px).await.unwrap(), "v");
         // EXPIRE for whole seconds, PEXPIRE for anything finer.
         let (expire, pexpire) = (common::command_calls(&client, &["expire"]).await, common::command_calls(&client, &["pexpire"]).await);
         assert_eq!(client.expire_in("whole", Duration::from_secs(30)).await.unwrap(), 1);

@@ -119,7 +119,7 @@ async fn flow_leftovers(client: &Client, queue: &str) -> Vec<String> {
         format!("kermes:mq:{{{queue}}}:flow:*"),
         format!("kermes:mq:{{{queue}}}:flow-results:*"),
     ] {
-        for key in client.keys(pattern.as_str()).await.unwrap() {
+        for key in client.keys::<Vec<Bytes>>(pattern.as_str()).await.unwrap() {
             left.push(String::from_utf8_lossy(&key).into_owned());
         }
     }

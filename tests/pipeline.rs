@@ -167,7 +167,7 @@ server_tests! {
         .await
         .unwrap_err();
         assert_eq!(err.server_error().unwrap().code(), "BODY");
-        assert_eq!(c.get("k").await.unwrap(), None);
+        assert_eq!(c.get::<Option<Bytes>>("k").await.unwrap(), None);
 
         let other = c.clone();
         let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

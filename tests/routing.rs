@@ -126,7 +126,7 @@ server_tests! {
             .await
             .unwrap_err();
         assert!(err.is_pool(), "{err}");
-        let err = soon("xread_with block", client.xread_with("s", "$", XreadOptions::new().block(10)))
+        let err = soon("xread_with block", client.xread_with::<Value>("s", "$", XreadOptions::new().block(10)))
             .await
             .unwrap_err();
         assert!(err.is_pool(), "{err}");

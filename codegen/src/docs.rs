@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::model::Command;
 use crate::naming::doc_text;
 
-pub fn command_docs(cmd: &Command, reply_type: &str) -> String {
+pub fn command_docs(cmd: &Command, bind: bool, reply_type: &str) -> String {
     let mut d = String::new();
     let mut line = |s: &str| {
         if s.is_empty() {
@@ -43,11 +43,20 @@ pub fn command_docs(cmd: &Command, reply_type: &str) -> String {
         ));
     }
     line("");
-    line(&format!(
-        "Reply (read as `{reply_type}` unless [`Query::to`](crate::Query::to) says otherwise):"
-    ));
+    line(&reply_line(bind, reply_type));
     for shape in crate::schema::describe(cmd.reply_schema.as_ref()) {
         line(&format!("- {shape}"));
     }
     d
+}
+
+/// The line that says which Rust type the reply reads as.
+pub fn reply_line(bind: bool, ty: &str) -> String {
+    if bind {
+        format!(
+            "Reply, as the type you bind (`{ty}`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):"
+        )
+    } else {
+        format!("Reply (read as `{ty}`; [`Query::to`](crate::Query::to) re-types it):")
+    }
 }

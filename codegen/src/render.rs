@@ -18,6 +18,10 @@ pub struct Group {
     pub trait_name: String,
     items: String,
     methods: String,
+    /// The same commands queued on a pipeline, in the `*Pipeline` trait.
+    pipe_methods: String,
+    /// One function per method building its command, shared by both traits.
+    builders: String,
     type_names: Names,
     /// Enums already defined, by command prefix and argument syntax, so asking for an
     /// argument's type twice never defines it twice.
@@ -50,6 +54,20 @@ fn label(arg: &Arg) -> &str {
         Some(t) if t.chars().any(|c| c.is_ascii_alphanumeric()) => t,
         _ => &arg.name,
     }
+}
+
+/// A method's generic parameters: the reply type, when the caller's binding chooses it.
+fn generics(bind: bool) -> &'static str {
+    if bind {
+        "<'a, T: FromValue + 'a>"
+    } else {
+        "<'a>"
+    }
+}
+
+/// A method's reply type parameter.
+fn reply(bind: bool, ty: &str) -> &str {
+    if bind { "T" } else { ty }
 }
 
 fn token_lit(t: &str) -> String {
@@ -96,6 +114,8 @@ impl Group {
             trait_name: format!("{}Commands", camel(group)),
             items: String::new(),
             methods: String::new(),
+            pipe_methods: String::new(),
+            builders: String::new(),
             type_names: Names::default(),
             enums: Default::default(),
         }
@@ -387,7 +407,9 @@ impl Group {
         let ret =
             crate::corrections::reply(&cmd.name, true).map_or(schema_ret.clone(), String::from);
         let ret_with = crate::corrections::reply(&cmd.name, false).map_or(schema_ret, String::from);
-        let docs = crate::docs::command_docs(cmd, &ret);
+        let bind = crate::binding::binds(cmd, &ret);
+        let bind_with = crate::binding::binds(cmd, &ret_with);
+        let docs = crate::docs::command_docs(cmd, bind, &ret);
         let deprecated = match (&cmd.deprecated_since, &cmd.replaced_by) {
             (Some(since), Some(by)) => format!(
                 "    #[deprecated(since = {since:?}, note = {:?})]\n",
@@ -441,11 +463,28 @@ impl Group {
             with.extend(part.body);
             i += 1;
         }
+        // Each command is built once, by a free function both traits call.
+        let args: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+        let args = args.join(", ");
+        let decl: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        let decl = decl.join(", ");
         let params: String = params.iter().map(|(n, t)| format!(", {n}: {t}")).collect();
         let _ = write!(
-            self.methods,
-            "{docs}{deprecated}    fn {method}<'a>(&'a self{params}) -> Self::Reply<'a, {ret}> {{\n        {}\n        self.send(cmd)\n    }}\n\n",
+            self.builders,
+            "fn cmd_{method}({decl}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
             with_args(&head, &subcommand, &plain)
+        );
+        let _ = write!(
+            self.methods,
+            "{docs}{deprecated}    fn {method}{}(&'a self{params}) -> Self::Reply<'a, {}> {{\n        self.send(cmd_{method}({args}))\n    }}\n\n",
+            generics(bind),
+            reply(bind, &ret),
+        );
+        let _ = write!(
+            self.pipe_methods,
+            "    /// Queues [`{upper}`]({t}::{method}).\n{deprecated}    fn {method}(&self{params}) -> Queued<'_> {{\n        self.queue(cmd_{method}({args}))\n    }}\n\n",
+            upper = cmd.name,
+            t = self.trait_name,
         );
         if !fields.is_empty() {
             let opts = self.type_names.unique(format!("{prefix}Options"));
@@ -456,10 +495,25 @@ impl Group {
                 t = self.trait_name,
                 syn = crate::syntax::of_command(cmd)
             );
+            let sep = if decl.is_empty() { "" } else { ", " };
+            let _ = write!(
+                self.builders,
+                "fn cmd_{method}_with({decl}{sep}options: {opts}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
+                with_args(&head, &subcommand, &with)
+            );
+            let call = format!("cmd_{method}_with({args}{sep}options)");
             let _ = write!(
                 self.methods,
-                "    /// [`{method}`]({t}::{method}) with its optional arguments: see [`{opts}`].\n{deprecated}    fn {method}_with<'a>(&'a self{params}, options: {opts}) -> Self::Reply<'a, {ret_with}> {{\n        {}\n        self.send(cmd)\n    }}\n\n",
-                with_args(&head, &subcommand, &with),
+                "    /// [`{method}`]({t}::{method}) with its optional arguments: see [`{opts}`].\n    ///\n    /// {}\n{deprecated}    fn {method}_with{}(&'a self{params}, options: {opts}) -> Self::Reply<'a, {}> {{\n        self.send({call})\n    }}\n\n",
+                crate::docs::reply_line(bind_with, &ret_with),
+                generics(bind_with),
+                reply(bind_with, &ret_with),
+                t = self.trait_name,
+            );
+            let _ = write!(
+                self.pipe_methods,
+                "    /// Queues [`{upper}`]({t}::{method}_with) with its optional arguments.\n{deprecated}    fn {method}_with(&self{params}, options: {opts}) -> Queued<'_> {{\n        self.queue({call})\n    }}\n\n",
+                upper = cmd.name,
                 t = self.trait_name,
             );
         }
@@ -554,29 +608,25 @@ impl Group {
     }
 
     pub fn finish(self, group: &str) -> String {
-        // Sentinel commands run on a sentinel, never on a data node.
-        let (doc, implementors) = if group == "sentinel" {
-            (
-                "Commands of a Sentinel, on a [`SentinelClient`](crate::sentinel::SentinelClient): every method builds its command and hands it to\n/// [`CommandSink::send`].",
-                format!(
-                    "impl {} for crate::sentinel::SentinelClient {{}}",
-                    self.trait_name
-                ),
-            )
-        } else {
-            (
-                "Every method builds its command and hands it to\n/// [`CommandSink::send`]; import [`crate::prelude`] to use them.",
-                format!(
-                    "impl<S: CommandSink + ?Sized> {} for S {{}}",
-                    self.trait_name
-                ),
-            )
-        };
+        // Sentinel commands run on a sentinel, never on a data node, and never in a pipeline.
+        if group == "sentinel" {
+            return format!(
+                "/// Commands of a Sentinel, on a [`SentinelClient`](crate::sentinel::SentinelClient): every method builds its command and hands it to\n/// [`CommandSink::send`].\npub trait {t}: CommandSink {{\n{m}}}\n\nimpl {t} for crate::sentinel::SentinelClient {{}}\n\n{items}{b}",
+                t = self.trait_name,
+                m = self.methods,
+                items = self.items,
+                b = self.builders
+            );
+        }
+        let pipe = self.trait_name.replace("Commands", "Pipeline");
         format!(
-            "/// Commands of the `{group}` group. {doc}\npub trait {t}: CommandSink {{\n{m}}}\n\n{implementors}\n\n{items}",
+            "/// Commands of the `{group}` group, awaited one by one: every method builds its command and\n/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds\n/// stored data takes its type from the binding (`let v: Option<String> = client.get(\"k\").await?`).\n/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`{pipe}`].\npub trait {t}: ReplySink {{\n{m}}}\n\nimpl<S: ReplySink + ?Sized> {t} for S {{}}\n\n\
+             /// Commands of the `{group}` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's\n/// writes): the methods of [`{t}`], each returning the [`Queued`] command.\npub trait {pipe}: BatchSink {{\n{p}}}\n\nimpl<S: BatchSink + ?Sized> {pipe} for S {{}}\n\n{items}{b}",
             t = self.trait_name,
             m = self.methods,
-            items = self.items
+            p = self.pipe_methods,
+            items = self.items,
+            b = self.builders
         )
     }
 }

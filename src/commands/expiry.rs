@@ -1,6 +1,6 @@
 //! Expirations as [`Duration`] and [`SystemTime`]: the argument forms the generated option
 //! builders use (`SetOptions::expire_in`, `GetexOptions::expire_at` ...), and
-//! [`ExpiryCommands`] for EXPIRE and EXPIREAT, each choosing the seconds or the
+//! [`ExpiryCommands`] for EXPIRE, EXPIREAT and SET with an expiry, each choosing the seconds or the
 //! milliseconds form by the value's precision.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -69,6 +69,22 @@ pub trait ExpiryCommands: CommandSink {
     /// `PEXPIREAT key millis`. 1 when set, 0 when the key does not exist.
     fn expire_at<'a>(&'a self, key: impl ToArgs, at: SystemTime) -> Self::Reply<'a, i64> {
         self.send(timed(["EXPIREAT", "PEXPIREAT"], key, since_epoch(at)))
+    }
+
+    /// Sets a key that expires: `SET key value EX secs` for whole seconds, else
+    /// `PX millis` (what redis-rs calls `set_ex`). For NX, XX, GET or KEEPTTL, use
+    /// `set_with` and [`SetOptions::expire_in`](crate::commands::SetOptions::expire_in).
+    fn set_expiring<'a>(
+        &'a self,
+        key: impl ToArgs,
+        value: impl ToArgs,
+        ttl: Duration,
+    ) -> Self::Reply<'a, ()> {
+        let mut cmd = Cmd::with_route("SET", Route::Shared);
+        key.write_args(&mut cmd.args);
+        value.write_args(&mut cmd.args);
+        relative(&mut cmd.args, ttl, b"EX", b"PX");
+        self.send(cmd)
     }
 }
 

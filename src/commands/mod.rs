@@ -9,7 +9,7 @@
 //! client.set("greeting", "hello").await?;
 //! client.set_with("session", "abc", SetOptions::new().expire_in(Duration::from_secs(60)).nx()).await?;
 //! let n: i64 = client.incr("visits").await?;
-//! let v: Option<String> = client.get("greeting").to().await?;
+//! let v: Option<String> = client.get("greeting").await?;
 //! # Ok(()) }
 //! ```
 
@@ -38,6 +38,20 @@ pub trait CommandSink {
 
     /// Sends (or queues) a command whose reply reads as `T`.
     fn send<'a, T: FromValue + 'a>(&'a self, cmd: Cmd) -> Self::Reply<'a, T>;
+}
+
+/// A sink that answers each command on its own: a [`Client`](crate::Client), an
+/// [`Exclusive`](crate::Exclusive) connection, an [`atomic`](crate::atomic) body's
+/// transaction, a [`SentinelClient`](crate::sentinel::SentinelClient). The generated
+/// `*Commands` traits are implemented for it; a reply that holds stored data takes its type
+/// from the binding.
+pub trait ReplySink: CommandSink {}
+
+/// A sink that queues commands to run together: a [`Pipeline`](crate::Pipeline) (a
+/// transaction's writes included). The generated `*Pipeline` traits are implemented for it.
+pub trait BatchSink {
+    /// Queues a command; its reply comes back when the batch runs.
+    fn queue(&self, cmd: Cmd) -> crate::pipeline::Queued<'_>;
 }
 
 /// Every command of the spec, sorted by name, generated methods or not.

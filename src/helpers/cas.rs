@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::atomic::{Transaction, gave_up};
 use crate::client::Client;
-use crate::commands::{GenericCommands, StringCommands};
+use crate::commands::{GenericPipeline, StringCommands, StringPipeline};
 use crate::error::Result;
 use crate::script::Script;
 use crate::value::ToArgs;

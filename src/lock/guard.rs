@@ -97,7 +97,7 @@ impl LockGuard {
     pub async fn have_lock(&self) -> Result<bool> {
         match self.keys.held {
             Held::Key => {
-                let current = self.client.get(&self.keys.lock).await?;
+                let current: Option<bytes::Bytes> = self.client.get(&self.keys.lock).await?;
                 Ok(current.as_deref() == Some(self.token.as_bytes()))
             }
             Held::Member => {

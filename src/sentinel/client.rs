@@ -66,6 +66,8 @@ impl CommandSink for SentinelClient {
     }
 }
 
+impl crate::commands::ReplySink for SentinelClient {}
+
 impl std::fmt::Debug for SentinelClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SentinelClient")

@@ -7,7 +7,7 @@ crate::group_tests! {
         let c = &t.c;
         assert_eq!(&c.ping().await.unwrap()[..], b"PONG");
         assert_eq!(&c.ping_with(PingOptions::new().message("hi")).await.unwrap()[..], b"hi");
-        assert_eq!(&c.echo("x\r\ny").await.unwrap()[..], b"x\r\ny");
+        assert_eq!(c.echo::<Bytes>("x\r\ny").await.unwrap(), &b"x\r\ny"[..]);
         if !t.skip_on_cluster("CLIENT ID and CLIENT INFO may reach different primaries") {
             let id = c.client_id().await.unwrap();
             let info: String = c.client_info().to().await.unwrap();

@@ -35,7 +35,7 @@ crate::group_tests! {
         let mut found = HashSet::new();
         if t.cluster {
             // A cursor belongs to one node: refused before sending, with the way out.
-            let err = c.scan(0).await.unwrap_err();
+            let err = c.scan::<Value>(0).await.unwrap_err();
             assert!(err.is_config() && err.to_string().contains("scan_stream"), "{err}");
             let keys: Vec<String> = kermes::helpers::scan_stream(c, Some("user:*")).try_collect().await.unwrap();
             found.extend(keys);

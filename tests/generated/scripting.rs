@@ -15,7 +15,7 @@ crate::group_tests! {
         let n: i64 = c.evalsha(&sha, (), 41).to().await.unwrap();
         assert_eq!(n, 42);
         c.script_flush().await.unwrap();
-        let err = c.evalsha(&sha, (), ()).await.unwrap_err();
+        let err = c.evalsha::<Value>(&sha, (), ()).await.unwrap_err();
         assert_eq!(err.server_error().unwrap().code(), "NOSCRIPT");
     }
 
@@ -27,6 +27,6 @@ crate::group_tests! {
         let doubled: i64 = c.fcall("double", (), 21).to().await.unwrap();
         assert_eq!(doubled, 42);
         c.function_delete("kermeslib").await.unwrap();
-        assert!(c.fcall("double", (), 1).await.is_err());
+        assert!(c.fcall::<Value>("double", (), 1).await.is_err());
     }
 }

@@ -18,7 +18,7 @@ crate::group_tests! {
         assert!(kept);
         assert!(c.ttl("k").await.unwrap() > 0);
         assert_eq!(c.getdel("k").to::<Option<String>>().await.unwrap().as_deref(), Some("v4"));
-        assert_eq!(c.get("k").await.unwrap(), None);
+        assert_eq!(c.get::<Option<Bytes>>("k").await.unwrap(), None);
     }
 
     async fn counters_ranges_and_multi_key_commands(t) {
@@ -30,7 +30,7 @@ crate::group_tests! {
         assert_eq!(f, 2.5);
         assert_eq!(c.append("s", "hello").await.unwrap(), 5);
         assert_eq!(c.setrange("s", 5, " world").await.unwrap(), 11);
-        assert_eq!(&c.getrange("s", 0, 4).await.unwrap()[..], b"hello");
+        assert_eq!(c.getrange::<String>("s", 0, 4).await.unwrap(), "hello");
         assert_eq!(c.strlen("s").await.unwrap(), 11);
         // MSET and MGET split per slot on a cluster; MSETNX and LCS need one slot.
         c.mset([("a", "1"), ("b", "2")]).await.unwrap();

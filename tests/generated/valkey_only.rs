@@ -54,7 +54,7 @@ crate::group_tests! {
             c.hset("h", [("a", "1")]).await.unwrap();
             let errors = [
                 c.hexpire("h", 100, "a").await.unwrap_err(),
-                c.hgetex_with("h", "a", HgetexOptions::new().persist())
+                c.hgetex_with::<Value>("h", "a", HgetexOptions::new().persist())
                     .await
                     .unwrap_err(),
                 c.hsetex("h", [("a", "2")]).await.unwrap_err(),

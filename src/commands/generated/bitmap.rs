@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `bitmap` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait BitmapCommands: CommandSink {
+/// Commands of the `bitmap` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`BitmapPipeline`].
+pub trait BitmapCommands: ReplySink {
     /// Counts the number of set bits (population counting) in a string.
     ///
     /// ```text
@@ -30,28 +35,21 @@ pub trait BitmapCommands: CommandSink {
     /// - Complexity: O(N)
     /// - ACL categories: `@read`, `@bitmap`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of bits set to 1.
     fn bitcount<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("BITCOUNT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_bitcount(key))
     }
 
     /// [`bitcount`](BitmapCommands::bitcount) with its optional arguments: see [`BitcountOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn bitcount_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: BitcountOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("BITCOUNT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.range {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_bitcount_with(key, options))
     }
 
     /// Performs arbitrary bitfield integer operations on strings.
@@ -64,28 +62,21 @@ pub trait BitmapCommands: CommandSink {
     /// - Complexity: O(1) for each subcommand specified
     /// - ACL categories: `@write`, `@bitmap`, `@slow`
     ///
-    /// Reply (read as `Vec<Option<i64>>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Option<i64>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn bitfield<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Option<i64>>> {
-        let mut cmd = Cmd::with_route("BITFIELD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_bitfield(key))
     }
 
     /// [`bitfield`](BitmapCommands::bitfield) with its optional arguments: see [`BitfieldOptions`].
+    ///
+    /// Reply (read as `Vec<Option<i64>>`; [`Query::to`](crate::Query::to) re-types it):
     fn bitfield_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: BitfieldOptions,
     ) -> Self::Reply<'a, Vec<Option<i64>>> {
-        let mut cmd = Cmd::with_route("BITFIELD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.operation {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_bitfield_with(key, options))
     }
 
     /// Performs arbitrary read-only bitfield integer operations on strings.
@@ -98,28 +89,21 @@ pub trait BitmapCommands: CommandSink {
     /// - Complexity: O(1) for each subcommand specified
     /// - ACL categories: `@read`, `@bitmap`, `@fast`
     ///
-    /// Reply (read as `Vec<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn bitfield_ro<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<i64>> {
-        let mut cmd = Cmd::with_route("BITFIELD_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_bitfield_ro(key))
     }
 
     /// [`bitfield_ro`](BitmapCommands::bitfield_ro) with its optional arguments: see [`BitfieldRoOptions`].
+    ///
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     fn bitfield_ro_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: BitfieldRoOptions,
     ) -> Self::Reply<'a, Vec<i64>> {
-        let mut cmd = Cmd::with_route("BITFIELD_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.get_block {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_bitfield_ro_with(key, options))
     }
 
     /// Performs bitwise operations on multiple strings, and stores the result.
@@ -132,7 +116,7 @@ pub trait BitmapCommands: CommandSink {
     /// - Complexity: O(N)
     /// - ACL categories: `@write`, `@bitmap`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The size of the string stored in the destination key, that is equal to the size of the longest input string.
     fn bitop<'a>(
         &'a self,
@@ -140,12 +124,7 @@ pub trait BitmapCommands: CommandSink {
         destkey: impl ToArgs,
         key: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("BITOP", Route::Shared);
-        let a = &mut cmd.args;
-        (&operation).write_args(a);
-        destkey.write_args(a);
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_bitop(operation, destkey, key))
     }
 
     /// Finds the first set (1) or clear (0) bit in a string.
@@ -158,32 +137,23 @@ pub trait BitmapCommands: CommandSink {
     /// - Complexity: O(N)
     /// - ACL categories: `@read`, `@bitmap`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The position of the first bit set to 1 or 0 according to the request.
     /// - `-1`: In case the `bit` argument is 1 and the string is empty or composed of just zero bytes.
     fn bitpos<'a>(&'a self, key: impl ToArgs, bit: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("BITPOS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        bit.write_args(a);
-        self.send(cmd)
+        self.send(cmd_bitpos(key, bit))
     }
 
     /// [`bitpos`](BitmapCommands::bitpos) with its optional arguments: see [`BitposOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn bitpos_with<'a>(
         &'a self,
         key: impl ToArgs,
         bit: i64,
         options: BitposOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("BITPOS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        bit.write_args(a);
-        if let Some(o) = &options.range {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_bitpos_with(key, bit, options))
     }
 
     /// Returns a bit value by offset.
@@ -196,15 +166,11 @@ pub trait BitmapCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@bitmap`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`
     /// - `1`
     fn getbit<'a>(&'a self, key: impl ToArgs, offset: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("GETBIT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        offset.write_args(a);
-        self.send(cmd)
+        self.send(cmd_getbit(key, offset))
     }
 
     /// Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.
@@ -217,20 +183,81 @@ pub trait BitmapCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@bitmap`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`
     /// - `1`
     fn setbit<'a>(&'a self, key: impl ToArgs, offset: i64, value: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SETBIT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        offset.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_setbit(key, offset, value))
     }
 }
 
-impl<S: CommandSink + ?Sized> BitmapCommands for S {}
+impl<S: ReplySink + ?Sized> BitmapCommands for S {}
+
+/// Commands of the `bitmap` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`BitmapCommands`], each returning the [`Queued`] command.
+pub trait BitmapPipeline: BatchSink {
+    /// Queues [`BITCOUNT`](BitmapCommands::bitcount).
+    fn bitcount(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_bitcount(key))
+    }
+
+    /// Queues [`BITCOUNT`](BitmapCommands::bitcount_with) with its optional arguments.
+    fn bitcount_with(&self, key: impl ToArgs, options: BitcountOptions) -> Queued<'_> {
+        self.queue(cmd_bitcount_with(key, options))
+    }
+
+    /// Queues [`BITFIELD`](BitmapCommands::bitfield).
+    fn bitfield(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_bitfield(key))
+    }
+
+    /// Queues [`BITFIELD`](BitmapCommands::bitfield_with) with its optional arguments.
+    fn bitfield_with(&self, key: impl ToArgs, options: BitfieldOptions) -> Queued<'_> {
+        self.queue(cmd_bitfield_with(key, options))
+    }
+
+    /// Queues [`BITFIELD_RO`](BitmapCommands::bitfield_ro).
+    fn bitfield_ro(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_bitfield_ro(key))
+    }
+
+    /// Queues [`BITFIELD_RO`](BitmapCommands::bitfield_ro_with) with its optional arguments.
+    fn bitfield_ro_with(&self, key: impl ToArgs, options: BitfieldRoOptions) -> Queued<'_> {
+        self.queue(cmd_bitfield_ro_with(key, options))
+    }
+
+    /// Queues [`BITOP`](BitmapCommands::bitop).
+    fn bitop(
+        &self,
+        operation: BitopOperation,
+        destkey: impl ToArgs,
+        key: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_bitop(operation, destkey, key))
+    }
+
+    /// Queues [`BITPOS`](BitmapCommands::bitpos).
+    fn bitpos(&self, key: impl ToArgs, bit: i64) -> Queued<'_> {
+        self.queue(cmd_bitpos(key, bit))
+    }
+
+    /// Queues [`BITPOS`](BitmapCommands::bitpos_with) with its optional arguments.
+    fn bitpos_with(&self, key: impl ToArgs, bit: i64, options: BitposOptions) -> Queued<'_> {
+        self.queue(cmd_bitpos_with(key, bit, options))
+    }
+
+    /// Queues [`GETBIT`](BitmapCommands::getbit).
+    fn getbit(&self, key: impl ToArgs, offset: i64) -> Queued<'_> {
+        self.queue(cmd_getbit(key, offset))
+    }
+
+    /// Queues [`SETBIT`](BitmapCommands::setbit).
+    fn setbit(&self, key: impl ToArgs, offset: i64, value: i64) -> Queued<'_> {
+        self.queue(cmd_setbit(key, offset, value))
+    }
+}
+
+impl<S: BatchSink + ?Sized> BitmapPipeline for S {}
 
 /// Choices for `[BYTE | BIT]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -532,4 +559,100 @@ impl BitposOptions {
         self.range = Some(buf);
         self
     }
+}
+
+fn cmd_bitcount(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("BITCOUNT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_bitcount_with(key: impl ToArgs, options: BitcountOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("BITCOUNT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.range {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_bitfield(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("BITFIELD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_bitfield_with(key: impl ToArgs, options: BitfieldOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("BITFIELD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.operation {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_bitfield_ro(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("BITFIELD_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_bitfield_ro_with(key: impl ToArgs, options: BitfieldRoOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("BITFIELD_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.get_block {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_bitop(operation: BitopOperation, destkey: impl ToArgs, key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("BITOP", Route::Shared);
+    let a = &mut cmd.args;
+    (&operation).write_args(a);
+    destkey.write_args(a);
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_bitpos(key: impl ToArgs, bit: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("BITPOS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    bit.write_args(a);
+    cmd
+}
+
+fn cmd_bitpos_with(key: impl ToArgs, bit: i64, options: BitposOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("BITPOS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    bit.write_args(a);
+    if let Some(o) = &options.range {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_getbit(key: impl ToArgs, offset: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("GETBIT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    offset.write_args(a);
+    cmd
+}
+
+fn cmd_setbit(key: impl ToArgs, offset: i64, value: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("SETBIT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    offset.write_args(a);
+    value.write_args(a);
+    cmd
 }

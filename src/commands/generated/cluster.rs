@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `cluster` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait ClusterCommands: CommandSink {
+/// Commands of the `cluster` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`ClusterPipeline`].
+pub trait ClusterCommands: ReplySink {
     /// Signals that a cluster client is following an -ASK redirect.
     ///
     /// ```text
@@ -30,11 +35,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn asking<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("ASKING", Route::ConnectionState);
-        self.send(cmd)
+        self.send(cmd_asking())
     }
 
     /// Assigns new hash slots to a node.
@@ -47,14 +51,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of hash slot arguments
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_addslots<'a>(&'a self, slot: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"ADDSLOTS");
-        slot.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_addslots(slot))
     }
 
     /// Assigns new hash slot ranges to a node.
@@ -67,14 +67,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of the slots between the start slot and end slot arguments.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_addslotsrange<'a>(&'a self, range: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"ADDSLOTSRANGE");
-        range.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_addslotsrange(range))
     }
 
     /// Advances the cluster config epoch.
@@ -87,15 +83,11 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: If the epoch was incremented.
     /// - string: If the node already has the greatest config epoch in the cluster.
     fn cluster_bumpepoch<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"BUMPEPOCH");
-
-        self.send(cmd)
+        self.send(cmd_cluster_bumpepoch())
     }
 
     /// Cancel all current ongoing slot migration operations.
@@ -109,14 +101,10 @@ pub trait ClusterCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn cluster_cancelslotmigrations<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CANCELSLOTMIGRATIONS");
-
-        self.send(cmd)
+        self.send(cmd_cluster_cancelslotmigrations())
     }
 
     /// Returns the number of active failure reports active for a node.
@@ -129,14 +117,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of failure reports
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of active failure reports for the node.
     fn cluster_count_failure_reports<'a>(&'a self, node_id: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"COUNT-FAILURE-REPORTS");
-        node_id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_count_failure_reports(node_id))
     }
 
     /// Returns the number of keys in a hash slot.
@@ -149,14 +133,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of keys in the specified hash slot.
     fn cluster_countkeysinslot<'a>(&'a self, slot: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"COUNTKEYSINSLOT");
-        slot.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_countkeysinslot(slot))
     }
 
     /// Sets hash slots as unbound for a node.
@@ -169,14 +149,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of hash slot arguments
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_delslots<'a>(&'a self, slot: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DELSLOTS");
-        slot.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_delslots(slot))
     }
 
     /// Sets hash slot ranges as unbound for a node.
@@ -189,14 +165,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of the slots between the start slot and end slot arguments.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_delslotsrange<'a>(&'a self, range: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DELSLOTSRANGE");
-        range.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_delslotsrange(range))
     }
 
     /// Forces a replica to perform a manual failover of its primary.
@@ -209,25 +181,17 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_failover<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FAILOVER");
-
-        self.send(cmd)
+        self.send(cmd_cluster_failover())
     }
 
     /// [`cluster_failover`](ClusterCommands::cluster_failover) with its optional arguments: see [`ClusterFailoverOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn cluster_failover_with<'a>(&'a self, options: ClusterFailoverOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FAILOVER");
-        if let Some(o) = &options.options {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_cluster_failover_with(options))
     }
 
     /// Removes all keys from the target slot.
@@ -241,30 +205,21 @@ pub trait ClusterCommands: CommandSink {
     /// - ACL categories: `@keyspace`, `@write`, `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn cluster_flushslot<'a>(&'a self, slot: i64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSHSLOT");
-        slot.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_flushslot(slot))
     }
 
     /// [`cluster_flushslot`](ClusterCommands::cluster_flushslot) with its optional arguments: see [`ClusterFlushslotOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn cluster_flushslot_with<'a>(
         &'a self,
         slot: i64,
         options: ClusterFlushslotOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSHSLOT");
-        slot.write_args(a);
-        if let Some(o) = &options.flush_type {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_cluster_flushslot_with(slot, options))
     }
 
     /// Deletes all slots information from a node.
@@ -277,14 +232,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_flushslots<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSHSLOTS");
-
-        self.send(cmd)
+        self.send(cmd_cluster_flushslots())
     }
 
     /// Removes a node from the nodes table.
@@ -297,14 +248,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_forget<'a>(&'a self, node_id: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FORGET");
-        node_id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_forget(node_id))
     }
 
     /// Returns the key names in a hash slot.
@@ -317,15 +264,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of requested keys
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array with up to count elements.
     fn cluster_getkeysinslot<'a>(&'a self, slot: i64, count: i64) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETKEYSINSLOT");
-        slot.write_args(a);
-        count.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_getkeysinslot(slot, count))
     }
 
     /// Gets the status of ongoing and recently finished slot import and export operations.
@@ -339,14 +281,10 @@ pub trait ClusterCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn cluster_getslotmigrations<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETSLOTMIGRATIONS");
-
-        self.send(cmd)
+        self.send(cmd_cluster_getslotmigrations())
     }
 
     /// Returns helpful text about the different subcommands.
@@ -359,14 +297,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn cluster_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_cluster_help())
     }
 
     /// Returns information about the state of a node.
@@ -379,14 +313,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: A map between named fields and values in the form of \<field\>:\<value\> lines separated by newlines composed by the two bytes CRLF
     fn cluster_info<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"INFO");
-
-        self.send(cmd)
+        self.send(cmd_cluster_info())
     }
 
     /// Returns the hash slot for a key.
@@ -399,14 +329,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of bytes in the key
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The hash slot number for the specified key
     fn cluster_keyslot<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"KEYSLOT");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_keyslot(key))
     }
 
     /// Returns a list of all TCP links to and from peer nodes.
@@ -419,14 +345,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of Cluster nodes
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array of cluster links and their attributes.
     fn cluster_links<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LINKS");
-
-        self.send(cmd)
+        self.send(cmd_cluster_links())
     }
 
     /// Forces a node to handshake with another node.
@@ -439,33 +361,22 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_meet<'a>(&'a self, ip: impl ToArgs, port: i64) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MEET");
-        ip.write_args(a);
-        port.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_meet(ip, port))
     }
 
     /// [`cluster_meet`](ClusterCommands::cluster_meet) with its optional arguments: see [`ClusterMeetOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn cluster_meet_with<'a>(
         &'a self,
         ip: impl ToArgs,
         port: i64,
         options: ClusterMeetOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MEET");
-        ip.write_args(a);
-        port.write_args(a);
-        if let Some(o) = &options.cluster_bus_port {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_cluster_meet_with(ip, port, options))
     }
 
     /// Migrate the given slots from this node to the specified nodes.
@@ -479,27 +390,13 @@ pub trait ClusterCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn cluster_migrateslots<'a>(
         &'a self,
         migration_group: impl IntoIterator<Item = (Vec<(i64, i64)>, Bytes)>,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MIGRATESLOTS");
-        for v1 in migration_group {
-            let (f2_1, f2_3) = &v1;
-            a.push(b"SLOTSRANGE");
-            for v3 in f2_1 {
-                let (f4_0, f4_1) = v3;
-                (f4_0).write_args(a);
-                (f4_1).write_args(a);
-            }
-            a.push(b"NODE");
-            (f2_3).write_args(a);
-        }
-        self.send(cmd)
+        self.send(cmd_cluster_migrateslots(migration_group))
     }
 
     /// Returns the ID of a node.
@@ -512,14 +409,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The node id.
     fn cluster_myid<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MYID");
-
-        self.send(cmd)
+        self.send(cmd_cluster_myid())
     }
 
     /// Returns the shard ID of a node.
@@ -532,14 +425,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The node's shard id.
     fn cluster_myshardid<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MYSHARDID");
-
-        self.send(cmd)
+        self.send(cmd_cluster_myshardid())
     }
 
     /// Returns the cluster configuration for a node.
@@ -552,14 +441,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of Cluster nodes
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The serialized cluster configuration.
     fn cluster_nodes<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"NODES");
-
-        self.send(cmd)
+        self.send(cmd_cluster_nodes())
     }
 
     /// Lists the replica nodes of a primary node.
@@ -572,14 +457,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of replicas.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A list of replica nodes replicating from the specified primary node provided in the same format used by CLUSTER NODES.
     fn cluster_replicas<'a>(&'a self, node_id: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"REPLICAS");
-        node_id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_replicas(node_id))
     }
 
     /// Configure a node as replica of a primary node.
@@ -592,14 +473,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_replicate<'a>(&'a self, node_id: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"REPLICATE");
-        node_id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_replicate(node_id))
     }
 
     /// Resets a node.
@@ -612,25 +489,17 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_reset<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESET");
-
-        self.send(cmd)
+        self.send(cmd_cluster_reset())
     }
 
     /// [`cluster_reset`](ClusterCommands::cluster_reset) with its optional arguments: see [`ClusterResetOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn cluster_reset_with<'a>(&'a self, options: ClusterResetOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESET");
-        if let Some(o) = &options.reset_type {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_cluster_reset_with(options))
     }
 
     /// Forces a node to save the cluster configuration to disk.
@@ -643,14 +512,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_saveconfig<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SAVECONFIG");
-
-        self.send(cmd)
+        self.send(cmd_cluster_saveconfig())
     }
 
     /// Sets the configuration epoch for a new node.
@@ -663,14 +528,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_set_config_epoch<'a>(&'a self, config_epoch: i64) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SET-CONFIG-EPOCH");
-        config_epoch.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_set_config_epoch(config_epoch))
     }
 
     /// Binds a hash slot to a node.
@@ -683,37 +544,26 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn cluster_setslot<'a>(
         &'a self,
         slot: i64,
         subcommand: ClusterSetslotSubcommand,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SETSLOT");
-        slot.write_args(a);
-        (&subcommand).write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_setslot(slot, subcommand))
     }
 
     /// [`cluster_setslot`](ClusterCommands::cluster_setslot) with its optional arguments: see [`ClusterSetslotOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn cluster_setslot_with<'a>(
         &'a self,
         slot: i64,
         subcommand: ClusterSetslotSubcommand,
         options: ClusterSetslotOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SETSLOT");
-        slot.write_args(a);
-        (&subcommand).write_args(a);
-        if let Some(o) = &options.timeout {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_cluster_setslot_with(slot, subcommand, options))
     }
 
     /// Returns the mapping of cluster slots to shards.
@@ -726,14 +576,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of cluster nodes
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A nested list of a map of hash ranges and shard nodes describing individual shards.
     fn cluster_shards<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SHARDS");
-
-        self.send(cmd)
+        self.send(cmd_cluster_shards())
     }
 
     /// Lists the replica nodes of a primary node.
@@ -747,15 +593,11 @@ pub trait ClusterCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Deprecated since 5.0.0: use `CLUSTER REPLICAS`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A list of replica nodes replicating from the specified primary node provided in the same format used by CLUSTER NODES.
     #[deprecated(since = "5.0.0", note = "use CLUSTER REPLICAS")]
     fn cluster_slaves<'a>(&'a self, node_id: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SLAVES");
-        node_id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_slaves(node_id))
     }
 
     /// Return an array of slot usage statistics for slots assigned to the current node.
@@ -768,14 +610,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of slots based on arguments. O(N*log(N)) with ORDERBY subcommand.
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Array of nested arrays, where the inner array element represents a slot and its respective usage statistics.
     fn cluster_slot_stats<'a>(&'a self, filter: ClusterSlotStatsFilter) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SLOT-STATS");
-        (&filter).write_args(a);
-        self.send(cmd)
+        self.send(cmd_cluster_slot_stats(filter))
     }
 
     /// Returns the mapping of cluster slots to nodes.
@@ -788,14 +626,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of Cluster nodes
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Nested list of slot ranges with networking information.
     fn cluster_slots<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SLOTS");
-
-        self.send(cmd)
+        self.send(cmd_cluster_slots())
     }
 
     /// Iterates over the keys in the cluster.
@@ -809,37 +643,21 @@ pub trait ClusterCommands: CommandSink {
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn clusterscan<'a>(&'a self, cursor: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTERSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        cursor.write_args(a);
-        self.send(cmd)
+        self.send(cmd_clusterscan(cursor))
     }
 
     /// [`clusterscan`](ClusterCommands::clusterscan) with its optional arguments: see [`ClusterscanOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn clusterscan_with<'a>(
         &'a self,
         cursor: impl ToArgs,
         options: ClusterscanOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLUSTERSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        cursor.write_args(a);
-        if let Some(o) = &options.match_pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.type_ {
-            a.append(o);
-        }
-        if let Some(o) = &options.slot {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_clusterscan_with(cursor, options))
     }
 
     /// Enables read-only queries for a connection to a Valkey replica node.
@@ -852,11 +670,10 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn readonly<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("READONLY", Route::ConnectionState);
-        self.send(cmd)
+        self.send(cmd_readonly())
     }
 
     /// Enables read-write queries for a connection to a Valkey replica node.
@@ -869,15 +686,249 @@ pub trait ClusterCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn readwrite<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("READWRITE", Route::ConnectionState);
-        self.send(cmd)
+        self.send(cmd_readwrite())
     }
 }
 
-impl<S: CommandSink + ?Sized> ClusterCommands for S {}
+impl<S: ReplySink + ?Sized> ClusterCommands for S {}
+
+/// Commands of the `cluster` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`ClusterCommands`], each returning the [`Queued`] command.
+pub trait ClusterPipeline: BatchSink {
+    /// Queues [`ASKING`](ClusterCommands::asking).
+    fn asking(&self) -> Queued<'_> {
+        self.queue(cmd_asking())
+    }
+
+    /// Queues [`CLUSTER ADDSLOTS`](ClusterCommands::cluster_addslots).
+    fn cluster_addslots(&self, slot: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_addslots(slot))
+    }
+
+    /// Queues [`CLUSTER ADDSLOTSRANGE`](ClusterCommands::cluster_addslotsrange).
+    fn cluster_addslotsrange(&self, range: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_addslotsrange(range))
+    }
+
+    /// Queues [`CLUSTER BUMPEPOCH`](ClusterCommands::cluster_bumpepoch).
+    fn cluster_bumpepoch(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_bumpepoch())
+    }
+
+    /// Queues [`CLUSTER CANCELSLOTMIGRATIONS`](ClusterCommands::cluster_cancelslotmigrations).
+    fn cluster_cancelslotmigrations(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_cancelslotmigrations())
+    }
+
+    /// Queues [`CLUSTER COUNT-FAILURE-REPORTS`](ClusterCommands::cluster_count_failure_reports).
+    fn cluster_count_failure_reports(&self, node_id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_count_failure_reports(node_id))
+    }
+
+    /// Queues [`CLUSTER COUNTKEYSINSLOT`](ClusterCommands::cluster_countkeysinslot).
+    fn cluster_countkeysinslot(&self, slot: i64) -> Queued<'_> {
+        self.queue(cmd_cluster_countkeysinslot(slot))
+    }
+
+    /// Queues [`CLUSTER DELSLOTS`](ClusterCommands::cluster_delslots).
+    fn cluster_delslots(&self, slot: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_delslots(slot))
+    }
+
+    /// Queues [`CLUSTER DELSLOTSRANGE`](ClusterCommands::cluster_delslotsrange).
+    fn cluster_delslotsrange(&self, range: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_delslotsrange(range))
+    }
+
+    /// Queues [`CLUSTER FAILOVER`](ClusterCommands::cluster_failover).
+    fn cluster_failover(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_failover())
+    }
+
+    /// Queues [`CLUSTER FAILOVER`](ClusterCommands::cluster_failover_with) with its optional arguments.
+    fn cluster_failover_with(&self, options: ClusterFailoverOptions) -> Queued<'_> {
+        self.queue(cmd_cluster_failover_with(options))
+    }
+
+    /// Queues [`CLUSTER FLUSHSLOT`](ClusterCommands::cluster_flushslot).
+    fn cluster_flushslot(&self, slot: i64) -> Queued<'_> {
+        self.queue(cmd_cluster_flushslot(slot))
+    }
+
+    /// Queues [`CLUSTER FLUSHSLOT`](ClusterCommands::cluster_flushslot_with) with its optional arguments.
+    fn cluster_flushslot_with(&self, slot: i64, options: ClusterFlushslotOptions) -> Queued<'_> {
+        self.queue(cmd_cluster_flushslot_with(slot, options))
+    }
+
+    /// Queues [`CLUSTER FLUSHSLOTS`](ClusterCommands::cluster_flushslots).
+    fn cluster_flushslots(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_flushslots())
+    }
+
+    /// Queues [`CLUSTER FORGET`](ClusterCommands::cluster_forget).
+    fn cluster_forget(&self, node_id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_forget(node_id))
+    }
+
+    /// Queues [`CLUSTER GETKEYSINSLOT`](ClusterCommands::cluster_getkeysinslot).
+    fn cluster_getkeysinslot(&self, slot: i64, count: i64) -> Queued<'_> {
+        self.queue(cmd_cluster_getkeysinslot(slot, count))
+    }
+
+    /// Queues [`CLUSTER GETSLOTMIGRATIONS`](ClusterCommands::cluster_getslotmigrations).
+    fn cluster_getslotmigrations(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_getslotmigrations())
+    }
+
+    /// Queues [`CLUSTER HELP`](ClusterCommands::cluster_help).
+    fn cluster_help(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_help())
+    }
+
+    /// Queues [`CLUSTER INFO`](ClusterCommands::cluster_info).
+    fn cluster_info(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_info())
+    }
+
+    /// Queues [`CLUSTER KEYSLOT`](ClusterCommands::cluster_keyslot).
+    fn cluster_keyslot(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_keyslot(key))
+    }
+
+    /// Queues [`CLUSTER LINKS`](ClusterCommands::cluster_links).
+    fn cluster_links(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_links())
+    }
+
+    /// Queues [`CLUSTER MEET`](ClusterCommands::cluster_meet).
+    fn cluster_meet(&self, ip: impl ToArgs, port: i64) -> Queued<'_> {
+        self.queue(cmd_cluster_meet(ip, port))
+    }
+
+    /// Queues [`CLUSTER MEET`](ClusterCommands::cluster_meet_with) with its optional arguments.
+    fn cluster_meet_with(
+        &self,
+        ip: impl ToArgs,
+        port: i64,
+        options: ClusterMeetOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_cluster_meet_with(ip, port, options))
+    }
+
+    /// Queues [`CLUSTER MIGRATESLOTS`](ClusterCommands::cluster_migrateslots).
+    fn cluster_migrateslots(
+        &self,
+        migration_group: impl IntoIterator<Item = (Vec<(i64, i64)>, Bytes)>,
+    ) -> Queued<'_> {
+        self.queue(cmd_cluster_migrateslots(migration_group))
+    }
+
+    /// Queues [`CLUSTER MYID`](ClusterCommands::cluster_myid).
+    fn cluster_myid(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_myid())
+    }
+
+    /// Queues [`CLUSTER MYSHARDID`](ClusterCommands::cluster_myshardid).
+    fn cluster_myshardid(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_myshardid())
+    }
+
+    /// Queues [`CLUSTER NODES`](ClusterCommands::cluster_nodes).
+    fn cluster_nodes(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_nodes())
+    }
+
+    /// Queues [`CLUSTER REPLICAS`](ClusterCommands::cluster_replicas).
+    fn cluster_replicas(&self, node_id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_replicas(node_id))
+    }
+
+    /// Queues [`CLUSTER REPLICATE`](ClusterCommands::cluster_replicate).
+    fn cluster_replicate(&self, node_id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_replicate(node_id))
+    }
+
+    /// Queues [`CLUSTER RESET`](ClusterCommands::cluster_reset).
+    fn cluster_reset(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_reset())
+    }
+
+    /// Queues [`CLUSTER RESET`](ClusterCommands::cluster_reset_with) with its optional arguments.
+    fn cluster_reset_with(&self, options: ClusterResetOptions) -> Queued<'_> {
+        self.queue(cmd_cluster_reset_with(options))
+    }
+
+    /// Queues [`CLUSTER SAVECONFIG`](ClusterCommands::cluster_saveconfig).
+    fn cluster_saveconfig(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_saveconfig())
+    }
+
+    /// Queues [`CLUSTER SET-CONFIG-EPOCH`](ClusterCommands::cluster_set_config_epoch).
+    fn cluster_set_config_epoch(&self, config_epoch: i64) -> Queued<'_> {
+        self.queue(cmd_cluster_set_config_epoch(config_epoch))
+    }
+
+    /// Queues [`CLUSTER SETSLOT`](ClusterCommands::cluster_setslot).
+    fn cluster_setslot(&self, slot: i64, subcommand: ClusterSetslotSubcommand) -> Queued<'_> {
+        self.queue(cmd_cluster_setslot(slot, subcommand))
+    }
+
+    /// Queues [`CLUSTER SETSLOT`](ClusterCommands::cluster_setslot_with) with its optional arguments.
+    fn cluster_setslot_with(
+        &self,
+        slot: i64,
+        subcommand: ClusterSetslotSubcommand,
+        options: ClusterSetslotOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_cluster_setslot_with(slot, subcommand, options))
+    }
+
+    /// Queues [`CLUSTER SHARDS`](ClusterCommands::cluster_shards).
+    fn cluster_shards(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_shards())
+    }
+
+    /// Queues [`CLUSTER SLAVES`](ClusterCommands::cluster_slaves).
+    #[deprecated(since = "5.0.0", note = "use CLUSTER REPLICAS")]
+    fn cluster_slaves(&self, node_id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_cluster_slaves(node_id))
+    }
+
+    /// Queues [`CLUSTER SLOT-STATS`](ClusterCommands::cluster_slot_stats).
+    fn cluster_slot_stats(&self, filter: ClusterSlotStatsFilter) -> Queued<'_> {
+        self.queue(cmd_cluster_slot_stats(filter))
+    }
+
+    /// Queues [`CLUSTER SLOTS`](ClusterCommands::cluster_slots).
+    fn cluster_slots(&self) -> Queued<'_> {
+        self.queue(cmd_cluster_slots())
+    }
+
+    /// Queues [`CLUSTERSCAN`](ClusterCommands::clusterscan).
+    fn clusterscan(&self, cursor: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_clusterscan(cursor))
+    }
+
+    /// Queues [`CLUSTERSCAN`](ClusterCommands::clusterscan_with) with its optional arguments.
+    fn clusterscan_with(&self, cursor: impl ToArgs, options: ClusterscanOptions) -> Queued<'_> {
+        self.queue(cmd_clusterscan_with(cursor, options))
+    }
+
+    /// Queues [`READONLY`](ClusterCommands::readonly).
+    fn readonly(&self) -> Queued<'_> {
+        self.queue(cmd_readonly())
+    }
+
+    /// Queues [`READWRITE`](ClusterCommands::readwrite).
+    fn readwrite(&self) -> Queued<'_> {
+        self.queue(cmd_readwrite())
+    }
+}
+
+impl<S: BatchSink + ?Sized> ClusterPipeline for S {}
 
 /// Optional arguments of [`ClusterCommands::cluster_failover_with`]:
 ///
@@ -1195,4 +1246,383 @@ impl ClusterscanOptions {
         self.slot = Some(buf);
         self
     }
+}
+
+fn cmd_asking() -> Cmd {
+    let cmd = Cmd::with_route("ASKING", Route::ConnectionState);
+    cmd
+}
+
+fn cmd_cluster_addslots(slot: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"ADDSLOTS");
+    slot.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_addslotsrange(range: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"ADDSLOTSRANGE");
+    range.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_bumpepoch() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"BUMPEPOCH");
+
+    cmd
+}
+
+fn cmd_cluster_cancelslotmigrations() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CANCELSLOTMIGRATIONS");
+
+    cmd
+}
+
+fn cmd_cluster_count_failure_reports(node_id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"COUNT-FAILURE-REPORTS");
+    node_id.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_countkeysinslot(slot: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"COUNTKEYSINSLOT");
+    slot.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_delslots(slot: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DELSLOTS");
+    slot.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_delslotsrange(range: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DELSLOTSRANGE");
+    range.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_failover() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FAILOVER");
+
+    cmd
+}
+
+fn cmd_cluster_failover_with(options: ClusterFailoverOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FAILOVER");
+    if let Some(o) = &options.options {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_cluster_flushslot(slot: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSHSLOT");
+    slot.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_flushslot_with(slot: i64, options: ClusterFlushslotOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSHSLOT");
+    slot.write_args(a);
+    if let Some(o) = &options.flush_type {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_cluster_flushslots() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSHSLOTS");
+
+    cmd
+}
+
+fn cmd_cluster_forget(node_id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FORGET");
+    node_id.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_getkeysinslot(slot: i64, count: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GETKEYSINSLOT");
+    slot.write_args(a);
+    count.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_getslotmigrations() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GETSLOTMIGRATIONS");
+
+    cmd
+}
+
+fn cmd_cluster_help() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_cluster_info() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"INFO");
+
+    cmd
+}
+
+fn cmd_cluster_keyslot(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"KEYSLOT");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_links() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LINKS");
+
+    cmd
+}
+
+fn cmd_cluster_meet(ip: impl ToArgs, port: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MEET");
+    ip.write_args(a);
+    port.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_meet_with(ip: impl ToArgs, port: i64, options: ClusterMeetOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MEET");
+    ip.write_args(a);
+    port.write_args(a);
+    if let Some(o) = &options.cluster_bus_port {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_cluster_migrateslots(
+    migration_group: impl IntoIterator<Item = (Vec<(i64, i64)>, Bytes)>,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MIGRATESLOTS");
+    for v1 in migration_group {
+        let (f2_1, f2_3) = &v1;
+        a.push(b"SLOTSRANGE");
+        for v3 in f2_1 {
+            let (f4_0, f4_1) = v3;
+            (f4_0).write_args(a);
+            (f4_1).write_args(a);
+        }
+        a.push(b"NODE");
+        (f2_3).write_args(a);
+    }
+    cmd
+}
+
+fn cmd_cluster_myid() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MYID");
+
+    cmd
+}
+
+fn cmd_cluster_myshardid() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MYSHARDID");
+
+    cmd
+}
+
+fn cmd_cluster_nodes() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"NODES");
+
+    cmd
+}
+
+fn cmd_cluster_replicas(node_id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"REPLICAS");
+    node_id.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_replicate(node_id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"REPLICATE");
+    node_id.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_reset() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESET");
+
+    cmd
+}
+
+fn cmd_cluster_reset_with(options: ClusterResetOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESET");
+    if let Some(o) = &options.reset_type {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_cluster_saveconfig() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SAVECONFIG");
+
+    cmd
+}
+
+fn cmd_cluster_set_config_epoch(config_epoch: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SET-CONFIG-EPOCH");
+    config_epoch.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_setslot(slot: i64, subcommand: ClusterSetslotSubcommand) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SETSLOT");
+    slot.write_args(a);
+    (&subcommand).write_args(a);
+    cmd
+}
+
+fn cmd_cluster_setslot_with(
+    slot: i64,
+    subcommand: ClusterSetslotSubcommand,
+    options: ClusterSetslotOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SETSLOT");
+    slot.write_args(a);
+    (&subcommand).write_args(a);
+    if let Some(o) = &options.timeout {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_cluster_shards() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SHARDS");
+
+    cmd
+}
+
+fn cmd_cluster_slaves(node_id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SLAVES");
+    node_id.write_args(a);
+    cmd
+}
+
+fn cmd_cluster_slot_stats(filter: ClusterSlotStatsFilter) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SLOT-STATS");
+    (&filter).write_args(a);
+    cmd
+}
+
+fn cmd_cluster_slots() -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTER", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SLOTS");
+
+    cmd
+}
+
+fn cmd_clusterscan(cursor: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTERSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    cursor.write_args(a);
+    cmd
+}
+
+fn cmd_clusterscan_with(cursor: impl ToArgs, options: ClusterscanOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLUSTERSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    cursor.write_args(a);
+    if let Some(o) = &options.match_pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.type_ {
+        a.append(o);
+    }
+    if let Some(o) = &options.slot {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_readonly() -> Cmd {
+    let cmd = Cmd::with_route("READONLY", Route::ConnectionState);
+    cmd
+}
+
+fn cmd_readwrite() -> Cmd {
+    let cmd = Cmd::with_route("READWRITE", Route::ConnectionState);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `connection` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait ConnectionCommands: CommandSink {
+/// Commands of the `connection` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`ConnectionPipeline`].
+pub trait ConnectionCommands: ReplySink {
     /// Authenticates the connection.
     ///
     /// ```text
@@ -30,24 +35,17 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of passwords defined for the user
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn auth<'a>(&'a self, password: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("AUTH", Route::ConnectionState);
-        let a = &mut cmd.args;
-        password.write_args(a);
-        self.send(cmd)
+        self.send(cmd_auth(password))
     }
 
     /// [`auth`](ConnectionCommands::auth) with its optional arguments: see [`AuthOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn auth_with<'a>(&'a self, password: impl ToArgs, options: AuthOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("AUTH", Route::ConnectionState);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.username {
-            a.append(o);
-        }
-        password.write_args(a);
-        self.send(cmd)
+        self.send(cmd_auth_with(password, options))
     }
 
     /// Instructs the server whether to track the keys in the next request.
@@ -60,14 +58,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_caching<'a>(&'a self, mode: ClientCachingMode) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"CACHING");
-        (&mode).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_caching(mode))
     }
 
     /// A client claims its capability.
@@ -80,14 +74,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_capa<'a>(&'a self, capability: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CAPA");
-        capability.write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_capa(capability))
     }
 
     /// Returns the name of the connection.
@@ -100,15 +90,11 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The connection name of the current connection
     /// - nil: Connection name was not set
     fn client_getname<'a>(&'a self) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETNAME");
-
-        self.send(cmd)
+        self.send(cmd_client_getname())
     }
 
     /// Returns the client ID to which the connection's tracking notifications are redirected.
@@ -121,16 +107,12 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: Not redirecting notifications to any client.
     /// - `-1`: Client tracking is not enabled.
     /// - integer: ID of the client we are redirecting the notifications to.
     fn client_getredir<'a>(&'a self) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETREDIR");
-
-        self.send(cmd)
+        self.send(cmd_client_getredir())
     }
 
     /// Returns helpful text about the different subcommands.
@@ -143,14 +125,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn client_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_client_help())
     }
 
     /// Returns the unique client ID of the connection.
@@ -163,14 +141,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The id of the client
     fn client_id<'a>(&'a self) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"ID");
-
-        self.send(cmd)
+        self.send(cmd_client_id())
     }
 
     /// Marks this client as an import source when the server is in import mode.
@@ -184,17 +158,13 @@ pub trait ConnectionCommands: CommandSink {
     /// - ACL categories: `@slow`, `@connection`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn client_import_source<'a>(
         &'a self,
         enabled: ClientImportSourceEnabled,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"IMPORT-SOURCE");
-        (&enabled).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_import_source(enabled))
     }
 
     /// Returns information about the connection.
@@ -207,14 +177,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: A unique string, as described at the CLIENT LIST page, for the current client.
     fn client_info<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"INFO");
-
-        self.send(cmd)
+        self.send(cmd_client_info())
     }
 
     /// Terminates open connections.
@@ -227,15 +193,11 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of client connections
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: When called in 3 argument format.
     /// - integer: When called in filter/value format, the number of clients killed.
     fn client_kill<'a>(&'a self, filter: ClientKillFilter) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"KILL");
-        (&filter).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_kill(filter))
     }
 
     /// Lists open connections.
@@ -248,28 +210,17 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of client connections
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`, `@connection`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: Information and statistics about client connections
     fn client_list<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-
-        self.send(cmd)
+        self.send(cmd_client_list())
     }
 
     /// [`client_list`](ConnectionCommands::client_list) with its optional arguments: see [`ClientListOptions`].
+    ///
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     fn client_list_with<'a>(&'a self, options: ClientListOptions) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-        if let Some(o) = &options.client_type {
-            a.append(o);
-        }
-        if let Some(o) = &options.client_id {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_client_list_with(options))
     }
 
     /// Sets the client eviction mode of the connection.
@@ -282,14 +233,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_no_evict<'a>(&'a self, enabled: ClientNoEvictEnabled) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"NO-EVICT");
-        (&enabled).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_no_evict(enabled))
     }
 
     /// Controls whether commands sent by the client affect the LRU/LFU of accessed keys.
@@ -302,14 +249,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_no_touch<'a>(&'a self, enabled: ClientNoTouchEnabled) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"NO-TOUCH");
-        (&enabled).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_no_touch(enabled))
     }
 
     /// Suspends commands processing.
@@ -322,30 +265,21 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_pause<'a>(&'a self, timeout: i64) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"PAUSE");
-        timeout.write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_pause(timeout))
     }
 
     /// [`client_pause`](ConnectionCommands::client_pause) with its optional arguments: see [`ClientPauseOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn client_pause_with<'a>(
         &'a self,
         timeout: i64,
         options: ClientPauseOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"PAUSE");
-        timeout.write_args(a);
-        if let Some(o) = &options.mode {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_client_pause_with(timeout, options))
     }
 
     /// Instructs the server whether to reply to commands.
@@ -358,14 +292,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: When called with either OFF or SKIP subcommands, no reply is made. When called with ON, reply is OK.
     fn client_reply<'a>(&'a self, action: ClientReplyAction) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::NoReply);
-        let a = &mut cmd.args;
-        a.push(b"REPLY");
-        (&action).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_reply(action))
     }
 
     /// Sets information specific to the client or connection.
@@ -378,14 +308,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_setinfo<'a>(&'a self, attr: ClientSetinfoAttr) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"SETINFO");
-        (&attr).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_setinfo(attr))
     }
 
     /// Sets the connection name.
@@ -398,14 +324,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_setname<'a>(&'a self, connection_name: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"SETNAME");
-        connection_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_setname(connection_name))
     }
 
     /// Controls server-assisted client-side caching for the connection.
@@ -418,45 +340,21 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1). Some options may introduce additional complexity.
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: If the client was successfully put into or taken out of tracking mode.
     fn client_tracking<'a>(&'a self, status: ClientTrackingStatus) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"TRACKING");
-        (&status).write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_tracking(status))
     }
 
     /// [`client_tracking`](ConnectionCommands::client_tracking) with its optional arguments: see [`ClientTrackingOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn client_tracking_with<'a>(
         &'a self,
         status: ClientTrackingStatus,
         options: ClientTrackingOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        a.push(b"TRACKING");
-        (&status).write_args(a);
-        if let Some(o) = &options.client_id {
-            a.append(o);
-        }
-        if let Some(o) = &options.prefix {
-            a.append(o);
-        }
-        if let Some(o) = &options.bcast {
-            a.append(o);
-        }
-        if let Some(o) = &options.optin {
-            a.append(o);
-        }
-        if let Some(o) = &options.optout {
-            a.append(o);
-        }
-        if let Some(o) = &options.noloop {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_client_tracking_with(status, options))
     }
 
     /// Returns information about server-assisted client-side caching for the connection.
@@ -469,14 +367,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
     fn client_trackinginfo<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"TRACKINGINFO");
-
-        self.send(cmd)
+        self.send(cmd_client_trackinginfo())
     }
 
     /// Unblocks a client blocked by a blocking command from a different connection.
@@ -489,31 +383,22 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(log N) where N is the number of client connections
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`, `@connection`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: If the client was unblocked successfully.
     /// - `1`: If the client wasn't unblocked.
     fn client_unblock<'a>(&'a self, client_id: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"UNBLOCK");
-        client_id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_client_unblock(client_id))
     }
 
     /// [`client_unblock`](ConnectionCommands::client_unblock) with its optional arguments: see [`ClientUnblockOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn client_unblock_with<'a>(
         &'a self,
         client_id: i64,
         options: ClientUnblockOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"UNBLOCK");
-        client_id.write_args(a);
-        if let Some(o) = &options.unblock_type {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_client_unblock_with(client_id, options))
     }
 
     /// Resumes processing commands from paused clients.
@@ -526,14 +411,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(N) Where N is the number of paused clients
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn client_unpause<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"UNPAUSE");
-
-        self.send(cmd)
+        self.send(cmd_client_unpause())
     }
 
     /// Returns the given string.
@@ -546,13 +427,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Bytes`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The given string
-    fn echo<'a>(&'a self, message: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("ECHO", Route::Shared);
-        let a = &mut cmd.args;
-        message.write_args(a);
-        self.send(cmd)
+    fn echo<'a, T: FromValue + 'a>(&'a self, message: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_echo(message))
     }
 
     /// Handshakes with the server.
@@ -565,21 +443,17 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
     fn hello<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("HELLO", Route::ConnectionState);
-        self.send(cmd)
+        self.send(cmd_hello())
     }
 
     /// [`hello`](ConnectionCommands::hello) with its optional arguments: see [`HelloOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn hello_with<'a>(&'a self, options: HelloOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HELLO", Route::ConnectionState);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.arguments {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_hello_with(options))
     }
 
     /// Returns the server's liveliness response.
@@ -592,22 +466,18 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - `PONG`: Default reply.
     /// - string: Relay of given `message`.
     fn ping<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let cmd = Cmd::with_route("PING", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_ping())
     }
 
     /// [`ping`](ConnectionCommands::ping) with its optional arguments: see [`PingOptions`].
+    ///
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     fn ping_with<'a>(&'a self, options: PingOptions) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("PING", Route::Shared);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.message {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_ping_with(options))
     }
 
     /// Closes the connection.
@@ -621,12 +491,11 @@ pub trait ConnectionCommands: CommandSink {
     /// - ACL categories: `@fast`, `@connection`
     /// - Deprecated since 7.2.0: use just closing the connection
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     #[deprecated(since = "7.2.0", note = "use just closing the connection")]
     fn quit<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("QUIT", Route::ConnectionState);
-        self.send(cmd)
+        self.send(cmd_quit())
     }
 
     /// Resets the connection.
@@ -639,11 +508,10 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - `RESET`
     fn reset<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let cmd = Cmd::with_route("RESET", Route::ConnectionState);
-        self.send(cmd)
+        self.send(cmd_reset())
     }
 
     /// Changes the selected database.
@@ -656,17 +524,195 @@ pub trait ConnectionCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn select<'a>(&'a self, index: i64) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SELECT", Route::ConnectionState);
-        let a = &mut cmd.args;
-        index.write_args(a);
-        self.send(cmd)
+        self.send(cmd_select(index))
     }
 }
 
-impl<S: CommandSink + ?Sized> ConnectionCommands for S {}
+impl<S: ReplySink + ?Sized> ConnectionCommands for S {}
+
+/// Commands of the `connection` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`ConnectionCommands`], each returning the [`Queued`] command.
+pub trait ConnectionPipeline: BatchSink {
+    /// Queues [`AUTH`](ConnectionCommands::auth).
+    fn auth(&self, password: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_auth(password))
+    }
+
+    /// Queues [`AUTH`](ConnectionCommands::auth_with) with its optional arguments.
+    fn auth_with(&self, password: impl ToArgs, options: AuthOptions) -> Queued<'_> {
+        self.queue(cmd_auth_with(password, options))
+    }
+
+    /// Queues [`CLIENT CACHING`](ConnectionCommands::client_caching).
+    fn client_caching(&self, mode: ClientCachingMode) -> Queued<'_> {
+        self.queue(cmd_client_caching(mode))
+    }
+
+    /// Queues [`CLIENT CAPA`](ConnectionCommands::client_capa).
+    fn client_capa(&self, capability: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_client_capa(capability))
+    }
+
+    /// Queues [`CLIENT GETNAME`](ConnectionCommands::client_getname).
+    fn client_getname(&self) -> Queued<'_> {
+        self.queue(cmd_client_getname())
+    }
+
+    /// Queues [`CLIENT GETREDIR`](ConnectionCommands::client_getredir).
+    fn client_getredir(&self) -> Queued<'_> {
+        self.queue(cmd_client_getredir())
+    }
+
+    /// Queues [`CLIENT HELP`](ConnectionCommands::client_help).
+    fn client_help(&self) -> Queued<'_> {
+        self.queue(cmd_client_help())
+    }
+
+    /// Queues [`CLIENT ID`](ConnectionCommands::client_id).
+    fn client_id(&self) -> Queued<'_> {
+        self.queue(cmd_client_id())
+    }
+
+    /// Queues [`CLIENT IMPORT-SOURCE`](ConnectionCommands::client_import_source).
+    fn client_import_source(&self, enabled: ClientImportSourceEnabled) -> Queued<'_> {
+        self.queue(cmd_client_import_source(enabled))
+    }
+
+    /// Queues [`CLIENT INFO`](ConnectionCommands::client_info).
+    fn client_info(&self) -> Queued<'_> {
+        self.queue(cmd_client_info())
+    }
+
+    /// Queues [`CLIENT KILL`](ConnectionCommands::client_kill).
+    fn client_kill(&self, filter: ClientKillFilter) -> Queued<'_> {
+        self.queue(cmd_client_kill(filter))
+    }
+
+    /// Queues [`CLIENT LIST`](ConnectionCommands::client_list).
+    fn client_list(&self) -> Queued<'_> {
+        self.queue(cmd_client_list())
+    }
+
+    /// Queues [`CLIENT LIST`](ConnectionCommands::client_list_with) with its optional arguments.
+    fn client_list_with(&self, options: ClientListOptions) -> Queued<'_> {
+        self.queue(cmd_client_list_with(options))
+    }
+
+    /// Queues [`CLIENT NO-EVICT`](ConnectionCommands::client_no_evict).
+    fn client_no_evict(&self, enabled: ClientNoEvictEnabled) -> Queued<'_> {
+        self.queue(cmd_client_no_evict(enabled))
+    }
+
+    /// Queues [`CLIENT NO-TOUCH`](ConnectionCommands::client_no_touch).
+    fn client_no_touch(&self, enabled: ClientNoTouchEnabled) -> Queued<'_> {
+        self.queue(cmd_client_no_touch(enabled))
+    }
+
+    /// Queues [`CLIENT PAUSE`](ConnectionCommands::client_pause).
+    fn client_pause(&self, timeout: i64) -> Queued<'_> {
+        self.queue(cmd_client_pause(timeout))
+    }
+
+    /// Queues [`CLIENT PAUSE`](ConnectionCommands::client_pause_with) with its optional arguments.
+    fn client_pause_with(&self, timeout: i64, options: ClientPauseOptions) -> Queued<'_> {
+        self.queue(cmd_client_pause_with(timeout, options))
+    }
+
+    /// Queues [`CLIENT REPLY`](ConnectionCommands::client_reply).
+    fn client_reply(&self, action: ClientReplyAction) -> Queued<'_> {
+        self.queue(cmd_client_reply(action))
+    }
+
+    /// Queues [`CLIENT SETINFO`](ConnectionCommands::client_setinfo).
+    fn client_setinfo(&self, attr: ClientSetinfoAttr) -> Queued<'_> {
+        self.queue(cmd_client_setinfo(attr))
+    }
+
+    /// Queues [`CLIENT SETNAME`](ConnectionCommands::client_setname).
+    fn client_setname(&self, connection_name: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_client_setname(connection_name))
+    }
+
+    /// Queues [`CLIENT TRACKING`](ConnectionCommands::client_tracking).
+    fn client_tracking(&self, status: ClientTrackingStatus) -> Queued<'_> {
+        self.queue(cmd_client_tracking(status))
+    }
+
+    /// Queues [`CLIENT TRACKING`](ConnectionCommands::client_tracking_with) with its optional arguments.
+    fn client_tracking_with(
+        &self,
+        status: ClientTrackingStatus,
+        options: ClientTrackingOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_client_tracking_with(status, options))
+    }
+
+    /// Queues [`CLIENT TRACKINGINFO`](ConnectionCommands::client_trackinginfo).
+    fn client_trackinginfo(&self) -> Queued<'_> {
+        self.queue(cmd_client_trackinginfo())
+    }
+
+    /// Queues [`CLIENT UNBLOCK`](ConnectionCommands::client_unblock).
+    fn client_unblock(&self, client_id: i64) -> Queued<'_> {
+        self.queue(cmd_client_unblock(client_id))
+    }
+
+    /// Queues [`CLIENT UNBLOCK`](ConnectionCommands::client_unblock_with) with its optional arguments.
+    fn client_unblock_with(&self, client_id: i64, options: ClientUnblockOptions) -> Queued<'_> {
+        self.queue(cmd_client_unblock_with(client_id, options))
+    }
+
+    /// Queues [`CLIENT UNPAUSE`](ConnectionCommands::client_unpause).
+    fn client_unpause(&self) -> Queued<'_> {
+        self.queue(cmd_client_unpause())
+    }
+
+    /// Queues [`ECHO`](ConnectionCommands::echo).
+    fn echo(&self, message: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_echo(message))
+    }
+
+    /// Queues [`HELLO`](ConnectionCommands::hello).
+    fn hello(&self) -> Queued<'_> {
+        self.queue(cmd_hello())
+    }
+
+    /// Queues [`HELLO`](ConnectionCommands::hello_with) with its optional arguments.
+    fn hello_with(&self, options: HelloOptions) -> Queued<'_> {
+        self.queue(cmd_hello_with(options))
+    }
+
+    /// Queues [`PING`](ConnectionCommands::ping).
+    fn ping(&self) -> Queued<'_> {
+        self.queue(cmd_ping())
+    }
+
+    /// Queues [`PING`](ConnectionCommands::ping_with) with its optional arguments.
+    fn ping_with(&self, options: PingOptions) -> Queued<'_> {
+        self.queue(cmd_ping_with(options))
+    }
+
+    /// Queues [`QUIT`](ConnectionCommands::quit).
+    #[deprecated(since = "7.2.0", note = "use just closing the connection")]
+    fn quit(&self) -> Queued<'_> {
+        self.queue(cmd_quit())
+    }
+
+    /// Queues [`RESET`](ConnectionCommands::reset).
+    fn reset(&self) -> Queued<'_> {
+        self.queue(cmd_reset())
+    }
+
+    /// Queues [`SELECT`](ConnectionCommands::select).
+    fn select(&self, index: i64) -> Queued<'_> {
+        self.queue(cmd_select(index))
+    }
+}
+
+impl<S: BatchSink + ?Sized> ConnectionPipeline for S {}
 
 /// Optional arguments of [`ConnectionCommands::auth_with`]:
 ///
@@ -1298,4 +1344,294 @@ impl PingOptions {
         self.message = Some(buf);
         self
     }
+}
+
+fn cmd_auth(password: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("AUTH", Route::ConnectionState);
+    let a = &mut cmd.args;
+    password.write_args(a);
+    cmd
+}
+
+fn cmd_auth_with(password: impl ToArgs, options: AuthOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("AUTH", Route::ConnectionState);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.username {
+        a.append(o);
+    }
+    password.write_args(a);
+    cmd
+}
+
+fn cmd_client_caching(mode: ClientCachingMode) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"CACHING");
+    (&mode).write_args(a);
+    cmd
+}
+
+fn cmd_client_capa(capability: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CAPA");
+    capability.write_args(a);
+    cmd
+}
+
+fn cmd_client_getname() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GETNAME");
+
+    cmd
+}
+
+fn cmd_client_getredir() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GETREDIR");
+
+    cmd
+}
+
+fn cmd_client_help() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_client_id() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"ID");
+
+    cmd
+}
+
+fn cmd_client_import_source(enabled: ClientImportSourceEnabled) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"IMPORT-SOURCE");
+    (&enabled).write_args(a);
+    cmd
+}
+
+fn cmd_client_info() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"INFO");
+
+    cmd
+}
+
+fn cmd_client_kill(filter: ClientKillFilter) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"KILL");
+    (&filter).write_args(a);
+    cmd
+}
+
+fn cmd_client_list() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+
+    cmd
+}
+
+fn cmd_client_list_with(options: ClientListOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+    if let Some(o) = &options.client_type {
+        a.append(o);
+    }
+    if let Some(o) = &options.client_id {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_client_no_evict(enabled: ClientNoEvictEnabled) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"NO-EVICT");
+    (&enabled).write_args(a);
+    cmd
+}
+
+fn cmd_client_no_touch(enabled: ClientNoTouchEnabled) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"NO-TOUCH");
+    (&enabled).write_args(a);
+    cmd
+}
+
+fn cmd_client_pause(timeout: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"PAUSE");
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_client_pause_with(timeout: i64, options: ClientPauseOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"PAUSE");
+    timeout.write_args(a);
+    if let Some(o) = &options.mode {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_client_reply(action: ClientReplyAction) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::NoReply);
+    let a = &mut cmd.args;
+    a.push(b"REPLY");
+    (&action).write_args(a);
+    cmd
+}
+
+fn cmd_client_setinfo(attr: ClientSetinfoAttr) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"SETINFO");
+    (&attr).write_args(a);
+    cmd
+}
+
+fn cmd_client_setname(connection_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"SETNAME");
+    connection_name.write_args(a);
+    cmd
+}
+
+fn cmd_client_tracking(status: ClientTrackingStatus) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"TRACKING");
+    (&status).write_args(a);
+    cmd
+}
+
+fn cmd_client_tracking_with(status: ClientTrackingStatus, options: ClientTrackingOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    a.push(b"TRACKING");
+    (&status).write_args(a);
+    if let Some(o) = &options.client_id {
+        a.append(o);
+    }
+    if let Some(o) = &options.prefix {
+        a.append(o);
+    }
+    if let Some(o) = &options.bcast {
+        a.append(o);
+    }
+    if let Some(o) = &options.optin {
+        a.append(o);
+    }
+    if let Some(o) = &options.optout {
+        a.append(o);
+    }
+    if let Some(o) = &options.noloop {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_client_trackinginfo() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"TRACKINGINFO");
+
+    cmd
+}
+
+fn cmd_client_unblock(client_id: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"UNBLOCK");
+    client_id.write_args(a);
+    cmd
+}
+
+fn cmd_client_unblock_with(client_id: i64, options: ClientUnblockOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"UNBLOCK");
+    client_id.write_args(a);
+    if let Some(o) = &options.unblock_type {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_client_unpause() -> Cmd {
+    let mut cmd = Cmd::with_route("CLIENT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"UNPAUSE");
+
+    cmd
+}
+
+fn cmd_echo(message: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ECHO", Route::Shared);
+    let a = &mut cmd.args;
+    message.write_args(a);
+    cmd
+}
+
+fn cmd_hello() -> Cmd {
+    let cmd = Cmd::with_route("HELLO", Route::ConnectionState);
+    cmd
+}
+
+fn cmd_hello_with(options: HelloOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("HELLO", Route::ConnectionState);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.arguments {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_ping() -> Cmd {
+    let cmd = Cmd::with_route("PING", Route::Shared);
+    cmd
+}
+
+fn cmd_ping_with(options: PingOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("PING", Route::Shared);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.message {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_quit() -> Cmd {
+    let cmd = Cmd::with_route("QUIT", Route::ConnectionState);
+    cmd
+}
+
+fn cmd_reset() -> Cmd {
+    let cmd = Cmd::with_route("RESET", Route::ConnectionState);
+    cmd
+}
+
+fn cmd_select(index: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("SELECT", Route::ConnectionState);
+    let a = &mut cmd.args;
+    index.write_args(a);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `generic` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait GenericCommands: CommandSink {
+/// Commands of the `generic` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`GenericPipeline`].
+pub trait GenericCommands: ReplySink {
     /// Copies the value of a key to a new key.
     ///
     /// ```text
@@ -30,35 +35,23 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(N) worst case for collections, where N is the number of nested items. O(1) for string values.
     /// - ACL categories: `@keyspace`, `@write`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`: Source was copied.
     /// - `0`: Source was not copied.
     fn copy<'a>(&'a self, source: impl ToArgs, destination: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("COPY", Route::Shared);
-        let a = &mut cmd.args;
-        source.write_args(a);
-        destination.write_args(a);
-        self.send(cmd)
+        self.send(cmd_copy(source, destination))
     }
 
     /// [`copy`](GenericCommands::copy) with its optional arguments: see [`CopyOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn copy_with<'a>(
         &'a self,
         source: impl ToArgs,
         destination: impl ToArgs,
         options: CopyOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("COPY", Route::Shared);
-        let a = &mut cmd.args;
-        source.write_args(a);
-        destination.write_args(a);
-        if let Some(o) = &options.destination_db {
-            a.append(o);
-        }
-        if let Some(o) = &options.replace {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_copy_with(source, destination, options))
     }
 
     /// Deletes one or more keys.
@@ -71,13 +64,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).
     /// - ACL categories: `@keyspace`, `@write`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of keys that were removed.
     fn del<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("DEL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_del(key))
     }
 
     /// Returns a serialized representation of the value stored at a key.
@@ -90,14 +80,11 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1) to access the key and additional O(N*M) to serialize it, where N is the number of objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The serialized value.
     /// - nil: Key does not exist.
     fn dump<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("DUMP", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_dump(key))
     }
 
     /// Determines whether one or more keys exist.
@@ -110,13 +97,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of keys to check.
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of keys that exist from those specified as arguments.
     fn exists<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("EXISTS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_exists(key))
     }
 
     /// Sets the expiration time of a key in seconds.
@@ -129,32 +113,23 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: The timeout was not set. e.g. key doesn't exist, or operation skipped due to the provided arguments.
     /// - `1`: The timeout was set.
     fn expire<'a>(&'a self, key: impl ToArgs, seconds: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("EXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        seconds.write_args(a);
-        self.send(cmd)
+        self.send(cmd_expire(key, seconds))
     }
 
     /// [`expire`](GenericCommands::expire) with its optional arguments: see [`ExpireOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn expire_with<'a>(
         &'a self,
         key: impl ToArgs,
         seconds: i64,
         options: ExpireOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("EXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        seconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_expire_with(key, seconds, options))
     }
 
     /// Sets the expiration time of a key to a Unix timestamp.
@@ -167,32 +142,23 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`: The timeout was set.
     /// - `0`: The timeout was not set. e.g. key doesn't exist, or operation skipped due to the provided arguments.
     fn expireat<'a>(&'a self, key: impl ToArgs, unix_time_seconds: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("EXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_seconds.write_args(a);
-        self.send(cmd)
+        self.send(cmd_expireat(key, unix_time_seconds))
     }
 
     /// [`expireat`](GenericCommands::expireat) with its optional arguments: see [`ExpireatOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn expireat_with<'a>(
         &'a self,
         key: impl ToArgs,
         unix_time_seconds: i64,
         options: ExpireatOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("EXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_seconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_expireat_with(key, unix_time_seconds, options))
     }
 
     /// Returns the expiration time of a key as a Unix timestamp.
@@ -205,15 +171,12 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Expiration Unix timestamp in seconds.
     /// - `-1`: The key exists but has no associated expiration time.
     /// - `-2`: The key does not exist.
     fn expiretime<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("EXPIRETIME", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_expiretime(key))
     }
 
     /// Returns all key names that match a pattern.
@@ -226,13 +189,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.
     /// - ACL categories: `@keyspace`, `@read`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of keys matching pattern.
-    fn keys<'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("KEYS", Route::Shared);
-        let a = &mut cmd.args;
-        pattern.write_args(a);
-        self.send(cmd)
+    fn keys<'a, T: FromValue + 'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_keys(pattern))
     }
 
     /// Atomically transfers a key from one instance to another.
@@ -245,29 +205,30 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.
     /// - ACL categories: `@keyspace`, `@write`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - `OK`: Success.
     /// - `NOKEY`: No keys were found in the source instance.
-    fn migrate<'a>(
+    fn migrate<'a, T: FromValue + 'a>(
         &'a self,
         host: impl ToArgs,
         port: i64,
         key_selector: MigrateKeySelector,
         destination_db: i64,
         timeout: i64,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("MIGRATE", Route::Shared);
-        let a = &mut cmd.args;
-        host.write_args(a);
-        port.write_args(a);
-        (&key_selector).write_args(a);
-        destination_db.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_migrate(
+            host,
+            port,
+            key_selector,
+            destination_db,
+            timeout,
+        ))
     }
 
     /// [`migrate`](GenericCommands::migrate) with its optional arguments: see [`MigrateOptions`].
-    fn migrate_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn migrate_with<'a, T: FromValue + 'a>(
         &'a self,
         host: impl ToArgs,
         port: i64,
@@ -275,27 +236,15 @@ pub trait GenericCommands: CommandSink {
         destination_db: i64,
         timeout: i64,
         options: MigrateOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("MIGRATE", Route::Shared);
-        let a = &mut cmd.args;
-        host.write_args(a);
-        port.write_args(a);
-        (&key_selector).write_args(a);
-        destination_db.write_args(a);
-        timeout.write_args(a);
-        if let Some(o) = &options.copy {
-            a.append(o);
-        }
-        if let Some(o) = &options.replace {
-            a.append(o);
-        }
-        if let Some(o) = &options.authentication {
-            a.append(o);
-        }
-        if let Some(o) = &options.keys {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_migrate_with(
+            host,
+            port,
+            key_selector,
+            destination_db,
+            timeout,
+            options,
+        ))
     }
 
     /// Moves a key to another database.
@@ -308,15 +257,11 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`: Key was moved.
     /// - `0`: Key wasn't moved.
     fn move_<'a>(&'a self, key: impl ToArgs, db: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("MOVE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        db.write_args(a);
-        self.send(cmd)
+        self.send(cmd_move_(key, db))
     }
 
     /// Returns the internal encoding of an object.
@@ -329,15 +274,11 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: Key doesn't exist.
     /// - string: Encoding of the object.
     fn object_encoding<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"ENCODING");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_object_encoding(key))
     }
 
     /// Returns the logarithmic access frequency counter of an object.
@@ -350,14 +291,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The counter's value.
     fn object_freq<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FREQ");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_object_freq(key))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -370,14 +307,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn object_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_object_help())
     }
 
     /// Returns the time since the last access to an object.
@@ -390,14 +323,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The idle time in seconds.
     fn object_idletime<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"IDLETIME");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_object_idletime(key))
     }
 
     /// Returns the reference count of a value of a key.
@@ -410,14 +339,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of references.
     fn object_refcount<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"REFCOUNT");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_object_refcount(key))
     }
 
     /// Removes the expiration time of a key.
@@ -430,14 +355,11 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: Key does not exist or does not have an associated timeout.
     /// - `1`: The timeout has been removed.
     fn persist<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PERSIST", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_persist(key))
     }
 
     /// Sets the expiration time of a key in milliseconds.
@@ -450,32 +372,23 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: The timeout was not set. e.g. key doesn't exist, or operation skipped due to the provided arguments.
     /// - `1`: The timeout was set.
     fn pexpire<'a>(&'a self, key: impl ToArgs, milliseconds: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PEXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        milliseconds.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pexpire(key, milliseconds))
     }
 
     /// [`pexpire`](GenericCommands::pexpire) with its optional arguments: see [`PexpireOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn pexpire_with<'a>(
         &'a self,
         key: impl ToArgs,
         milliseconds: i64,
         options: PexpireOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PEXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        milliseconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_pexpire_with(key, milliseconds, options))
     }
 
     /// Sets the expiration time of a key to a Unix milliseconds timestamp.
@@ -488,7 +401,7 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`: The timeout was set.
     /// - `0`: The timeout was not set. e.g. key doesn't exist, or operation skipped due to the provided arguments.
     fn pexpireat<'a>(
@@ -496,28 +409,19 @@ pub trait GenericCommands: CommandSink {
         key: impl ToArgs,
         unix_time_milliseconds: i64,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PEXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_milliseconds.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pexpireat(key, unix_time_milliseconds))
     }
 
     /// [`pexpireat`](GenericCommands::pexpireat) with its optional arguments: see [`PexpireatOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn pexpireat_with<'a>(
         &'a self,
         key: impl ToArgs,
         unix_time_milliseconds: i64,
         options: PexpireatOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PEXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_milliseconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_pexpireat_with(key, unix_time_milliseconds, options))
     }
 
     /// Returns the expiration time of a key as a Unix milliseconds timestamp.
@@ -530,15 +434,12 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Expiration Unix timestamp in milliseconds.
     /// - `-1`: The key exists but has no associated expiration time.
     /// - `-2`: The key does not exist.
     fn pexpiretime<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PEXPIRETIME", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pexpiretime(key))
     }
 
     /// Returns the expiration time in milliseconds of a key.
@@ -551,15 +452,12 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: TTL in milliseconds.
     /// - `-1`: The key exists but has no associated expire.
     /// - `-2`: The key does not exist.
     fn pttl<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PTTL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pttl(key))
     }
 
     /// Returns a random key name from the database.
@@ -572,12 +470,11 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: When the database is empty.
     /// - string: Random key in db.
-    fn randomkey<'a>(&'a self) -> Self::Reply<'a, Option<Bytes>> {
-        let cmd = Cmd::with_route("RANDOMKEY", Route::Shared);
-        self.send(cmd)
+    fn randomkey<'a, T: FromValue + 'a>(&'a self) -> Self::Reply<'a, T> {
+        self.send(cmd_randomkey())
     }
 
     /// Renames a key and overwrites the destination.
@@ -590,14 +487,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn rename<'a>(&'a self, key: impl ToArgs, newkey: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("RENAME", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        newkey.write_args(a);
-        self.send(cmd)
+        self.send(cmd_rename(key, newkey))
     }
 
     /// Renames a key only when the target key name doesn't exist.
@@ -610,15 +503,11 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`: Key was renamed to newkey.
     /// - `0`: New key already exists.
     fn renamenx<'a>(&'a self, key: impl ToArgs, newkey: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("RENAMENX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        newkey.write_args(a);
-        self.send(cmd)
+        self.send(cmd_renamenx(key, newkey))
     }
 
     /// Creates a key from the serialized representation of a value.
@@ -631,7 +520,7 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).
     /// - ACL categories: `@keyspace`, `@write`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn restore<'a>(
         &'a self,
@@ -639,15 +528,12 @@ pub trait GenericCommands: CommandSink {
         ttl: i64,
         serialized_value: impl ToArgs,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("RESTORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        ttl.write_args(a);
-        serialized_value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_restore(key, ttl, serialized_value))
     }
 
     /// [`restore`](GenericCommands::restore) with its optional arguments: see [`RestoreOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn restore_with<'a>(
         &'a self,
         key: impl ToArgs,
@@ -655,24 +541,7 @@ pub trait GenericCommands: CommandSink {
         serialized_value: impl ToArgs,
         options: RestoreOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("RESTORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        ttl.write_args(a);
-        serialized_value.write_args(a);
-        if let Some(o) = &options.replace {
-            a.append(o);
-        }
-        if let Some(o) = &options.absttl {
-            a.append(o);
-        }
-        if let Some(o) = &options.seconds {
-            a.append(o);
-        }
-        if let Some(o) = &options.frequency {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_restore_with(key, ttl, serialized_value, options))
     }
 
     /// Iterates over the key names in the database.
@@ -685,30 +554,21 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
-    fn scan<'a>(&'a self, cursor: i64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SCAN", Route::Shared);
-        let a = &mut cmd.args;
-        cursor.write_args(a);
-        self.send(cmd)
+    fn scan<'a, T: FromValue + 'a>(&'a self, cursor: i64) -> Self::Reply<'a, T> {
+        self.send(cmd_scan(cursor))
     }
 
     /// [`scan`](GenericCommands::scan) with its optional arguments: see [`ScanOptions`].
-    fn scan_with<'a>(&'a self, cursor: i64, options: ScanOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SCAN", Route::Shared);
-        let a = &mut cmd.args;
-        cursor.write_args(a);
-        if let Some(o) = &options.pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.type_ {
-            a.append(o);
-        }
-        self.send(cmd)
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn scan_with<'a, T: FromValue + 'a>(
+        &'a self,
+        cursor: i64,
+        options: ScanOptions,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_scan_with(cursor, options))
     }
 
     /// Sorts the elements in a list, a set, or a sorted set, optionally storing the result.
@@ -721,40 +581,22 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).
     /// - ACL categories: `@write`, `@set`, `@sortedset`, `@list`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - integer: When the store option is specified the command returns the number of sorted elements in the destination list.
     /// - array: When not passing the store option the command returns a list of sorted elements.
-    fn sort<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SORT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn sort<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_sort(key))
     }
 
     /// [`sort`](GenericCommands::sort) with its optional arguments: see [`SortOptions`].
-    fn sort_with<'a>(&'a self, key: impl ToArgs, options: SortOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SORT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.by_pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        if let Some(o) = &options.get_pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        if let Some(o) = &options.sorting {
-            a.append(o);
-        }
-        if let Some(o) = &options.destination {
-            a.append(o);
-        }
-        self.send(cmd)
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn sort_with<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        options: SortOptions,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_sort_with(key, options))
     }
 
     /// Returns the sorted elements of a list, a set, or a sorted set.
@@ -767,40 +609,21 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).
     /// - ACL categories: `@read`, `@set`, `@sortedset`, `@list`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Vec<Option<Bytes>>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: A list of sorted elements.
-    fn sort_ro<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Option<Bytes>>> {
-        let mut cmd = Cmd::with_route("SORT_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn sort_ro<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_sort_ro(key))
     }
 
     /// [`sort_ro`](GenericCommands::sort_ro) with its optional arguments: see [`SortRoOptions`].
-    fn sort_ro_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn sort_ro_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: SortRoOptions,
-    ) -> Self::Reply<'a, Vec<Option<Bytes>>> {
-        let mut cmd = Cmd::with_route("SORT_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.by_pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        if let Some(o) = &options.get_pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        if let Some(o) = &options.sorting {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_sort_ro_with(key, options))
     }
 
     /// Returns the number of existing keys out of those specified after updating the time they were last accessed.
@@ -813,13 +636,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of keys that will be touched.
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of touched keys.
     fn touch<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("TOUCH", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_touch(key))
     }
 
     /// Returns the expiration time in seconds of a key.
@@ -832,15 +652,12 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: TTL in seconds.
     /// - `-1`: The key exists but has no associated expire.
     /// - `-2`: The key does not exist.
     fn ttl<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("TTL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_ttl(key))
     }
 
     /// Determines the type of value stored at a key.
@@ -853,14 +670,11 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: Key doesn't exist
     /// - string: Type of the key
     fn type_<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("TYPE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_type_(key))
     }
 
     /// Asynchronously deletes one or more keys.
@@ -873,13 +687,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.
     /// - ACL categories: `@keyspace`, `@write`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of keys that were unlinked.
     fn unlink<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("UNLINK", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_unlink(key))
     }
 
     /// Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.
@@ -892,14 +703,10 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@blocking`, `@connection`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of replicas reached by all the writes performed in the context of the current connection.
     fn wait<'a>(&'a self, numreplicas: i64, timeout: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("WAIT", Route::Blocking);
-        let a = &mut cmd.args;
-        numreplicas.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+        self.send(cmd_wait(numreplicas, timeout))
     }
 
     /// Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the primary and/or replicas.
@@ -912,24 +719,294 @@ pub trait GenericCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@blocking`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Number of local and remote AOF files in sync.
-    fn waitaof<'a>(
+    fn waitaof<'a, T: FromValue + 'a>(
         &'a self,
         numlocal: i64,
         numreplicas: i64,
         timeout: i64,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("WAITAOF", Route::Blocking);
-        let a = &mut cmd.args;
-        numlocal.write_args(a);
-        numreplicas.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_waitaof(numlocal, numreplicas, timeout))
     }
 }
 
-impl<S: CommandSink + ?Sized> GenericCommands for S {}
+impl<S: ReplySink + ?Sized> GenericCommands for S {}
+
+/// Commands of the `generic` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`GenericCommands`], each returning the [`Queued`] command.
+pub trait GenericPipeline: BatchSink {
+    /// Queues [`COPY`](GenericCommands::copy).
+    fn copy(&self, source: impl ToArgs, destination: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_copy(source, destination))
+    }
+
+    /// Queues [`COPY`](GenericCommands::copy_with) with its optional arguments.
+    fn copy_with(
+        &self,
+        source: impl ToArgs,
+        destination: impl ToArgs,
+        options: CopyOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_copy_with(source, destination, options))
+    }
+
+    /// Queues [`DEL`](GenericCommands::del).
+    fn del(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_del(key))
+    }
+
+    /// Queues [`DUMP`](GenericCommands::dump).
+    fn dump(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_dump(key))
+    }
+
+    /// Queues [`EXISTS`](GenericCommands::exists).
+    fn exists(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_exists(key))
+    }
+
+    /// Queues [`EXPIRE`](GenericCommands::expire).
+    fn expire(&self, key: impl ToArgs, seconds: i64) -> Queued<'_> {
+        self.queue(cmd_expire(key, seconds))
+    }
+
+    /// Queues [`EXPIRE`](GenericCommands::expire_with) with its optional arguments.
+    fn expire_with(&self, key: impl ToArgs, seconds: i64, options: ExpireOptions) -> Queued<'_> {
+        self.queue(cmd_expire_with(key, seconds, options))
+    }
+
+    /// Queues [`EXPIREAT`](GenericCommands::expireat).
+    fn expireat(&self, key: impl ToArgs, unix_time_seconds: i64) -> Queued<'_> {
+        self.queue(cmd_expireat(key, unix_time_seconds))
+    }
+
+    /// Queues [`EXPIREAT`](GenericCommands::expireat_with) with its optional arguments.
+    fn expireat_with(
+        &self,
+        key: impl ToArgs,
+        unix_time_seconds: i64,
+        options: ExpireatOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_expireat_with(key, unix_time_seconds, options))
+    }
+
+    /// Queues [`EXPIRETIME`](GenericCommands::expiretime).
+    fn expiretime(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_expiretime(key))
+    }
+
+    /// Queues [`KEYS`](GenericCommands::keys).
+    fn keys(&self, pattern: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_keys(pattern))
+    }
+
+    /// Queues [`MIGRATE`](GenericCommands::migrate).
+    fn migrate(
+        &self,
+        host: impl ToArgs,
+        port: i64,
+        key_selector: MigrateKeySelector,
+        destination_db: i64,
+        timeout: i64,
+    ) -> Queued<'_> {
+        self.queue(cmd_migrate(
+            host,
+            port,
+            key_selector,
+            destination_db,
+            timeout,
+        ))
+    }
+
+    /// Queues [`MIGRATE`](GenericCommands::migrate_with) with its optional arguments.
+    fn migrate_with(
+        &self,
+        host: impl ToArgs,
+        port: i64,
+        key_selector: MigrateKeySelector,
+        destination_db: i64,
+        timeout: i64,
+        options: MigrateOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_migrate_with(
+            host,
+            port,
+            key_selector,
+            destination_db,
+            timeout,
+            options,
+        ))
+    }
+
+    /// Queues [`MOVE`](GenericCommands::move_).
+    fn move_(&self, key: impl ToArgs, db: i64) -> Queued<'_> {
+        self.queue(cmd_move_(key, db))
+    }
+
+    /// Queues [`OBJECT ENCODING`](GenericCommands::object_encoding).
+    fn object_encoding(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_object_encoding(key))
+    }
+
+    /// Queues [`OBJECT FREQ`](GenericCommands::object_freq).
+    fn object_freq(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_object_freq(key))
+    }
+
+    /// Queues [`OBJECT HELP`](GenericCommands::object_help).
+    fn object_help(&self) -> Queued<'_> {
+        self.queue(cmd_object_help())
+    }
+
+    /// Queues [`OBJECT IDLETIME`](GenericCommands::object_idletime).
+    fn object_idletime(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_object_idletime(key))
+    }
+
+    /// Queues [`OBJECT REFCOUNT`](GenericCommands::object_refcount).
+    fn object_refcount(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_object_refcount(key))
+    }
+
+    /// Queues [`PERSIST`](GenericCommands::persist).
+    fn persist(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_persist(key))
+    }
+
+    /// Queues [`PEXPIRE`](GenericCommands::pexpire).
+    fn pexpire(&self, key: impl ToArgs, milliseconds: i64) -> Queued<'_> {
+        self.queue(cmd_pexpire(key, milliseconds))
+    }
+
+    /// Queues [`PEXPIRE`](GenericCommands::pexpire_with) with its optional arguments.
+    fn pexpire_with(
+        &self,
+        key: impl ToArgs,
+        milliseconds: i64,
+        options: PexpireOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_pexpire_with(key, milliseconds, options))
+    }
+
+    /// Queues [`PEXPIREAT`](GenericCommands::pexpireat).
+    fn pexpireat(&self, key: impl ToArgs, unix_time_milliseconds: i64) -> Queued<'_> {
+        self.queue(cmd_pexpireat(key, unix_time_milliseconds))
+    }
+
+    /// Queues [`PEXPIREAT`](GenericCommands::pexpireat_with) with its optional arguments.
+    fn pexpireat_with(
+        &self,
+        key: impl ToArgs,
+        unix_time_milliseconds: i64,
+        options: PexpireatOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_pexpireat_with(key, unix_time_milliseconds, options))
+    }
+
+    /// Queues [`PEXPIRETIME`](GenericCommands::pexpiretime).
+    fn pexpiretime(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pexpiretime(key))
+    }
+
+    /// Queues [`PTTL`](GenericCommands::pttl).
+    fn pttl(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pttl(key))
+    }
+
+    /// Queues [`RANDOMKEY`](GenericCommands::randomkey).
+    fn randomkey(&self) -> Queued<'_> {
+        self.queue(cmd_randomkey())
+    }
+
+    /// Queues [`RENAME`](GenericCommands::rename).
+    fn rename(&self, key: impl ToArgs, newkey: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_rename(key, newkey))
+    }
+
+    /// Queues [`RENAMENX`](GenericCommands::renamenx).
+    fn renamenx(&self, key: impl ToArgs, newkey: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_renamenx(key, newkey))
+    }
+
+    /// Queues [`RESTORE`](GenericCommands::restore).
+    fn restore(&self, key: impl ToArgs, ttl: i64, serialized_value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_restore(key, ttl, serialized_value))
+    }
+
+    /// Queues [`RESTORE`](GenericCommands::restore_with) with its optional arguments.
+    fn restore_with(
+        &self,
+        key: impl ToArgs,
+        ttl: i64,
+        serialized_value: impl ToArgs,
+        options: RestoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_restore_with(key, ttl, serialized_value, options))
+    }
+
+    /// Queues [`SCAN`](GenericCommands::scan).
+    fn scan(&self, cursor: i64) -> Queued<'_> {
+        self.queue(cmd_scan(cursor))
+    }
+
+    /// Queues [`SCAN`](GenericCommands::scan_with) with its optional arguments.
+    fn scan_with(&self, cursor: i64, options: ScanOptions) -> Queued<'_> {
+        self.queue(cmd_scan_with(cursor, options))
+    }
+
+    /// Queues [`SORT`](GenericCommands::sort).
+    fn sort(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sort(key))
+    }
+
+    /// Queues [`SORT`](GenericCommands::sort_with) with its optional arguments.
+    fn sort_with(&self, key: impl ToArgs, options: SortOptions) -> Queued<'_> {
+        self.queue(cmd_sort_with(key, options))
+    }
+
+    /// Queues [`SORT_RO`](GenericCommands::sort_ro).
+    fn sort_ro(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sort_ro(key))
+    }
+
+    /// Queues [`SORT_RO`](GenericCommands::sort_ro_with) with its optional arguments.
+    fn sort_ro_with(&self, key: impl ToArgs, options: SortRoOptions) -> Queued<'_> {
+        self.queue(cmd_sort_ro_with(key, options))
+    }
+
+    /// Queues [`TOUCH`](GenericCommands::touch).
+    fn touch(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_touch(key))
+    }
+
+    /// Queues [`TTL`](GenericCommands::ttl).
+    fn ttl(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_ttl(key))
+    }
+
+    /// Queues [`TYPE`](GenericCommands::type_).
+    fn type_(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_type_(key))
+    }
+
+    /// Queues [`UNLINK`](GenericCommands::unlink).
+    fn unlink(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_unlink(key))
+    }
+
+    /// Queues [`WAIT`](GenericCommands::wait).
+    fn wait(&self, numreplicas: i64, timeout: i64) -> Queued<'_> {
+        self.queue(cmd_wait(numreplicas, timeout))
+    }
+
+    /// Queues [`WAITAOF`](GenericCommands::waitaof).
+    fn waitaof(&self, numlocal: i64, numreplicas: i64, timeout: i64) -> Queued<'_> {
+        self.queue(cmd_waitaof(numlocal, numreplicas, timeout))
+    }
+}
+
+impl<S: BatchSink + ?Sized> GenericPipeline for S {}
 
 /// Optional arguments of [`GenericCommands::copy_with`]:
 ///
@@ -1560,4 +1637,442 @@ impl SortRoOptions {
         self.sorting = Some(buf);
         self
     }
+}
+
+fn cmd_copy(source: impl ToArgs, destination: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("COPY", Route::Shared);
+    let a = &mut cmd.args;
+    source.write_args(a);
+    destination.write_args(a);
+    cmd
+}
+
+fn cmd_copy_with(source: impl ToArgs, destination: impl ToArgs, options: CopyOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("COPY", Route::Shared);
+    let a = &mut cmd.args;
+    source.write_args(a);
+    destination.write_args(a);
+    if let Some(o) = &options.destination_db {
+        a.append(o);
+    }
+    if let Some(o) = &options.replace {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_del(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("DEL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_dump(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("DUMP", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_exists(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("EXISTS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_expire(key: impl ToArgs, seconds: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("EXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    seconds.write_args(a);
+    cmd
+}
+
+fn cmd_expire_with(key: impl ToArgs, seconds: i64, options: ExpireOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("EXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    seconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_expireat(key: impl ToArgs, unix_time_seconds: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("EXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_seconds.write_args(a);
+    cmd
+}
+
+fn cmd_expireat_with(key: impl ToArgs, unix_time_seconds: i64, options: ExpireatOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("EXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_seconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_expiretime(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("EXPIRETIME", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_keys(pattern: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("KEYS", Route::Shared);
+    let a = &mut cmd.args;
+    pattern.write_args(a);
+    cmd
+}
+
+fn cmd_migrate(
+    host: impl ToArgs,
+    port: i64,
+    key_selector: MigrateKeySelector,
+    destination_db: i64,
+    timeout: i64,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("MIGRATE", Route::Shared);
+    let a = &mut cmd.args;
+    host.write_args(a);
+    port.write_args(a);
+    (&key_selector).write_args(a);
+    destination_db.write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_migrate_with(
+    host: impl ToArgs,
+    port: i64,
+    key_selector: MigrateKeySelector,
+    destination_db: i64,
+    timeout: i64,
+    options: MigrateOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("MIGRATE", Route::Shared);
+    let a = &mut cmd.args;
+    host.write_args(a);
+    port.write_args(a);
+    (&key_selector).write_args(a);
+    destination_db.write_args(a);
+    timeout.write_args(a);
+    if let Some(o) = &options.copy {
+        a.append(o);
+    }
+    if let Some(o) = &options.replace {
+        a.append(o);
+    }
+    if let Some(o) = &options.authentication {
+        a.append(o);
+    }
+    if let Some(o) = &options.keys {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_move_(key: impl ToArgs, db: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("MOVE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    db.write_args(a);
+    cmd
+}
+
+fn cmd_object_encoding(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"ENCODING");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_object_freq(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FREQ");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_object_help() -> Cmd {
+    let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_object_idletime(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"IDLETIME");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_object_refcount(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("OBJECT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"REFCOUNT");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_persist(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PERSIST", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_pexpire(key: impl ToArgs, milliseconds: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("PEXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    milliseconds.write_args(a);
+    cmd
+}
+
+fn cmd_pexpire_with(key: impl ToArgs, milliseconds: i64, options: PexpireOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("PEXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    milliseconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_pexpireat(key: impl ToArgs, unix_time_milliseconds: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("PEXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_milliseconds.write_args(a);
+    cmd
+}
+
+fn cmd_pexpireat_with(
+    key: impl ToArgs,
+    unix_time_milliseconds: i64,
+    options: PexpireatOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("PEXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_milliseconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_pexpiretime(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PEXPIRETIME", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_pttl(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PTTL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_randomkey() -> Cmd {
+    let cmd = Cmd::with_route("RANDOMKEY", Route::Shared);
+    cmd
+}
+
+fn cmd_rename(key: impl ToArgs, newkey: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("RENAME", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    newkey.write_args(a);
+    cmd
+}
+
+fn cmd_renamenx(key: impl ToArgs, newkey: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("RENAMENX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    newkey.write_args(a);
+    cmd
+}
+
+fn cmd_restore(key: impl ToArgs, ttl: i64, serialized_value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("RESTORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    ttl.write_args(a);
+    serialized_value.write_args(a);
+    cmd
+}
+
+fn cmd_restore_with(
+    key: impl ToArgs,
+    ttl: i64,
+    serialized_value: impl ToArgs,
+    options: RestoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("RESTORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    ttl.write_args(a);
+    serialized_value.write_args(a);
+    if let Some(o) = &options.replace {
+        a.append(o);
+    }
+    if let Some(o) = &options.absttl {
+        a.append(o);
+    }
+    if let Some(o) = &options.seconds {
+        a.append(o);
+    }
+    if let Some(o) = &options.frequency {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_scan(cursor: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("SCAN", Route::Shared);
+    let a = &mut cmd.args;
+    cursor.write_args(a);
+    cmd
+}
+
+fn cmd_scan_with(cursor: i64, options: ScanOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SCAN", Route::Shared);
+    let a = &mut cmd.args;
+    cursor.write_args(a);
+    if let Some(o) = &options.pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.type_ {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_sort(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SORT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sort_with(key: impl ToArgs, options: SortOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SORT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.by_pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    if let Some(o) = &options.get_pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    if let Some(o) = &options.sorting {
+        a.append(o);
+    }
+    if let Some(o) = &options.destination {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_sort_ro(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SORT_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sort_ro_with(key: impl ToArgs, options: SortRoOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SORT_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.by_pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    if let Some(o) = &options.get_pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    if let Some(o) = &options.sorting {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_touch(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("TOUCH", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_ttl(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("TTL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_type_(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("TYPE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_unlink(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("UNLINK", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_wait(numreplicas: i64, timeout: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("WAIT", Route::Blocking);
+    let a = &mut cmd.args;
+    numreplicas.write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_waitaof(numlocal: i64, numreplicas: i64, timeout: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("WAITAOF", Route::Blocking);
+    let a = &mut cmd.args;
+    numlocal.write_args(a);
+    numreplicas.write_args(a);
+    timeout.write_args(a);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `geo` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait GeoCommands: CommandSink {
+/// Commands of the `geo` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`GeoPipeline`].
+pub trait GeoCommands: ReplySink {
     /// Adds one or more members to a geospatial index. The key is created if it doesn't exist.
     ///
     /// ```text
@@ -30,34 +35,22 @@ pub trait GeoCommands: CommandSink {
     /// - Complexity: O(log(N)) for each item added, where N is the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@geo`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: When used without optional arguments, the number of elements added to the sorted set (excluding score updates).  If the CH option is specified, the number of elements that were changed (added or updated).
     fn geoadd<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("GEOADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_geoadd(key, data))
     }
 
     /// [`geoadd`](GeoCommands::geoadd) with its optional arguments: see [`GeoaddOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn geoadd_with<'a>(
         &'a self,
         key: impl ToArgs,
         data: impl ToArgs,
         options: GeoaddOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("GEOADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        if let Some(o) = &options.change {
-            a.append(o);
-        }
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_geoadd_with(key, data, options))
     }
 
     /// Returns the distance between two members of a geospatial index.
@@ -70,7 +63,7 @@ pub trait GeoCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@geo`, `@slow`
     ///
-    /// Reply (read as `Option<f64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<f64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: One or both of elements are missing.
     /// - string: Distance as a double (represented as a string) in the specified units.
     fn geodist<'a>(
@@ -79,15 +72,12 @@ pub trait GeoCommands: CommandSink {
         member1: impl ToArgs,
         member2: impl ToArgs,
     ) -> Self::Reply<'a, Option<f64>> {
-        let mut cmd = Cmd::with_route("GEODIST", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member1.write_args(a);
-        member2.write_args(a);
-        self.send(cmd)
+        self.send(cmd_geodist(key, member1, member2))
     }
 
     /// [`geodist`](GeoCommands::geodist) with its optional arguments: see [`GeodistOptions`].
+    ///
+    /// Reply (read as `Option<f64>`; [`Query::to`](crate::Query::to) re-types it):
     fn geodist_with<'a>(
         &'a self,
         key: impl ToArgs,
@@ -95,15 +85,7 @@ pub trait GeoCommands: CommandSink {
         member2: impl ToArgs,
         options: GeodistOptions,
     ) -> Self::Reply<'a, Option<f64>> {
-        let mut cmd = Cmd::with_route("GEODIST", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member1.write_args(a);
-        member2.write_args(a);
-        if let Some(o) = &options.unit {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_geodist_with(key, member1, member2, options))
     }
 
     /// Returns members from a geospatial index as geohash strings.
@@ -116,14 +98,14 @@ pub trait GeoCommands: CommandSink {
     /// - Complexity: O(1) for each member requested.
     /// - ACL categories: `@read`, `@geo`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: An array where each element is the Geohash corresponding to each member name passed as argument to the command.
-    fn geohash<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("GEOHASH", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+    fn geohash<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_geohash(key, member))
     }
 
     /// Returns the longitude and latitude of members from a geospatial index.
@@ -136,14 +118,14 @@ pub trait GeoCommands: CommandSink {
     /// - Complexity: O(1) for each member requested.
     /// - ACL categories: `@read`, `@geo`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: An array where each element is a two elements array representing longitude and latitude (x,y) of each member name passed as argument to the command
-    fn geopos<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEOPOS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+    fn geopos<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_geopos(key, member))
     }
 
     /// Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.
@@ -157,7 +139,7 @@ pub trait GeoCommands: CommandSink {
     /// - ACL categories: `@write`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     /// - integer: Number of items stored in key.
@@ -165,30 +147,25 @@ pub trait GeoCommands: CommandSink {
         since = "6.2.0",
         note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS argument"
     )]
-    fn georadius<'a>(
+    fn georadius<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         longitude: f64,
         latitude: f64,
         radius: f64,
         unit: GeoradiusUnit,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        longitude.write_args(a);
-        latitude.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadius(key, longitude, latitude, radius, unit))
     }
 
     /// [`georadius`](GeoCommands::georadius) with its optional arguments: see [`GeoradiusOptions`].
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(
         since = "6.2.0",
         note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS argument"
     )]
-    fn georadius_with<'a>(
+    fn georadius_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         longitude: f64,
@@ -196,33 +173,10 @@ pub trait GeoCommands: CommandSink {
         radius: f64,
         unit: GeoradiusUnit,
         options: GeoradiusOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        longitude.write_args(a);
-        latitude.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        if let Some(o) = &options.withcoord {
-            a.append(o);
-        }
-        if let Some(o) = &options.withdist {
-            a.append(o);
-        }
-        if let Some(o) = &options.withhash {
-            a.append(o);
-        }
-        if let Some(o) = &options.count_block {
-            a.append(o);
-        }
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        if let Some(o) = &options.store {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadius_with(
+            key, longitude, latitude, radius, unit, options,
+        ))
     }
 
     /// Queries a geospatial index for members within a distance from a member, optionally stores the result.
@@ -236,7 +190,7 @@ pub trait GeoCommands: CommandSink {
     /// - ACL categories: `@write`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     /// - integer: Number of items stored in key.
@@ -244,60 +198,34 @@ pub trait GeoCommands: CommandSink {
         since = "6.2.0",
         note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS and FROMMEMBER arguments"
     )]
-    fn georadiusbymember<'a>(
+    fn georadiusbymember<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
         unit: GeoradiusbymemberUnit,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadiusbymember(key, member, radius, unit))
     }
 
     /// [`georadiusbymember`](GeoCommands::georadiusbymember) with its optional arguments: see [`GeoradiusbymemberOptions`].
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(
         since = "6.2.0",
         note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS and FROMMEMBER arguments"
     )]
-    fn georadiusbymember_with<'a>(
+    fn georadiusbymember_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
         unit: GeoradiusbymemberUnit,
         options: GeoradiusbymemberOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        if let Some(o) = &options.withcoord {
-            a.append(o);
-        }
-        if let Some(o) = &options.withdist {
-            a.append(o);
-        }
-        if let Some(o) = &options.withhash {
-            a.append(o);
-        }
-        if let Some(o) = &options.count_block {
-            a.append(o);
-        }
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        if let Some(o) = &options.store {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadiusbymember_with(
+            key, member, radius, unit, options,
+        ))
     }
 
     /// Returns members from a geospatial index that are within a distance from a member.
@@ -311,64 +239,41 @@ pub trait GeoCommands: CommandSink {
     /// - ACL categories: `@read`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     #[deprecated(
         since = "6.2.0",
         note = "use GEOSEARCH with the BYRADIUS and FROMMEMBER arguments"
     )]
-    fn georadiusbymember_ro<'a>(
+    fn georadiusbymember_ro<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
         unit: GeoradiusbymemberRoUnit,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadiusbymember_ro(key, member, radius, unit))
     }
 
     /// [`georadiusbymember_ro`](GeoCommands::georadiusbymember_ro) with its optional arguments: see [`GeoradiusbymemberRoOptions`].
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(
         since = "6.2.0",
         note = "use GEOSEARCH with the BYRADIUS and FROMMEMBER arguments"
     )]
-    fn georadiusbymember_ro_with<'a>(
+    fn georadiusbymember_ro_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
         unit: GeoradiusbymemberRoUnit,
         options: GeoradiusbymemberRoOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        if let Some(o) = &options.withcoord {
-            a.append(o);
-        }
-        if let Some(o) = &options.withdist {
-            a.append(o);
-        }
-        if let Some(o) = &options.withhash {
-            a.append(o);
-        }
-        if let Some(o) = &options.count_block {
-            a.append(o);
-        }
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadiusbymember_ro_with(
+            key, member, radius, unit, options,
+        ))
     }
 
     /// Returns members from a geospatial index that are within a distance from a coordinate.
@@ -382,31 +287,26 @@ pub trait GeoCommands: CommandSink {
     /// - ACL categories: `@read`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` with the `BYRADIUS` argument
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     #[deprecated(since = "6.2.0", note = "use GEOSEARCH with the BYRADIUS argument")]
-    fn georadius_ro<'a>(
+    fn georadius_ro<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         longitude: f64,
         latitude: f64,
         radius: f64,
         unit: GeoradiusRoUnit,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUS_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        longitude.write_args(a);
-        latitude.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadius_ro(key, longitude, latitude, radius, unit))
     }
 
     /// [`georadius_ro`](GeoCommands::georadius_ro) with its optional arguments: see [`GeoradiusRoOptions`].
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(since = "6.2.0", note = "use GEOSEARCH with the BYRADIUS argument")]
-    fn georadius_ro_with<'a>(
+    fn georadius_ro_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         longitude: f64,
@@ -414,30 +314,10 @@ pub trait GeoCommands: CommandSink {
         radius: f64,
         unit: GeoradiusRoUnit,
         options: GeoradiusRoOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEORADIUS_RO", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        longitude.write_args(a);
-        latitude.write_args(a);
-        radius.write_args(a);
-        (&unit).write_args(a);
-        if let Some(o) = &options.withcoord {
-            a.append(o);
-        }
-        if let Some(o) = &options.withdist {
-            a.append(o);
-        }
-        if let Some(o) = &options.withhash {
-            a.append(o);
-        }
-        if let Some(o) = &options.count_block {
-            a.append(o);
-        }
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_georadius_ro_with(
+            key, longitude, latitude, radius, unit, options,
+        ))
     }
 
     /// Queries a geospatial index for members inside an area of a box or a circle.
@@ -450,52 +330,29 @@ pub trait GeoCommands: CommandSink {
     /// - Complexity: O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape
     /// - ACL categories: `@read`, `@geo`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
-    fn geosearch<'a>(
+    fn geosearch<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         from: GeosearchFrom,
         by: GeosearchBy,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEOSEARCH", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        (&from).write_args(a);
-        (&by).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_geosearch(key, from, by))
     }
 
     /// [`geosearch`](GeoCommands::geosearch) with its optional arguments: see [`GeosearchOptions`].
-    fn geosearch_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn geosearch_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         from: GeosearchFrom,
         by: GeosearchBy,
         options: GeosearchOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("GEOSEARCH", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        (&from).write_args(a);
-        (&by).write_args(a);
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        if let Some(o) = &options.count_block {
-            a.append(o);
-        }
-        if let Some(o) = &options.withcoord {
-            a.append(o);
-        }
-        if let Some(o) = &options.withdist {
-            a.append(o);
-        }
-        if let Some(o) = &options.withhash {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_geosearch_with(key, from, by, options))
     }
 
     /// Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.
@@ -508,7 +365,7 @@ pub trait GeoCommands: CommandSink {
     /// - Complexity: O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape
     /// - ACL categories: `@write`, `@geo`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of elements in the resulting set.
     fn geosearchstore<'a>(
         &'a self,
@@ -517,16 +374,12 @@ pub trait GeoCommands: CommandSink {
         from: GeosearchstoreFrom,
         by: GeosearchstoreBy,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("GEOSEARCHSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        source.write_args(a);
-        (&from).write_args(a);
-        (&by).write_args(a);
-        self.send(cmd)
+        self.send(cmd_geosearchstore(destination, source, from, by))
     }
 
     /// [`geosearchstore`](GeoCommands::geosearchstore) with its optional arguments: see [`GeosearchstoreOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn geosearchstore_with<'a>(
         &'a self,
         destination: impl ToArgs,
@@ -535,26 +388,239 @@ pub trait GeoCommands: CommandSink {
         by: GeosearchstoreBy,
         options: GeosearchstoreOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("GEOSEARCHSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        source.write_args(a);
-        (&from).write_args(a);
-        (&by).write_args(a);
-        if let Some(o) = &options.order {
-            a.append(o);
-        }
-        if let Some(o) = &options.count_block {
-            a.append(o);
-        }
-        if let Some(o) = &options.storedist {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_geosearchstore_with(
+            destination,
+            source,
+            from,
+            by,
+            options,
+        ))
     }
 }
 
-impl<S: CommandSink + ?Sized> GeoCommands for S {}
+impl<S: ReplySink + ?Sized> GeoCommands for S {}
+
+/// Commands of the `geo` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`GeoCommands`], each returning the [`Queued`] command.
+pub trait GeoPipeline: BatchSink {
+    /// Queues [`GEOADD`](GeoCommands::geoadd).
+    fn geoadd(&self, key: impl ToArgs, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_geoadd(key, data))
+    }
+
+    /// Queues [`GEOADD`](GeoCommands::geoadd_with) with its optional arguments.
+    fn geoadd_with(
+        &self,
+        key: impl ToArgs,
+        data: impl ToArgs,
+        options: GeoaddOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_geoadd_with(key, data, options))
+    }
+
+    /// Queues [`GEODIST`](GeoCommands::geodist).
+    fn geodist(&self, key: impl ToArgs, member1: impl ToArgs, member2: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_geodist(key, member1, member2))
+    }
+
+    /// Queues [`GEODIST`](GeoCommands::geodist_with) with its optional arguments.
+    fn geodist_with(
+        &self,
+        key: impl ToArgs,
+        member1: impl ToArgs,
+        member2: impl ToArgs,
+        options: GeodistOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_geodist_with(key, member1, member2, options))
+    }
+
+    /// Queues [`GEOHASH`](GeoCommands::geohash).
+    fn geohash(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_geohash(key, member))
+    }
+
+    /// Queues [`GEOPOS`](GeoCommands::geopos).
+    fn geopos(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_geopos(key, member))
+    }
+
+    /// Queues [`GEORADIUS`](GeoCommands::georadius).
+    #[deprecated(
+        since = "6.2.0",
+        note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS argument"
+    )]
+    fn georadius(
+        &self,
+        key: impl ToArgs,
+        longitude: f64,
+        latitude: f64,
+        radius: f64,
+        unit: GeoradiusUnit,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadius(key, longitude, latitude, radius, unit))
+    }
+
+    /// Queues [`GEORADIUS`](GeoCommands::georadius_with) with its optional arguments.
+    #[deprecated(
+        since = "6.2.0",
+        note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS argument"
+    )]
+    fn georadius_with(
+        &self,
+        key: impl ToArgs,
+        longitude: f64,
+        latitude: f64,
+        radius: f64,
+        unit: GeoradiusUnit,
+        options: GeoradiusOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadius_with(
+            key, longitude, latitude, radius, unit, options,
+        ))
+    }
+
+    /// Queues [`GEORADIUSBYMEMBER`](GeoCommands::georadiusbymember).
+    #[deprecated(
+        since = "6.2.0",
+        note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS and FROMMEMBER arguments"
+    )]
+    fn georadiusbymember(
+        &self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+        radius: f64,
+        unit: GeoradiusbymemberUnit,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadiusbymember(key, member, radius, unit))
+    }
+
+    /// Queues [`GEORADIUSBYMEMBER`](GeoCommands::georadiusbymember_with) with its optional arguments.
+    #[deprecated(
+        since = "6.2.0",
+        note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS and FROMMEMBER arguments"
+    )]
+    fn georadiusbymember_with(
+        &self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+        radius: f64,
+        unit: GeoradiusbymemberUnit,
+        options: GeoradiusbymemberOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadiusbymember_with(
+            key, member, radius, unit, options,
+        ))
+    }
+
+    /// Queues [`GEORADIUSBYMEMBER_RO`](GeoCommands::georadiusbymember_ro).
+    #[deprecated(
+        since = "6.2.0",
+        note = "use GEOSEARCH with the BYRADIUS and FROMMEMBER arguments"
+    )]
+    fn georadiusbymember_ro(
+        &self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+        radius: f64,
+        unit: GeoradiusbymemberRoUnit,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadiusbymember_ro(key, member, radius, unit))
+    }
+
+    /// Queues [`GEORADIUSBYMEMBER_RO`](GeoCommands::georadiusbymember_ro_with) with its optional arguments.
+    #[deprecated(
+        since = "6.2.0",
+        note = "use GEOSEARCH with the BYRADIUS and FROMMEMBER arguments"
+    )]
+    fn georadiusbymember_ro_with(
+        &self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+        radius: f64,
+        unit: GeoradiusbymemberRoUnit,
+        options: GeoradiusbymemberRoOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadiusbymember_ro_with(
+            key, member, radius, unit, options,
+        ))
+    }
+
+    /// Queues [`GEORADIUS_RO`](GeoCommands::georadius_ro).
+    #[deprecated(since = "6.2.0", note = "use GEOSEARCH with the BYRADIUS argument")]
+    fn georadius_ro(
+        &self,
+        key: impl ToArgs,
+        longitude: f64,
+        latitude: f64,
+        radius: f64,
+        unit: GeoradiusRoUnit,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadius_ro(key, longitude, latitude, radius, unit))
+    }
+
+    /// Queues [`GEORADIUS_RO`](GeoCommands::georadius_ro_with) with its optional arguments.
+    #[deprecated(since = "6.2.0", note = "use GEOSEARCH with the BYRADIUS argument")]
+    fn georadius_ro_with(
+        &self,
+        key: impl ToArgs,
+        longitude: f64,
+        latitude: f64,
+        radius: f64,
+        unit: GeoradiusRoUnit,
+        options: GeoradiusRoOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_georadius_ro_with(
+            key, longitude, latitude, radius, unit, options,
+        ))
+    }
+
+    /// Queues [`GEOSEARCH`](GeoCommands::geosearch).
+    fn geosearch(&self, key: impl ToArgs, from: GeosearchFrom, by: GeosearchBy) -> Queued<'_> {
+        self.queue(cmd_geosearch(key, from, by))
+    }
+
+    /// Queues [`GEOSEARCH`](GeoCommands::geosearch_with) with its optional arguments.
+    fn geosearch_with(
+        &self,
+        key: impl ToArgs,
+        from: GeosearchFrom,
+        by: GeosearchBy,
+        options: GeosearchOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_geosearch_with(key, from, by, options))
+    }
+
+    /// Queues [`GEOSEARCHSTORE`](GeoCommands::geosearchstore).
+    fn geosearchstore(
+        &self,
+        destination: impl ToArgs,
+        source: impl ToArgs,
+        from: GeosearchstoreFrom,
+        by: GeosearchstoreBy,
+    ) -> Queued<'_> {
+        self.queue(cmd_geosearchstore(destination, source, from, by))
+    }
+
+    /// Queues [`GEOSEARCHSTORE`](GeoCommands::geosearchstore_with) with its optional arguments.
+    fn geosearchstore_with(
+        &self,
+        destination: impl ToArgs,
+        source: impl ToArgs,
+        from: GeosearchstoreFrom,
+        by: GeosearchstoreBy,
+        options: GeosearchstoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_geosearchstore_with(
+            destination,
+            source,
+            from,
+            by,
+            options,
+        ))
+    }
+}
+
+impl<S: BatchSink + ?Sized> GeoPipeline for S {}
 
 /// Optional arguments of [`GeoCommands::geoadd_with`]:
 ///
@@ -1468,4 +1534,344 @@ impl GeosearchstoreOptions {
         self.storedist = Some(buf);
         self
     }
+}
+
+fn cmd_geoadd(key: impl ToArgs, data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_geoadd_with(key: impl ToArgs, data: impl ToArgs, options: GeoaddOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    if let Some(o) = &options.change {
+        a.append(o);
+    }
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_geodist(key: impl ToArgs, member1: impl ToArgs, member2: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GEODIST", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member1.write_args(a);
+    member2.write_args(a);
+    cmd
+}
+
+fn cmd_geodist_with(
+    key: impl ToArgs,
+    member1: impl ToArgs,
+    member2: impl ToArgs,
+    options: GeodistOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEODIST", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member1.write_args(a);
+    member2.write_args(a);
+    if let Some(o) = &options.unit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_geohash(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOHASH", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_geopos(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOPOS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_georadius(
+    key: impl ToArgs,
+    longitude: f64,
+    latitude: f64,
+    radius: f64,
+    unit: GeoradiusUnit,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    longitude.write_args(a);
+    latitude.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    cmd
+}
+
+fn cmd_georadius_with(
+    key: impl ToArgs,
+    longitude: f64,
+    latitude: f64,
+    radius: f64,
+    unit: GeoradiusUnit,
+    options: GeoradiusOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    longitude.write_args(a);
+    latitude.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    if let Some(o) = &options.withcoord {
+        a.append(o);
+    }
+    if let Some(o) = &options.withdist {
+        a.append(o);
+    }
+    if let Some(o) = &options.withhash {
+        a.append(o);
+    }
+    if let Some(o) = &options.count_block {
+        a.append(o);
+    }
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    if let Some(o) = &options.store {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_georadiusbymember(
+    key: impl ToArgs,
+    member: impl ToArgs,
+    radius: f64,
+    unit: GeoradiusbymemberUnit,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    cmd
+}
+
+fn cmd_georadiusbymember_with(
+    key: impl ToArgs,
+    member: impl ToArgs,
+    radius: f64,
+    unit: GeoradiusbymemberUnit,
+    options: GeoradiusbymemberOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    if let Some(o) = &options.withcoord {
+        a.append(o);
+    }
+    if let Some(o) = &options.withdist {
+        a.append(o);
+    }
+    if let Some(o) = &options.withhash {
+        a.append(o);
+    }
+    if let Some(o) = &options.count_block {
+        a.append(o);
+    }
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    if let Some(o) = &options.store {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_georadiusbymember_ro(
+    key: impl ToArgs,
+    member: impl ToArgs,
+    radius: f64,
+    unit: GeoradiusbymemberRoUnit,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    cmd
+}
+
+fn cmd_georadiusbymember_ro_with(
+    key: impl ToArgs,
+    member: impl ToArgs,
+    radius: f64,
+    unit: GeoradiusbymemberRoUnit,
+    options: GeoradiusbymemberRoOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    if let Some(o) = &options.withcoord {
+        a.append(o);
+    }
+    if let Some(o) = &options.withdist {
+        a.append(o);
+    }
+    if let Some(o) = &options.withhash {
+        a.append(o);
+    }
+    if let Some(o) = &options.count_block {
+        a.append(o);
+    }
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_georadius_ro(
+    key: impl ToArgs,
+    longitude: f64,
+    latitude: f64,
+    radius: f64,
+    unit: GeoradiusRoUnit,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUS_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    longitude.write_args(a);
+    latitude.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    cmd
+}
+
+fn cmd_georadius_ro_with(
+    key: impl ToArgs,
+    longitude: f64,
+    latitude: f64,
+    radius: f64,
+    unit: GeoradiusRoUnit,
+    options: GeoradiusRoOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEORADIUS_RO", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    longitude.write_args(a);
+    latitude.write_args(a);
+    radius.write_args(a);
+    (&unit).write_args(a);
+    if let Some(o) = &options.withcoord {
+        a.append(o);
+    }
+    if let Some(o) = &options.withdist {
+        a.append(o);
+    }
+    if let Some(o) = &options.withhash {
+        a.append(o);
+    }
+    if let Some(o) = &options.count_block {
+        a.append(o);
+    }
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_geosearch(key: impl ToArgs, from: GeosearchFrom, by: GeosearchBy) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOSEARCH", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    (&from).write_args(a);
+    (&by).write_args(a);
+    cmd
+}
+
+fn cmd_geosearch_with(
+    key: impl ToArgs,
+    from: GeosearchFrom,
+    by: GeosearchBy,
+    options: GeosearchOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOSEARCH", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    (&from).write_args(a);
+    (&by).write_args(a);
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    if let Some(o) = &options.count_block {
+        a.append(o);
+    }
+    if let Some(o) = &options.withcoord {
+        a.append(o);
+    }
+    if let Some(o) = &options.withdist {
+        a.append(o);
+    }
+    if let Some(o) = &options.withhash {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_geosearchstore(
+    destination: impl ToArgs,
+    source: impl ToArgs,
+    from: GeosearchstoreFrom,
+    by: GeosearchstoreBy,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOSEARCHSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    source.write_args(a);
+    (&from).write_args(a);
+    (&by).write_args(a);
+    cmd
+}
+
+fn cmd_geosearchstore_with(
+    destination: impl ToArgs,
+    source: impl ToArgs,
+    from: GeosearchstoreFrom,
+    by: GeosearchstoreBy,
+    options: GeosearchstoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("GEOSEARCHSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    source.write_args(a);
+    (&from).write_args(a);
+    (&by).write_args(a);
+    if let Some(o) = &options.order {
+        a.append(o);
+    }
+    if let Some(o) = &options.count_block {
+        a.append(o);
+    }
+    if let Some(o) = &options.storedist {
+        a.append(o);
+    }
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `hash` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait HashCommands: CommandSink {
+/// Commands of the `hash` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`HashPipeline`].
+pub trait HashCommands: ReplySink {
     /// Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.
     ///
     /// ```text
@@ -30,14 +35,10 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of fields to be removed.
     /// - ACL categories: `@write`, `@hash`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of fields that were removed from the hash.
     fn hdel<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("HDEL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hdel(key, field))
     }
 
     /// Determines whether a field exists in a hash.
@@ -50,15 +51,11 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@hash`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: The hash does not contain the field, or key does not exist.
     /// - `1`: The hash contains the field.
     fn hexists<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("HEXISTS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hexists(key, field))
     }
 
     /// Sets expiry time on hash fields.
@@ -72,47 +69,28 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn hexpire<'a>(
         &'a self,
         key: impl ToArgs,
         seconds: i64,
         field: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HEXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        seconds.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hexpire(key, seconds, field))
     }
 
     /// [`hexpire`](HashCommands::hexpire) with its optional arguments: see [`HexpireOptions`].
+    ///
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     fn hexpire_with<'a>(
         &'a self,
         key: impl ToArgs,
         seconds: i64,
         field: impl ToArgs,
         options: HexpireOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HEXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        seconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hexpire_with(key, seconds, field, options))
     }
 
     /// Sets expiry time on hash fields.
@@ -126,47 +104,28 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn hexpireat<'a>(
         &'a self,
         key: impl ToArgs,
         unix_time_seconds: i64,
         field: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HEXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_seconds.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hexpireat(key, unix_time_seconds, field))
     }
 
     /// [`hexpireat`](HashCommands::hexpireat) with its optional arguments: see [`HexpireatOptions`].
+    ///
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     fn hexpireat_with<'a>(
         &'a self,
         key: impl ToArgs,
         unix_time_seconds: i64,
         field: impl ToArgs,
         options: HexpireatOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HEXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_seconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hexpireat_with(key, unix_time_seconds, field, options))
     }
 
     /// Returns Unix timestamps in seconds since the epoch at which the given key's field(s) will expire.
@@ -180,18 +139,14 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@read`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn hexpiretime<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HEXPIRETIME", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn hexpiretime<'a>(
+        &'a self,
+        key: impl ToArgs,
+        field: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hexpiretime(key, field))
     }
 
     /// Returns the value of a field in a hash.
@@ -204,15 +159,15 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@hash`, `@fast`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The value associated with the field.
     /// - nil: If the field is not present in the hash or key does not exist.
-    fn hget<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("HGET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        self.send(cmd)
+    fn hget<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        field: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_hget(key, field))
     }
 
     /// Returns all fields and values in a hash.
@@ -225,13 +180,10 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(N) where N is the size of the hash.
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - map: Map of fields and their values stored in the hash, or an empty list when key does not exist. In RESP2 this is returned as a flat array.
-    fn hgetall<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HGETALL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn hgetall<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_hgetall(key))
     }
 
     /// Returns the values of one or more fields and deletes them from a hash.
@@ -245,18 +197,14 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - See the server's documentation (the spec has no reply schema).
-    fn hgetdel<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HGETDEL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn hgetdel<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        field: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_hgetdel(key, field))
     }
 
     /// Gets the value of one or more fields of a given hash key, and optionally sets their expiration time or time-to-live (TTL).
@@ -270,39 +218,26 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - See the server's documentation (the spec has no reply schema).
-    fn hgetex<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HGETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn hgetex<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        field: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_hgetex(key, field))
     }
 
     /// [`hgetex`](HashCommands::hgetex) with its optional arguments: see [`HgetexOptions`].
-    fn hgetex_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn hgetex_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         field: impl ToArgs,
         options: HgetexOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HGETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.expiration {
-            a.append(o);
-        }
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_hgetex_with(key, field, options))
     }
 
     /// Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.
@@ -315,7 +250,7 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@hash`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The value of the field after the increment operation.
     fn hincrby<'a>(
         &'a self,
@@ -323,12 +258,7 @@ pub trait HashCommands: CommandSink {
         field: impl ToArgs,
         increment: i64,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("HINCRBY", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        increment.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hincrby(key, field, increment))
     }
 
     /// Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.
@@ -341,7 +271,7 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@hash`, `@fast`
     ///
-    /// Reply (read as `f64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `f64`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The value of the field after the increment operation.
     fn hincrbyfloat<'a>(
         &'a self,
@@ -349,12 +279,7 @@ pub trait HashCommands: CommandSink {
         field: impl ToArgs,
         increment: f64,
     ) -> Self::Reply<'a, f64> {
-        let mut cmd = Cmd::with_route("HINCRBYFLOAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        increment.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hincrbyfloat(key, field, increment))
     }
 
     /// Returns all fields in a hash.
@@ -367,13 +292,10 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(N) where N is the size of the hash.
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of fields in the hash, or an empty list when the key does not exist.
-    fn hkeys<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("HKEYS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn hkeys<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_hkeys(key))
     }
 
     /// Returns the number of fields in a hash.
@@ -386,13 +308,10 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@hash`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of the fields in the hash, or 0 when the key does not exist.
     fn hlen<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("HLEN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hlen(key))
     }
 
     /// Returns the values of all fields in a hash.
@@ -405,18 +324,14 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of fields being requested.
     /// - ACL categories: `@read`, `@hash`, `@fast`
     ///
-    /// Reply (read as `Vec<Option<Bytes>>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of values associated with the given fields, in the same order as they are requested.
-    fn hmget<'a>(
+    fn hmget<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         field: impl ToArgs,
-    ) -> Self::Reply<'a, Vec<Option<Bytes>>> {
-        let mut cmd = Cmd::with_route("HMGET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_hmget(key, field))
     }
 
     /// Sets the values of multiple fields.
@@ -430,15 +345,11 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Deprecated since 4.0.0: use `HSET` with multiple field-value pairs
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     #[deprecated(since = "4.0.0", note = "use HSET with multiple field-value pairs")]
     fn hmset<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("HMSET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hmset(key, data))
     }
 
     /// Remove the existing expiration on a hash key's field(s).
@@ -452,18 +363,10 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn hpersist<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HPERSIST", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn hpersist<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hpersist(key, field))
     }
 
     /// Sets expiry time on hash object.
@@ -477,47 +380,28 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn hpexpire<'a>(
         &'a self,
         key: impl ToArgs,
         milliseconds: i64,
         field: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HPEXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        milliseconds.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hpexpire(key, milliseconds, field))
     }
 
     /// [`hpexpire`](HashCommands::hpexpire) with its optional arguments: see [`HpexpireOptions`].
+    ///
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     fn hpexpire_with<'a>(
         &'a self,
         key: impl ToArgs,
         milliseconds: i64,
         field: impl ToArgs,
         options: HpexpireOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HPEXPIRE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        milliseconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hpexpire_with(key, milliseconds, field, options))
     }
 
     /// Sets expiration time on hash field.
@@ -531,47 +415,33 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn hpexpireat<'a>(
         &'a self,
         key: impl ToArgs,
         unix_time_milliseconds: i64,
         field: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HPEXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_milliseconds.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hpexpireat(key, unix_time_milliseconds, field))
     }
 
     /// [`hpexpireat`](HashCommands::hpexpireat) with its optional arguments: see [`HpexpireatOptions`].
+    ///
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     fn hpexpireat_with<'a>(
         &'a self,
         key: impl ToArgs,
         unix_time_milliseconds: i64,
         field: impl ToArgs,
         options: HpexpireatOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HPEXPIREAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        unix_time_milliseconds.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hpexpireat_with(
+            key,
+            unix_time_milliseconds,
+            field,
+            options,
+        ))
     }
 
     /// Returns the Unix timestamp in milliseconds since Unix epoch at which the given key's field(s) will expire.
@@ -585,18 +455,14 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@read`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn hpexpiretime<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HPEXPIRETIME", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn hpexpiretime<'a>(
+        &'a self,
+        key: impl ToArgs,
+        field: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hpexpiretime(key, field))
     }
 
     /// Returns the remaining time to live in milliseconds of a hash key's field(s) that have an associated expiration.
@@ -610,18 +476,10 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@read`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn hpttl<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HPTTL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn hpttl<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_hpttl(key, field))
     }
 
     /// Returns one or more random fields from a hash.
@@ -634,31 +492,24 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of fields returned
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key doesn't exist
     /// - string: A single random field. Returned in case `COUNT` was not used.
     /// - array: A list of fields. Returned in case `COUNT` was used.
     /// - array: Fields and their values. Returned in case `COUNT` and `WITHVALUES` were used. In RESP2 this is returned as a flat array.
-    fn hrandfield<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HRANDFIELD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn hrandfield<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_hrandfield(key))
     }
 
     /// [`hrandfield`](HashCommands::hrandfield) with its optional arguments: see [`HrandfieldOptions`].
-    fn hrandfield_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn hrandfield_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: HrandfieldOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HRANDFIELD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.options {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_hrandfield_with(key, options))
     }
 
     /// Iterates over fields and values of a hash.
@@ -671,37 +522,22 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
-    fn hscan<'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        cursor.write_args(a);
-        self.send(cmd)
+    fn hscan<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, T> {
+        self.send(cmd_hscan(key, cursor))
     }
 
     /// [`hscan`](HashCommands::hscan) with its optional arguments: see [`HscanOptions`].
-    fn hscan_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn hscan_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         cursor: i64,
         options: HscanOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        cursor.write_args(a);
-        if let Some(o) = &options.pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.novalues {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_hscan_with(key, cursor, options))
     }
 
     /// Creates or modifies the value of a field in a hash.
@@ -714,14 +550,10 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.
     /// - ACL categories: `@write`, `@hash`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of fields that were added
     fn hset<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("HSET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hset(key, data))
     }
 
     /// Sets the value of one or more fields of a given hash key, and optionally sets their expiration time.
@@ -735,45 +567,22 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@write`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn hsetex<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HSETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        data.write_args(counted);
-        a.push_int(counted.len() / 2);
-        a.append(counted);
-        self.send(cmd)
+    fn hsetex<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, i64> {
+        self.send(cmd_hsetex(key, data))
     }
 
     /// [`hsetex`](HashCommands::hsetex) with its optional arguments: see [`HsetexOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn hsetex_with<'a>(
         &'a self,
         key: impl ToArgs,
         data: impl ToArgs,
         options: HsetexOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HSETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.key_condition {
-            a.append(o);
-        }
-        if let Some(o) = &options.fields_condition {
-            a.append(o);
-        }
-        if let Some(o) = &options.expiration {
-            a.append(o);
-        }
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        data.write_args(counted);
-        a.push_int(counted.len() / 2);
-        a.append(counted);
-        self.send(cmd)
+    ) -> Self::Reply<'a, i64> {
+        self.send(cmd_hsetex_with(key, data, options))
     }
 
     /// Sets the value of a field in a hash only when the field doesn't exist.
@@ -786,7 +595,7 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@hash`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: The field is a new field in the hash and value was set.
     /// - `1`: The field already exists in the hash and no operation was performed.
     fn hsetnx<'a>(
@@ -795,12 +604,7 @@ pub trait HashCommands: CommandSink {
         field: impl ToArgs,
         value: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("HSETNX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hsetnx(key, field, value))
     }
 
     /// Returns the length of the value of a field.
@@ -813,14 +617,10 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@hash`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: String length of the value associated with the field, or zero when the field is not present in the hash or key does not exist at all.
     fn hstrlen<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("HSTRLEN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        field.write_args(a);
-        self.send(cmd)
+        self.send(cmd_hstrlen(key, field))
     }
 
     /// Returns the remaining time to live (in seconds) of a hash key's field(s) that have an associated expiration.
@@ -834,18 +634,10 @@ pub trait HashCommands: CommandSink {
     /// - ACL categories: `@read`, `@hash`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn httl<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("HTTL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        a.push(b"FIELDS");
-        let counted = &mut ArgBuf::default();
-        field.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn httl<'a>(&'a self, key: impl ToArgs, field: impl ToArgs) -> Self::Reply<'a, Vec<i64>> {
+        self.send(cmd_httl(key, field))
     }
 
     /// Returns all values in a hash.
@@ -858,17 +650,250 @@ pub trait HashCommands: CommandSink {
     /// - Complexity: O(N) where N is the size of the hash.
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of values in the hash, or an empty list when the key does not exist.
-    fn hvals<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("HVALS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn hvals<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_hvals(key))
     }
 }
 
-impl<S: CommandSink + ?Sized> HashCommands for S {}
+impl<S: ReplySink + ?Sized> HashCommands for S {}
+
+/// Commands of the `hash` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`HashCommands`], each returning the [`Queued`] command.
+pub trait HashPipeline: BatchSink {
+    /// Queues [`HDEL`](HashCommands::hdel).
+    fn hdel(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hdel(key, field))
+    }
+
+    /// Queues [`HEXISTS`](HashCommands::hexists).
+    fn hexists(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hexists(key, field))
+    }
+
+    /// Queues [`HEXPIRE`](HashCommands::hexpire).
+    fn hexpire(&self, key: impl ToArgs, seconds: i64, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hexpire(key, seconds, field))
+    }
+
+    /// Queues [`HEXPIRE`](HashCommands::hexpire_with) with its optional arguments.
+    fn hexpire_with(
+        &self,
+        key: impl ToArgs,
+        seconds: i64,
+        field: impl ToArgs,
+        options: HexpireOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_hexpire_with(key, seconds, field, options))
+    }
+
+    /// Queues [`HEXPIREAT`](HashCommands::hexpireat).
+    fn hexpireat(
+        &self,
+        key: impl ToArgs,
+        unix_time_seconds: i64,
+        field: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_hexpireat(key, unix_time_seconds, field))
+    }
+
+    /// Queues [`HEXPIREAT`](HashCommands::hexpireat_with) with its optional arguments.
+    fn hexpireat_with(
+        &self,
+        key: impl ToArgs,
+        unix_time_seconds: i64,
+        field: impl ToArgs,
+        options: HexpireatOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_hexpireat_with(key, unix_time_seconds, field, options))
+    }
+
+    /// Queues [`HEXPIRETIME`](HashCommands::hexpiretime).
+    fn hexpiretime(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hexpiretime(key, field))
+    }
+
+    /// Queues [`HGET`](HashCommands::hget).
+    fn hget(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hget(key, field))
+    }
+
+    /// Queues [`HGETALL`](HashCommands::hgetall).
+    fn hgetall(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hgetall(key))
+    }
+
+    /// Queues [`HGETDEL`](HashCommands::hgetdel).
+    fn hgetdel(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hgetdel(key, field))
+    }
+
+    /// Queues [`HGETEX`](HashCommands::hgetex).
+    fn hgetex(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hgetex(key, field))
+    }
+
+    /// Queues [`HGETEX`](HashCommands::hgetex_with) with its optional arguments.
+    fn hgetex_with(
+        &self,
+        key: impl ToArgs,
+        field: impl ToArgs,
+        options: HgetexOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_hgetex_with(key, field, options))
+    }
+
+    /// Queues [`HINCRBY`](HashCommands::hincrby).
+    fn hincrby(&self, key: impl ToArgs, field: impl ToArgs, increment: i64) -> Queued<'_> {
+        self.queue(cmd_hincrby(key, field, increment))
+    }
+
+    /// Queues [`HINCRBYFLOAT`](HashCommands::hincrbyfloat).
+    fn hincrbyfloat(&self, key: impl ToArgs, field: impl ToArgs, increment: f64) -> Queued<'_> {
+        self.queue(cmd_hincrbyfloat(key, field, increment))
+    }
+
+    /// Queues [`HKEYS`](HashCommands::hkeys).
+    fn hkeys(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hkeys(key))
+    }
+
+    /// Queues [`HLEN`](HashCommands::hlen).
+    fn hlen(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hlen(key))
+    }
+
+    /// Queues [`HMGET`](HashCommands::hmget).
+    fn hmget(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hmget(key, field))
+    }
+
+    /// Queues [`HMSET`](HashCommands::hmset).
+    #[deprecated(since = "4.0.0", note = "use HSET with multiple field-value pairs")]
+    fn hmset(&self, key: impl ToArgs, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hmset(key, data))
+    }
+
+    /// Queues [`HPERSIST`](HashCommands::hpersist).
+    fn hpersist(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hpersist(key, field))
+    }
+
+    /// Queues [`HPEXPIRE`](HashCommands::hpexpire).
+    fn hpexpire(&self, key: impl ToArgs, milliseconds: i64, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hpexpire(key, milliseconds, field))
+    }
+
+    /// Queues [`HPEXPIRE`](HashCommands::hpexpire_with) with its optional arguments.
+    fn hpexpire_with(
+        &self,
+        key: impl ToArgs,
+        milliseconds: i64,
+        field: impl ToArgs,
+        options: HpexpireOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_hpexpire_with(key, milliseconds, field, options))
+    }
+
+    /// Queues [`HPEXPIREAT`](HashCommands::hpexpireat).
+    fn hpexpireat(
+        &self,
+        key: impl ToArgs,
+        unix_time_milliseconds: i64,
+        field: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_hpexpireat(key, unix_time_milliseconds, field))
+    }
+
+    /// Queues [`HPEXPIREAT`](HashCommands::hpexpireat_with) with its optional arguments.
+    fn hpexpireat_with(
+        &self,
+        key: impl ToArgs,
+        unix_time_milliseconds: i64,
+        field: impl ToArgs,
+        options: HpexpireatOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_hpexpireat_with(
+            key,
+            unix_time_milliseconds,
+            field,
+            options,
+        ))
+    }
+
+    /// Queues [`HPEXPIRETIME`](HashCommands::hpexpiretime).
+    fn hpexpiretime(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hpexpiretime(key, field))
+    }
+
+    /// Queues [`HPTTL`](HashCommands::hpttl).
+    fn hpttl(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hpttl(key, field))
+    }
+
+    /// Queues [`HRANDFIELD`](HashCommands::hrandfield).
+    fn hrandfield(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hrandfield(key))
+    }
+
+    /// Queues [`HRANDFIELD`](HashCommands::hrandfield_with) with its optional arguments.
+    fn hrandfield_with(&self, key: impl ToArgs, options: HrandfieldOptions) -> Queued<'_> {
+        self.queue(cmd_hrandfield_with(key, options))
+    }
+
+    /// Queues [`HSCAN`](HashCommands::hscan).
+    fn hscan(&self, key: impl ToArgs, cursor: i64) -> Queued<'_> {
+        self.queue(cmd_hscan(key, cursor))
+    }
+
+    /// Queues [`HSCAN`](HashCommands::hscan_with) with its optional arguments.
+    fn hscan_with(&self, key: impl ToArgs, cursor: i64, options: HscanOptions) -> Queued<'_> {
+        self.queue(cmd_hscan_with(key, cursor, options))
+    }
+
+    /// Queues [`HSET`](HashCommands::hset).
+    fn hset(&self, key: impl ToArgs, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hset(key, data))
+    }
+
+    /// Queues [`HSETEX`](HashCommands::hsetex).
+    fn hsetex(&self, key: impl ToArgs, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hsetex(key, data))
+    }
+
+    /// Queues [`HSETEX`](HashCommands::hsetex_with) with its optional arguments.
+    fn hsetex_with(
+        &self,
+        key: impl ToArgs,
+        data: impl ToArgs,
+        options: HsetexOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_hsetex_with(key, data, options))
+    }
+
+    /// Queues [`HSETNX`](HashCommands::hsetnx).
+    fn hsetnx(&self, key: impl ToArgs, field: impl ToArgs, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hsetnx(key, field, value))
+    }
+
+    /// Queues [`HSTRLEN`](HashCommands::hstrlen).
+    fn hstrlen(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hstrlen(key, field))
+    }
+
+    /// Queues [`HTTL`](HashCommands::httl).
+    fn httl(&self, key: impl ToArgs, field: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_httl(key, field))
+    }
+
+    /// Queues [`HVALS`](HashCommands::hvals).
+    fn hvals(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_hvals(key))
+    }
+}
+
+impl<S: BatchSink + ?Sized> HashPipeline for S {}
 
 /// Optional arguments of [`HashCommands::hexpire_with`]:
 ///
@@ -1371,4 +1396,425 @@ impl HsetexOptions {
         self.expiration = Some(buf);
         self
     }
+}
+
+fn cmd_hdel(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HDEL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    cmd
+}
+
+fn cmd_hexists(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HEXISTS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    cmd
+}
+
+fn cmd_hexpire(key: impl ToArgs, seconds: i64, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HEXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    seconds.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hexpire_with(
+    key: impl ToArgs,
+    seconds: i64,
+    field: impl ToArgs,
+    options: HexpireOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("HEXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    seconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hexpireat(key: impl ToArgs, unix_time_seconds: i64, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HEXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_seconds.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hexpireat_with(
+    key: impl ToArgs,
+    unix_time_seconds: i64,
+    field: impl ToArgs,
+    options: HexpireatOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("HEXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_seconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hexpiretime(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HEXPIRETIME", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hget(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HGET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    cmd
+}
+
+fn cmd_hgetall(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HGETALL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_hgetdel(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HGETDEL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hgetex(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HGETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hgetex_with(key: impl ToArgs, field: impl ToArgs, options: HgetexOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("HGETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.expiration {
+        a.append(o);
+    }
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hincrby(key: impl ToArgs, field: impl ToArgs, increment: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("HINCRBY", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    increment.write_args(a);
+    cmd
+}
+
+fn cmd_hincrbyfloat(key: impl ToArgs, field: impl ToArgs, increment: f64) -> Cmd {
+    let mut cmd = Cmd::with_route("HINCRBYFLOAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    increment.write_args(a);
+    cmd
+}
+
+fn cmd_hkeys(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HKEYS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_hlen(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HLEN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_hmget(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HMGET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    cmd
+}
+
+fn cmd_hmset(key: impl ToArgs, data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HMSET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_hpersist(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HPERSIST", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hpexpire(key: impl ToArgs, milliseconds: i64, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HPEXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    milliseconds.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hpexpire_with(
+    key: impl ToArgs,
+    milliseconds: i64,
+    field: impl ToArgs,
+    options: HpexpireOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("HPEXPIRE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    milliseconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hpexpireat(key: impl ToArgs, unix_time_milliseconds: i64, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HPEXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_milliseconds.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hpexpireat_with(
+    key: impl ToArgs,
+    unix_time_milliseconds: i64,
+    field: impl ToArgs,
+    options: HpexpireatOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("HPEXPIREAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    unix_time_milliseconds.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hpexpiretime(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HPEXPIRETIME", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hpttl(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HPTTL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hrandfield(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HRANDFIELD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_hrandfield_with(key: impl ToArgs, options: HrandfieldOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("HRANDFIELD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.options {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_hscan(key: impl ToArgs, cursor: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("HSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cursor.write_args(a);
+    cmd
+}
+
+fn cmd_hscan_with(key: impl ToArgs, cursor: i64, options: HscanOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("HSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cursor.write_args(a);
+    if let Some(o) = &options.pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.novalues {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_hset(key: impl ToArgs, data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HSET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_hsetex(key: impl ToArgs, data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HSETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    data.write_args(counted);
+    a.push_int(counted.len() / 2);
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hsetex_with(key: impl ToArgs, data: impl ToArgs, options: HsetexOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("HSETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.key_condition {
+        a.append(o);
+    }
+    if let Some(o) = &options.fields_condition {
+        a.append(o);
+    }
+    if let Some(o) = &options.expiration {
+        a.append(o);
+    }
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    data.write_args(counted);
+    a.push_int(counted.len() / 2);
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hsetnx(key: impl ToArgs, field: impl ToArgs, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HSETNX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_hstrlen(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HSTRLEN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    field.write_args(a);
+    cmd
+}
+
+fn cmd_httl(key: impl ToArgs, field: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HTTL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    a.push(b"FIELDS");
+    let counted = &mut ArgBuf::default();
+    field.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_hvals(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("HVALS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `hyperloglog` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait HyperloglogCommands: CommandSink {
+/// Commands of the `hyperloglog` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`HyperloglogPipeline`].
+pub trait HyperloglogCommands: ReplySink {
     /// Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.
     ///
     /// ```text
@@ -30,15 +35,11 @@ pub trait HyperloglogCommands: CommandSink {
     /// - Complexity: O(1) to add every element.
     /// - ACL categories: `@write`, `@hyperloglog`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`: If at least 1 HyperLogLog internal register was altered.
     /// - `0`: If no HyperLogLog internal register were altered.
     fn pfadd<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PFADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pfadd(key, element))
     }
 
     /// Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).
@@ -51,13 +52,10 @@ pub trait HyperloglogCommands: CommandSink {
     /// - Complexity: O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.
     /// - ACL categories: `@read`, `@hyperloglog`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The approximated number of unique elements observed via PFADD
     fn pfcount<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PFCOUNT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pfcount(key))
     }
 
     /// Merges one or more HyperLogLog values into a single key.
@@ -70,15 +68,55 @@ pub trait HyperloglogCommands: CommandSink {
     /// - Complexity: O(N) to merge N HyperLogLogs, but with high constant times.
     /// - ACL categories: `@write`, `@hyperloglog`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn pfmerge<'a>(&'a self, destkey: impl ToArgs, sourcekey: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("PFMERGE", Route::Shared);
-        let a = &mut cmd.args;
-        destkey.write_args(a);
-        sourcekey.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pfmerge(destkey, sourcekey))
     }
 }
 
-impl<S: CommandSink + ?Sized> HyperloglogCommands for S {}
+impl<S: ReplySink + ?Sized> HyperloglogCommands for S {}
+
+/// Commands of the `hyperloglog` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`HyperloglogCommands`], each returning the [`Queued`] command.
+pub trait HyperloglogPipeline: BatchSink {
+    /// Queues [`PFADD`](HyperloglogCommands::pfadd).
+    fn pfadd(&self, key: impl ToArgs, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pfadd(key, element))
+    }
+
+    /// Queues [`PFCOUNT`](HyperloglogCommands::pfcount).
+    fn pfcount(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pfcount(key))
+    }
+
+    /// Queues [`PFMERGE`](HyperloglogCommands::pfmerge).
+    fn pfmerge(&self, destkey: impl ToArgs, sourcekey: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pfmerge(destkey, sourcekey))
+    }
+}
+
+impl<S: BatchSink + ?Sized> HyperloglogPipeline for S {}
+
+fn cmd_pfadd(key: impl ToArgs, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PFADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_pfcount(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PFCOUNT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_pfmerge(destkey: impl ToArgs, sourcekey: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PFMERGE", Route::Shared);
+    let a = &mut cmd.args;
+    destkey.write_args(a);
+    sourcekey.write_args(a);
+    cmd
+}

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `list` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait ListCommands: CommandSink {
+/// Commands of the `list` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`ListPipeline`].
+pub trait ListCommands: ReplySink {
     /// Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.
     ///
     /// ```text
@@ -30,25 +35,18 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The popped element.
     /// - nil: Operation timed-out
-    fn blmove<'a>(
+    fn blmove<'a, T: FromValue + 'a>(
         &'a self,
         source: impl ToArgs,
         destination: impl ToArgs,
         wherefrom: BlmoveWherefrom,
         whereto: BlmoveWhereto,
         timeout: f64,
-    ) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("BLMOVE", Route::Blocking);
-        let a = &mut cmd.args;
-        source.write_args(a);
-        destination.write_args(a);
-        (&wherefrom).write_args(a);
-        (&whereto).write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_blmove(source, destination, wherefrom, whereto, timeout))
     }
 
     /// Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.
@@ -61,46 +59,29 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N+M) where N is the number of provided keys and M is the number of elements returned.
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Operation timed-out
     /// - array: The key from which elements were popped and the popped elements
-    fn blmpop<'a>(
+    fn blmpop<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
         where_: BlmpopWhere,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BLMPOP", Route::Blocking);
-        let a = &mut cmd.args;
-        timeout.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_blmpop(timeout, key, where_))
     }
 
     /// [`blmpop`](ListCommands::blmpop) with its optional arguments: see [`BlmpopOptions`].
-    fn blmpop_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn blmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
         where_: BlmpopWhere,
         options: BlmpopOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BLMPOP", Route::Blocking);
-        let a = &mut cmd.args;
-        timeout.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_blmpop_with(timeout, key, where_, options))
     }
 
     /// Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.
@@ -113,15 +94,15 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of provided keys.
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: No element could be popped and timeout expired
     /// - array: The key from which the element was popped and the value of the popped element
-    fn blpop<'a>(&'a self, key: impl ToArgs, timeout: f64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BLPOP", Route::Blocking);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    fn blpop<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        timeout: f64,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_blpop(key, timeout))
     }
 
     /// Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.
@@ -134,15 +115,15 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of provided keys.
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: No element could be popped and the timeout expired.
     /// - array
-    fn brpop<'a>(&'a self, key: impl ToArgs, timeout: f64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BRPOP", Route::Blocking);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    fn brpop<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        timeout: f64,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_brpop(key, timeout))
     }
 
     /// Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.
@@ -156,22 +137,17 @@ pub trait ListCommands: CommandSink {
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     /// - Deprecated since 6.2.0: use `BLMOVE` with the `RIGHT` and `LEFT` arguments
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The element being popped from source and pushed to destination.
     /// - nil: Timeout is reached.
     #[deprecated(since = "6.2.0", note = "use BLMOVE with the RIGHT and LEFT arguments")]
-    fn brpoplpush<'a>(
+    fn brpoplpush<'a, T: FromValue + 'a>(
         &'a self,
         source: impl ToArgs,
         destination: impl ToArgs,
         timeout: f64,
-    ) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("BRPOPLPUSH", Route::Blocking);
-        let a = &mut cmd.args;
-        source.write_args(a);
-        destination.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_brpoplpush(source, destination, timeout))
     }
 
     /// Returns an element from a list by its index.
@@ -184,15 +160,11 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).
     /// - ACL categories: `@read`, `@list`, `@slow`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Index is out of range
     /// - string: The requested element
-    fn lindex<'a>(&'a self, key: impl ToArgs, index: i64) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("LINDEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        index.write_args(a);
-        self.send(cmd)
+    fn lindex<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs, index: i64) -> Self::Reply<'a, T> {
+        self.send(cmd_lindex(key, index))
     }
 
     /// Inserts an element before or after another element in a list.
@@ -205,7 +177,7 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).
     /// - ACL categories: `@write`, `@list`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: List length after a successful insert operation.
     /// - `0`: In case key doesn't exist.
     /// - `-1`: When the pivot wasn't found.
@@ -216,13 +188,7 @@ pub trait ListCommands: CommandSink {
         pivot: impl ToArgs,
         element: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("LINSERT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        (&where_).write_args(a);
-        pivot.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_linsert(key, where_, pivot, element))
     }
 
     /// Returns the length of a list.
@@ -235,13 +201,10 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@list`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: List length.
     fn llen<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("LLEN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_llen(key))
     }
 
     /// Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.
@@ -254,22 +217,16 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@list`, `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Bytes`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The element being popped and pushed.
-    fn lmove<'a>(
+    fn lmove<'a, T: FromValue + 'a>(
         &'a self,
         source: impl ToArgs,
         destination: impl ToArgs,
         wherefrom: LmoveWherefrom,
         whereto: LmoveWhereto,
-    ) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("LMOVE", Route::Shared);
-        let a = &mut cmd.args;
-        source.write_args(a);
-        destination.write_args(a);
-        (&wherefrom).write_args(a);
-        (&whereto).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lmove(source, destination, wherefrom, whereto))
     }
 
     /// Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.
@@ -282,38 +239,27 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N+M) where N is the number of provided keys and M is the number of elements returned.
     /// - ACL categories: `@write`, `@list`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: If no element could be popped.
     /// - array: List key from which elements were popped.
-    fn lmpop<'a>(&'a self, key: impl ToArgs, where_: LmpopWhere) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LMPOP", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        self.send(cmd)
+    fn lmpop<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        where_: LmpopWhere,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lmpop(key, where_))
     }
 
     /// [`lmpop`](ListCommands::lmpop) with its optional arguments: see [`LmpopOptions`].
-    fn lmpop_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn lmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         where_: LmpopWhere,
         options: LmpopOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LMPOP", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lmpop_with(key, where_, options))
     }
 
     /// Returns the first elements in a list after removing it. Deletes the list if the last element was popped.
@@ -326,26 +272,23 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of elements returned
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key does not exist.
     /// - string: In case `count` argument was not given, the value of the first element.
     /// - array: In case `count` argument was given, a list of popped elements
-    fn lpop<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LPOP", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn lpop<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_lpop(key))
     }
 
     /// [`lpop`](ListCommands::lpop) with its optional arguments: see [`LpopOptions`].
-    fn lpop_with<'a>(&'a self, key: impl ToArgs, options: LpopOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LPOP", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn lpop_with<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        options: LpopOptions,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lpop_with(key, options))
     }
 
     /// Returns the index of matching elements in a list.
@@ -358,39 +301,28 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.
     /// - ACL categories: `@read`, `@list`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: In case there is no matching element
     /// - integer: An integer representing the matching element
     /// - array: If the COUNT option is given, an array of integers representing the matching elements (empty if there are no matches)
-    fn lpos<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LPOS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+    fn lpos<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        element: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lpos(key, element))
     }
 
     /// [`lpos`](ListCommands::lpos) with its optional arguments: see [`LposOptions`].
-    fn lpos_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn lpos_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         element: impl ToArgs,
         options: LposOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LPOS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        element.write_args(a);
-        if let Some(o) = &options.rank {
-            a.append(o);
-        }
-        if let Some(o) = &options.num_matches {
-            a.append(o);
-        }
-        if let Some(o) = &options.len {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lpos_with(key, element, options))
     }
 
     /// Prepends one or more elements to a list. Creates the key if it doesn't exist.
@@ -403,14 +335,10 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Length of the list after the push operations.
     fn lpush<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("LPUSH", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_lpush(key, element))
     }
 
     /// Prepends one or more elements to a list only when the list exists.
@@ -423,14 +351,10 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The length of the list after the push operation.
     fn lpushx<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("LPUSHX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_lpushx(key, element))
     }
 
     /// Returns a range of elements from a list.
@@ -443,20 +367,15 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.
     /// - ACL categories: `@read`, `@list`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of elements in the specified range
-    fn lrange<'a>(
+    fn lrange<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         start: i64,
         stop: i64,
-    ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("LRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        stop.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lrange(key, start, stop))
     }
 
     /// Removes elements from a list. Deletes the list if the last element was removed.
@@ -469,7 +388,7 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N+M) where N is the length of the list and M is the number of elements removed.
     /// - ACL categories: `@write`, `@list`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of removed elements.
     fn lrem<'a>(
         &'a self,
@@ -477,12 +396,7 @@ pub trait ListCommands: CommandSink {
         count: i64,
         element: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("LREM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        count.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_lrem(key, count, element))
     }
 
     /// Sets the value of an element in a list by its index.
@@ -495,7 +409,7 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).
     /// - ACL categories: `@write`, `@list`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn lset<'a>(
         &'a self,
@@ -503,12 +417,7 @@ pub trait ListCommands: CommandSink {
         index: i64,
         element: impl ToArgs,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("LSET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        index.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_lset(key, index, element))
     }
 
     /// Removes elements from both ends a list. Deletes the list if all elements were trimmed.
@@ -521,15 +430,10 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of elements to be removed by the operation.
     /// - ACL categories: `@write`, `@list`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn ltrim<'a>(&'a self, key: impl ToArgs, start: i64, stop: i64) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("LTRIM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        stop.write_args(a);
-        self.send(cmd)
+        self.send(cmd_ltrim(key, start, stop))
     }
 
     /// Returns and removes the last elements of a list. Deletes the list if the last element was popped.
@@ -542,26 +446,23 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of elements returned
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key does not exist.
     /// - string: When 'COUNT' was not given, the value of the last element.
     /// - array: When 'COUNT' was given, list of popped elements.
-    fn rpop<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("RPOP", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn rpop<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_rpop(key))
     }
 
     /// [`rpop`](ListCommands::rpop) with its optional arguments: see [`RpopOptions`].
-    fn rpop_with<'a>(&'a self, key: impl ToArgs, options: RpopOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("RPOP", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn rpop_with<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        options: RpopOptions,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_rpop_with(key, options))
     }
 
     /// Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.
@@ -575,20 +476,16 @@ pub trait ListCommands: CommandSink {
     /// - ACL categories: `@write`, `@list`, `@slow`
     /// - Deprecated since 6.2.0: use `LMOVE` with the `RIGHT` and `LEFT` arguments
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The element being popped and pushed.
     /// - nil: Source list is empty.
     #[deprecated(since = "6.2.0", note = "use LMOVE with the RIGHT and LEFT arguments")]
-    fn rpoplpush<'a>(
+    fn rpoplpush<'a, T: FromValue + 'a>(
         &'a self,
         source: impl ToArgs,
         destination: impl ToArgs,
-    ) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("RPOPLPUSH", Route::Shared);
-        let a = &mut cmd.args;
-        source.write_args(a);
-        destination.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_rpoplpush(source, destination))
     }
 
     /// Appends one or more elements to a list. Creates the key if it doesn't exist.
@@ -601,14 +498,10 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Length of the list after the push operations.
     fn rpush<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("RPUSH", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_rpush(key, element))
     }
 
     /// Appends an element to a list only when the list exists.
@@ -621,18 +514,197 @@ pub trait ListCommands: CommandSink {
     /// - Complexity: O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Length of the list after the push operation.
     fn rpushx<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("RPUSHX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        element.write_args(a);
-        self.send(cmd)
+        self.send(cmd_rpushx(key, element))
     }
 }
 
-impl<S: CommandSink + ?Sized> ListCommands for S {}
+impl<S: ReplySink + ?Sized> ListCommands for S {}
+
+/// Commands of the `list` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`ListCommands`], each returning the [`Queued`] command.
+pub trait ListPipeline: BatchSink {
+    /// Queues [`BLMOVE`](ListCommands::blmove).
+    fn blmove(
+        &self,
+        source: impl ToArgs,
+        destination: impl ToArgs,
+        wherefrom: BlmoveWherefrom,
+        whereto: BlmoveWhereto,
+        timeout: f64,
+    ) -> Queued<'_> {
+        self.queue(cmd_blmove(source, destination, wherefrom, whereto, timeout))
+    }
+
+    /// Queues [`BLMPOP`](ListCommands::blmpop).
+    fn blmpop(&self, timeout: f64, key: impl ToArgs, where_: BlmpopWhere) -> Queued<'_> {
+        self.queue(cmd_blmpop(timeout, key, where_))
+    }
+
+    /// Queues [`BLMPOP`](ListCommands::blmpop_with) with its optional arguments.
+    fn blmpop_with(
+        &self,
+        timeout: f64,
+        key: impl ToArgs,
+        where_: BlmpopWhere,
+        options: BlmpopOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_blmpop_with(timeout, key, where_, options))
+    }
+
+    /// Queues [`BLPOP`](ListCommands::blpop).
+    fn blpop(&self, key: impl ToArgs, timeout: f64) -> Queued<'_> {
+        self.queue(cmd_blpop(key, timeout))
+    }
+
+    /// Queues [`BRPOP`](ListCommands::brpop).
+    fn brpop(&self, key: impl ToArgs, timeout: f64) -> Queued<'_> {
+        self.queue(cmd_brpop(key, timeout))
+    }
+
+    /// Queues [`BRPOPLPUSH`](ListCommands::brpoplpush).
+    #[deprecated(since = "6.2.0", note = "use BLMOVE with the RIGHT and LEFT arguments")]
+    fn brpoplpush(
+        &self,
+        source: impl ToArgs,
+        destination: impl ToArgs,
+        timeout: f64,
+    ) -> Queued<'_> {
+        self.queue(cmd_brpoplpush(source, destination, timeout))
+    }
+
+    /// Queues [`LINDEX`](ListCommands::lindex).
+    fn lindex(&self, key: impl ToArgs, index: i64) -> Queued<'_> {
+        self.queue(cmd_lindex(key, index))
+    }
+
+    /// Queues [`LINSERT`](ListCommands::linsert).
+    fn linsert(
+        &self,
+        key: impl ToArgs,
+        where_: LinsertWhere,
+        pivot: impl ToArgs,
+        element: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_linsert(key, where_, pivot, element))
+    }
+
+    /// Queues [`LLEN`](ListCommands::llen).
+    fn llen(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_llen(key))
+    }
+
+    /// Queues [`LMOVE`](ListCommands::lmove).
+    fn lmove(
+        &self,
+        source: impl ToArgs,
+        destination: impl ToArgs,
+        wherefrom: LmoveWherefrom,
+        whereto: LmoveWhereto,
+    ) -> Queued<'_> {
+        self.queue(cmd_lmove(source, destination, wherefrom, whereto))
+    }
+
+    /// Queues [`LMPOP`](ListCommands::lmpop).
+    fn lmpop(&self, key: impl ToArgs, where_: LmpopWhere) -> Queued<'_> {
+        self.queue(cmd_lmpop(key, where_))
+    }
+
+    /// Queues [`LMPOP`](ListCommands::lmpop_with) with its optional arguments.
+    fn lmpop_with(
+        &self,
+        key: impl ToArgs,
+        where_: LmpopWhere,
+        options: LmpopOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_lmpop_with(key, where_, options))
+    }
+
+    /// Queues [`LPOP`](ListCommands::lpop).
+    fn lpop(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_lpop(key))
+    }
+
+    /// Queues [`LPOP`](ListCommands::lpop_with) with its optional arguments.
+    fn lpop_with(&self, key: impl ToArgs, options: LpopOptions) -> Queued<'_> {
+        self.queue(cmd_lpop_with(key, options))
+    }
+
+    /// Queues [`LPOS`](ListCommands::lpos).
+    fn lpos(&self, key: impl ToArgs, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_lpos(key, element))
+    }
+
+    /// Queues [`LPOS`](ListCommands::lpos_with) with its optional arguments.
+    fn lpos_with(
+        &self,
+        key: impl ToArgs,
+        element: impl ToArgs,
+        options: LposOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_lpos_with(key, element, options))
+    }
+
+    /// Queues [`LPUSH`](ListCommands::lpush).
+    fn lpush(&self, key: impl ToArgs, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_lpush(key, element))
+    }
+
+    /// Queues [`LPUSHX`](ListCommands::lpushx).
+    fn lpushx(&self, key: impl ToArgs, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_lpushx(key, element))
+    }
+
+    /// Queues [`LRANGE`](ListCommands::lrange).
+    fn lrange(&self, key: impl ToArgs, start: i64, stop: i64) -> Queued<'_> {
+        self.queue(cmd_lrange(key, start, stop))
+    }
+
+    /// Queues [`LREM`](ListCommands::lrem).
+    fn lrem(&self, key: impl ToArgs, count: i64, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_lrem(key, count, element))
+    }
+
+    /// Queues [`LSET`](ListCommands::lset).
+    fn lset(&self, key: impl ToArgs, index: i64, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_lset(key, index, element))
+    }
+
+    /// Queues [`LTRIM`](ListCommands::ltrim).
+    fn ltrim(&self, key: impl ToArgs, start: i64, stop: i64) -> Queued<'_> {
+        self.queue(cmd_ltrim(key, start, stop))
+    }
+
+    /// Queues [`RPOP`](ListCommands::rpop).
+    fn rpop(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_rpop(key))
+    }
+
+    /// Queues [`RPOP`](ListCommands::rpop_with) with its optional arguments.
+    fn rpop_with(&self, key: impl ToArgs, options: RpopOptions) -> Queued<'_> {
+        self.queue(cmd_rpop_with(key, options))
+    }
+
+    /// Queues [`RPOPLPUSH`](ListCommands::rpoplpush).
+    #[deprecated(since = "6.2.0", note = "use LMOVE with the RIGHT and LEFT arguments")]
+    fn rpoplpush(&self, source: impl ToArgs, destination: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_rpoplpush(source, destination))
+    }
+
+    /// Queues [`RPUSH`](ListCommands::rpush).
+    fn rpush(&self, key: impl ToArgs, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_rpush(key, element))
+    }
+
+    /// Queues [`RPUSHX`](ListCommands::rpushx).
+    fn rpushx(&self, key: impl ToArgs, element: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_rpushx(key, element))
+    }
+}
+
+impl<S: BatchSink + ?Sized> ListPipeline for S {}
 
 /// Choices for `<LEFT | RIGHT>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -953,4 +1025,283 @@ impl RpopOptions {
         self.count = Some(buf);
         self
     }
+}
+
+fn cmd_blmove(
+    source: impl ToArgs,
+    destination: impl ToArgs,
+    wherefrom: BlmoveWherefrom,
+    whereto: BlmoveWhereto,
+    timeout: f64,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("BLMOVE", Route::Blocking);
+    let a = &mut cmd.args;
+    source.write_args(a);
+    destination.write_args(a);
+    (&wherefrom).write_args(a);
+    (&whereto).write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_blmpop(timeout: f64, key: impl ToArgs, where_: BlmpopWhere) -> Cmd {
+    let mut cmd = Cmd::with_route("BLMPOP", Route::Blocking);
+    let a = &mut cmd.args;
+    timeout.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    cmd
+}
+
+fn cmd_blmpop_with(
+    timeout: f64,
+    key: impl ToArgs,
+    where_: BlmpopWhere,
+    options: BlmpopOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("BLMPOP", Route::Blocking);
+    let a = &mut cmd.args;
+    timeout.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_blpop(key: impl ToArgs, timeout: f64) -> Cmd {
+    let mut cmd = Cmd::with_route("BLPOP", Route::Blocking);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_brpop(key: impl ToArgs, timeout: f64) -> Cmd {
+    let mut cmd = Cmd::with_route("BRPOP", Route::Blocking);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_brpoplpush(source: impl ToArgs, destination: impl ToArgs, timeout: f64) -> Cmd {
+    let mut cmd = Cmd::with_route("BRPOPLPUSH", Route::Blocking);
+    let a = &mut cmd.args;
+    source.write_args(a);
+    destination.write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_lindex(key: impl ToArgs, index: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("LINDEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    index.write_args(a);
+    cmd
+}
+
+fn cmd_linsert(
+    key: impl ToArgs,
+    where_: LinsertWhere,
+    pivot: impl ToArgs,
+    element: impl ToArgs,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("LINSERT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    (&where_).write_args(a);
+    pivot.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_llen(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LLEN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_lmove(
+    source: impl ToArgs,
+    destination: impl ToArgs,
+    wherefrom: LmoveWherefrom,
+    whereto: LmoveWhereto,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("LMOVE", Route::Shared);
+    let a = &mut cmd.args;
+    source.write_args(a);
+    destination.write_args(a);
+    (&wherefrom).write_args(a);
+    (&whereto).write_args(a);
+    cmd
+}
+
+fn cmd_lmpop(key: impl ToArgs, where_: LmpopWhere) -> Cmd {
+    let mut cmd = Cmd::with_route("LMPOP", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    cmd
+}
+
+fn cmd_lmpop_with(key: impl ToArgs, where_: LmpopWhere, options: LmpopOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("LMPOP", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_lpop(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LPOP", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_lpop_with(key: impl ToArgs, options: LpopOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("LPOP", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_lpos(key: impl ToArgs, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LPOS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_lpos_with(key: impl ToArgs, element: impl ToArgs, options: LposOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("LPOS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    element.write_args(a);
+    if let Some(o) = &options.rank {
+        a.append(o);
+    }
+    if let Some(o) = &options.num_matches {
+        a.append(o);
+    }
+    if let Some(o) = &options.len {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_lpush(key: impl ToArgs, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LPUSH", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_lpushx(key: impl ToArgs, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LPUSHX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_lrange(key: impl ToArgs, start: i64, stop: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("LRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    stop.write_args(a);
+    cmd
+}
+
+fn cmd_lrem(key: impl ToArgs, count: i64, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LREM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    count.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_lset(key: impl ToArgs, index: i64, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LSET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    index.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_ltrim(key: impl ToArgs, start: i64, stop: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("LTRIM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    stop.write_args(a);
+    cmd
+}
+
+fn cmd_rpop(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("RPOP", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_rpop_with(key: impl ToArgs, options: RpopOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("RPOP", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_rpoplpush(source: impl ToArgs, destination: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("RPOPLPUSH", Route::Shared);
+    let a = &mut cmd.args;
+    source.write_args(a);
+    destination.write_args(a);
+    cmd
+}
+
+fn cmd_rpush(key: impl ToArgs, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("RPUSH", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    element.write_args(a);
+    cmd
+}
+
+fn cmd_rpushx(key: impl ToArgs, element: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("RPUSHX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    element.write_args(a);
+    cmd
 }

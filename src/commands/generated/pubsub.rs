@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `pubsub` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait PubsubCommands: CommandSink {
+/// Commands of the `pubsub` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`PubsubPipeline`].
+pub trait PubsubCommands: ReplySink {
     /// Listens for messages published to channels that match one or more patterns.
     ///
     /// ```text
@@ -30,13 +35,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of patterns to subscribe to.
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn psubscribe<'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("PSUBSCRIBE", Route::PubSub);
-        let a = &mut cmd.args;
-        pattern.write_args(a);
-        self.send(cmd)
+        self.send(cmd_psubscribe(pattern))
     }
 
     /// Posts a message to a channel.
@@ -49,14 +51,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).
     /// - ACL categories: `@pubsub`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of clients that received the message. Note that in a Cluster, only clients that are connected to the same node as the publishing client are included in the count.
     fn publish<'a>(&'a self, channel: impl ToArgs, message: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PUBLISH", Route::Shared);
-        let a = &mut cmd.args;
-        channel.write_args(a);
-        message.write_args(a);
-        self.send(cmd)
+        self.send(cmd_publish(channel, message))
     }
 
     /// Returns the active channels.
@@ -69,28 +67,20 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A list of active channels, optionally matching the specified pattern.
     fn pubsub_channels<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CHANNELS");
-
-        self.send(cmd)
+        self.send(cmd_pubsub_channels())
     }
 
     /// [`pubsub_channels`](PubsubCommands::pubsub_channels) with its optional arguments: see [`PubsubChannelsOptions`].
+    ///
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     fn pubsub_channels_with<'a>(
         &'a self,
         options: PubsubChannelsOptions,
     ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CHANNELS");
-        if let Some(o) = &options.pattern {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_pubsub_channels_with(options))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -103,14 +93,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn pubsub_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_pubsub_help())
     }
 
     /// Returns a count of unique pattern subscriptions.
@@ -123,14 +109,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of patterns all the clients are subscribed to.
     fn pubsub_numpat<'a>(&'a self) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"NUMPAT");
-
-        self.send(cmd)
+        self.send(cmd_pubsub_numpat())
     }
 
     /// Returns a count of subscribers to channels.
@@ -143,14 +125,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) for the NUMSUB subcommand, where N is the number of requested channels
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: The number of subscribers per channel, each even element (including 0th) is channel name, each odd element is the number of subscribers.
     fn pubsub_numsub<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"NUMSUB");
-        channel.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pubsub_numsub(channel))
     }
 
     /// Returns the active shard channels.
@@ -163,28 +141,20 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A list of active channels, optionally matching the specified pattern.
     fn pubsub_shardchannels<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SHARDCHANNELS");
-
-        self.send(cmd)
+        self.send(cmd_pubsub_shardchannels())
     }
 
     /// [`pubsub_shardchannels`](PubsubCommands::pubsub_shardchannels) with its optional arguments: see [`PubsubShardchannelsOptions`].
+    ///
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     fn pubsub_shardchannels_with<'a>(
         &'a self,
         options: PubsubShardchannelsOptions,
     ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SHARDCHANNELS");
-        if let Some(o) = &options.pattern {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_pubsub_shardchannels_with(options))
     }
 
     /// Returns the count of subscribers of shard channels.
@@ -197,14 +167,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: The number of subscribers per shard channel, each even element (including 0th) is channel name, each odd element is the number of subscribers.
     fn pubsub_shardnumsub<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SHARDNUMSUB");
-        shardchannel.write_args(a);
-        self.send(cmd)
+        self.send(cmd_pubsub_shardnumsub(shardchannel))
     }
 
     /// Stops listening to messages published to channels that match one or more patterns.
@@ -217,13 +183,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of patterns to unsubscribe.
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn punsubscribe<'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("PUNSUBSCRIBE", Route::PubSub);
-        let a = &mut cmd.args;
-        pattern.write_args(a);
-        self.send(cmd)
+        self.send(cmd_punsubscribe(pattern))
     }
 
     /// Post a message to a shard channel
@@ -236,18 +199,14 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of clients subscribed to the receiving shard channel.
     /// - ACL categories: `@pubsub`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of clients that received the message. Note that in a Cluster, only clients that are connected to the same node as the publishing client are included in the count.
     fn spublish<'a>(
         &'a self,
         shardchannel: impl ToArgs,
         message: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SPUBLISH", Route::Shared);
-        let a = &mut cmd.args;
-        shardchannel.write_args(a);
-        message.write_args(a);
-        self.send(cmd)
+        self.send(cmd_spublish(shardchannel, message))
     }
 
     /// Listens for messages published to shard channels.
@@ -260,13 +219,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of shard channels to subscribe to.
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn ssubscribe<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SSUBSCRIBE", Route::PubSub);
-        let a = &mut cmd.args;
-        shardchannel.write_args(a);
-        self.send(cmd)
+        self.send(cmd_ssubscribe(shardchannel))
     }
 
     /// Listens for messages published to channels.
@@ -279,13 +235,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of channels to subscribe to.
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn subscribe<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SUBSCRIBE", Route::PubSub);
-        let a = &mut cmd.args;
-        channel.write_args(a);
-        self.send(cmd)
+        self.send(cmd_subscribe(channel))
     }
 
     /// Stops listening to messages posted to shard channels.
@@ -298,13 +251,10 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of shard channels to unsubscribe.
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn sunsubscribe<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SUNSUBSCRIBE", Route::PubSub);
-        let a = &mut cmd.args;
-        shardchannel.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sunsubscribe(shardchannel))
     }
 
     /// Stops listening to messages posted to channels.
@@ -317,17 +267,100 @@ pub trait PubsubCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of channels to unsubscribe.
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn unsubscribe<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("UNSUBSCRIBE", Route::PubSub);
-        let a = &mut cmd.args;
-        channel.write_args(a);
-        self.send(cmd)
+        self.send(cmd_unsubscribe(channel))
     }
 }
 
-impl<S: CommandSink + ?Sized> PubsubCommands for S {}
+impl<S: ReplySink + ?Sized> PubsubCommands for S {}
+
+/// Commands of the `pubsub` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`PubsubCommands`], each returning the [`Queued`] command.
+pub trait PubsubPipeline: BatchSink {
+    /// Queues [`PSUBSCRIBE`](PubsubCommands::psubscribe).
+    fn psubscribe(&self, pattern: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_psubscribe(pattern))
+    }
+
+    /// Queues [`PUBLISH`](PubsubCommands::publish).
+    fn publish(&self, channel: impl ToArgs, message: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_publish(channel, message))
+    }
+
+    /// Queues [`PUBSUB CHANNELS`](PubsubCommands::pubsub_channels).
+    fn pubsub_channels(&self) -> Queued<'_> {
+        self.queue(cmd_pubsub_channels())
+    }
+
+    /// Queues [`PUBSUB CHANNELS`](PubsubCommands::pubsub_channels_with) with its optional arguments.
+    fn pubsub_channels_with(&self, options: PubsubChannelsOptions) -> Queued<'_> {
+        self.queue(cmd_pubsub_channels_with(options))
+    }
+
+    /// Queues [`PUBSUB HELP`](PubsubCommands::pubsub_help).
+    fn pubsub_help(&self) -> Queued<'_> {
+        self.queue(cmd_pubsub_help())
+    }
+
+    /// Queues [`PUBSUB NUMPAT`](PubsubCommands::pubsub_numpat).
+    fn pubsub_numpat(&self) -> Queued<'_> {
+        self.queue(cmd_pubsub_numpat())
+    }
+
+    /// Queues [`PUBSUB NUMSUB`](PubsubCommands::pubsub_numsub).
+    fn pubsub_numsub(&self, channel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pubsub_numsub(channel))
+    }
+
+    /// Queues [`PUBSUB SHARDCHANNELS`](PubsubCommands::pubsub_shardchannels).
+    fn pubsub_shardchannels(&self) -> Queued<'_> {
+        self.queue(cmd_pubsub_shardchannels())
+    }
+
+    /// Queues [`PUBSUB SHARDCHANNELS`](PubsubCommands::pubsub_shardchannels_with) with its optional arguments.
+    fn pubsub_shardchannels_with(&self, options: PubsubShardchannelsOptions) -> Queued<'_> {
+        self.queue(cmd_pubsub_shardchannels_with(options))
+    }
+
+    /// Queues [`PUBSUB SHARDNUMSUB`](PubsubCommands::pubsub_shardnumsub).
+    fn pubsub_shardnumsub(&self, shardchannel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pubsub_shardnumsub(shardchannel))
+    }
+
+    /// Queues [`PUNSUBSCRIBE`](PubsubCommands::punsubscribe).
+    fn punsubscribe(&self, pattern: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_punsubscribe(pattern))
+    }
+
+    /// Queues [`SPUBLISH`](PubsubCommands::spublish).
+    fn spublish(&self, shardchannel: impl ToArgs, message: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_spublish(shardchannel, message))
+    }
+
+    /// Queues [`SSUBSCRIBE`](PubsubCommands::ssubscribe).
+    fn ssubscribe(&self, shardchannel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_ssubscribe(shardchannel))
+    }
+
+    /// Queues [`SUBSCRIBE`](PubsubCommands::subscribe).
+    fn subscribe(&self, channel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_subscribe(channel))
+    }
+
+    /// Queues [`SUNSUBSCRIBE`](PubsubCommands::sunsubscribe).
+    fn sunsubscribe(&self, shardchannel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sunsubscribe(shardchannel))
+    }
+
+    /// Queues [`UNSUBSCRIBE`](PubsubCommands::unsubscribe).
+    fn unsubscribe(&self, channel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_unsubscribe(channel))
+    }
+}
+
+impl<S: BatchSink + ?Sized> PubsubPipeline for S {}
 
 /// Optional arguments of [`PubsubCommands::pubsub_channels_with`]:
 ///
@@ -381,4 +414,130 @@ impl PubsubShardchannelsOptions {
         self.pattern = Some(buf);
         self
     }
+}
+
+fn cmd_psubscribe(pattern: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PSUBSCRIBE", Route::PubSub);
+    let a = &mut cmd.args;
+    pattern.write_args(a);
+    cmd
+}
+
+fn cmd_publish(channel: impl ToArgs, message: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PUBLISH", Route::Shared);
+    let a = &mut cmd.args;
+    channel.write_args(a);
+    message.write_args(a);
+    cmd
+}
+
+fn cmd_pubsub_channels() -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CHANNELS");
+
+    cmd
+}
+
+fn cmd_pubsub_channels_with(options: PubsubChannelsOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CHANNELS");
+    if let Some(o) = &options.pattern {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_pubsub_help() -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_pubsub_numpat() -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"NUMPAT");
+
+    cmd
+}
+
+fn cmd_pubsub_numsub(channel: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"NUMSUB");
+    channel.write_args(a);
+    cmd
+}
+
+fn cmd_pubsub_shardchannels() -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SHARDCHANNELS");
+
+    cmd
+}
+
+fn cmd_pubsub_shardchannels_with(options: PubsubShardchannelsOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SHARDCHANNELS");
+    if let Some(o) = &options.pattern {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_pubsub_shardnumsub(shardchannel: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SHARDNUMSUB");
+    shardchannel.write_args(a);
+    cmd
+}
+
+fn cmd_punsubscribe(pattern: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PUNSUBSCRIBE", Route::PubSub);
+    let a = &mut cmd.args;
+    pattern.write_args(a);
+    cmd
+}
+
+fn cmd_spublish(shardchannel: impl ToArgs, message: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SPUBLISH", Route::Shared);
+    let a = &mut cmd.args;
+    shardchannel.write_args(a);
+    message.write_args(a);
+    cmd
+}
+
+fn cmd_ssubscribe(shardchannel: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SSUBSCRIBE", Route::PubSub);
+    let a = &mut cmd.args;
+    shardchannel.write_args(a);
+    cmd
+}
+
+fn cmd_subscribe(channel: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SUBSCRIBE", Route::PubSub);
+    let a = &mut cmd.args;
+    channel.write_args(a);
+    cmd
+}
+
+fn cmd_sunsubscribe(shardchannel: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SUNSUBSCRIBE", Route::PubSub);
+    let a = &mut cmd.args;
+    shardchannel.write_args(a);
+    cmd
+}
+
+fn cmd_unsubscribe(channel: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("UNSUBSCRIBE", Route::PubSub);
+    let a = &mut cmd.args;
+    channel.write_args(a);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `scripting` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait ScriptingCommands: CommandSink {
+/// Commands of the `scripting` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`ScriptingPipeline`].
+pub trait ScriptingCommands: ReplySink {
     /// Executes a server-side Lua script.
     ///
     /// ```text
@@ -30,23 +35,15 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: Depends on the script that is executed.
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - value: Return value depends on the script that is executed
-    fn eval<'a>(
+    fn eval<'a, T: FromValue + 'a>(
         &'a self,
         script: impl ToArgs,
         key: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVAL", Route::Shared);
-        let a = &mut cmd.args;
-        script.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        arg.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_eval(script, key, arg))
     }
 
     /// Executes a server-side Lua script by SHA1 digest.
@@ -59,23 +56,15 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: Depends on the script that is executed.
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - value: Return value depends on the script that is executed
-    fn evalsha<'a>(
+    fn evalsha<'a, T: FromValue + 'a>(
         &'a self,
         sha1: impl ToArgs,
         key: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVALSHA", Route::Shared);
-        let a = &mut cmd.args;
-        sha1.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        arg.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_evalsha(sha1, key, arg))
     }
 
     /// Executes a read-only server-side Lua script by SHA1 digest.
@@ -88,23 +77,15 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: Depends on the script that is executed.
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - value: Return value depends on the script that is executed
-    fn evalsha_ro<'a>(
+    fn evalsha_ro<'a, T: FromValue + 'a>(
         &'a self,
         sha1: impl ToArgs,
         key: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVALSHA_RO", Route::Shared);
-        let a = &mut cmd.args;
-        sha1.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        arg.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_evalsha_ro(sha1, key, arg))
     }
 
     /// Executes a read-only server-side Lua script.
@@ -117,23 +98,15 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: Depends on the script that is executed.
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - value: Return value depends on the script that is executed
-    fn eval_ro<'a>(
+    fn eval_ro<'a, T: FromValue + 'a>(
         &'a self,
         script: impl ToArgs,
         key: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("EVAL_RO", Route::Shared);
-        let a = &mut cmd.args;
-        script.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        arg.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_eval_ro(script, key, arg))
     }
 
     /// Invokes a function.
@@ -146,23 +119,15 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: Depends on the function that is executed.
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - value: Return value depends on the function that is executed
-    fn fcall<'a>(
+    fn fcall<'a, T: FromValue + 'a>(
         &'a self,
         function: impl ToArgs,
         key: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("FCALL", Route::Shared);
-        let a = &mut cmd.args;
-        function.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        arg.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_fcall(function, key, arg))
     }
 
     /// Invokes a read-only function.
@@ -175,23 +140,15 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: Depends on the function that is executed.
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - value: Return value depends on the function that is executed
-    fn fcall_ro<'a>(
+    fn fcall_ro<'a, T: FromValue + 'a>(
         &'a self,
         function: impl ToArgs,
         key: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("FCALL_RO", Route::Shared);
-        let a = &mut cmd.args;
-        function.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        arg.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_fcall_ro(function, key, arg))
     }
 
     /// Deletes a library and its functions.
@@ -204,14 +161,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@slow`, `@scripting`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn function_delete<'a>(&'a self, library_name: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DELETE");
-        library_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_function_delete(library_name))
     }
 
     /// Dumps all libraries into a serialized binary payload.
@@ -224,14 +177,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of functions
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The serialized payload.
     fn function_dump<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DUMP");
-
-        self.send(cmd)
+        self.send(cmd_function_dump())
     }
 
     /// Deletes all libraries and functions.
@@ -244,25 +193,17 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of functions deleted
     /// - ACL categories: `@write`, `@slow`, `@scripting`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn function_flush<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSH");
-
-        self.send(cmd)
+        self.send(cmd_function_flush())
     }
 
     /// [`function_flush`](ScriptingCommands::function_flush) with its optional arguments: see [`FunctionFlushOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn function_flush_with<'a>(&'a self, options: FunctionFlushOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSH");
-        if let Some(o) = &options.flush_type {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_function_flush_with(options))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -275,14 +216,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn function_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_function_help())
     }
 
     /// Terminates a function during execution.
@@ -295,14 +232,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn function_kill<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"KILL");
-
-        self.send(cmd)
+        self.send(cmd_function_kill())
     }
 
     /// Returns information about all libraries.
@@ -315,28 +248,17 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of functions
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn function_list<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-
-        self.send(cmd)
+        self.send(cmd_function_list())
     }
 
     /// [`function_list`](ScriptingCommands::function_list) with its optional arguments: see [`FunctionListOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn function_list_with<'a>(&'a self, options: FunctionListOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-        if let Some(o) = &options.library_name_pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.withcode {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_function_list_with(options))
     }
 
     /// Creates a library.
@@ -349,30 +271,21 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1) (considering compilation time is redundant)
     /// - ACL categories: `@write`, `@slow`, `@scripting`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The library name that was loaded
     fn function_load<'a>(&'a self, function_code: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOAD");
-        function_code.write_args(a);
-        self.send(cmd)
+        self.send(cmd_function_load(function_code))
     }
 
     /// [`function_load`](ScriptingCommands::function_load) with its optional arguments: see [`FunctionLoadOptions`].
+    ///
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     fn function_load_with<'a>(
         &'a self,
         function_code: impl ToArgs,
         options: FunctionLoadOptions,
     ) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOAD");
-        if let Some(o) = &options.replace {
-            a.append(o);
-        }
-        function_code.write_args(a);
-        self.send(cmd)
+        self.send(cmd_function_load_with(function_code, options))
     }
 
     /// Restores all libraries from a payload.
@@ -385,30 +298,21 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of functions on the payload
     /// - ACL categories: `@write`, `@slow`, `@scripting`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn function_restore<'a>(&'a self, serialized_value: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESTORE");
-        serialized_value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_function_restore(serialized_value))
     }
 
     /// [`function_restore`](ScriptingCommands::function_restore) with its optional arguments: see [`FunctionRestoreOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn function_restore_with<'a>(
         &'a self,
         serialized_value: impl ToArgs,
         options: FunctionRestoreOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESTORE");
-        serialized_value.write_args(a);
-        if let Some(o) = &options.policy {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_function_restore_with(serialized_value, options))
     }
 
     /// Returns information about a function during execution.
@@ -421,14 +325,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
     fn function_stats<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"STATS");
-
-        self.send(cmd)
+        self.send(cmd_function_stats())
     }
 
     /// Sets the debug mode of server-side Lua scripts.
@@ -441,14 +341,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn script_debug<'a>(&'a self, mode: ScriptDebugMode) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DEBUG");
-        (&mode).write_args(a);
-        self.send(cmd)
+        self.send(cmd_script_debug(mode))
     }
 
     /// Determines whether server-side Lua scripts exist in the script cache.
@@ -461,14 +357,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Vec<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array of integers that correspond to the specified SHA1 digest arguments.
     fn script_exists<'a>(&'a self, sha1: impl ToArgs) -> Self::Reply<'a, Vec<i64>> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"EXISTS");
-        sha1.write_args(a);
-        self.send(cmd)
+        self.send(cmd_script_exists(sha1))
     }
 
     /// Removes all server-side Lua scripts from the script cache.
@@ -481,25 +373,17 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(N) with N being the number of scripts in cache
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn script_flush<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSH");
-
-        self.send(cmd)
+        self.send(cmd_script_flush())
     }
 
     /// [`script_flush`](ScriptingCommands::script_flush) with its optional arguments: see [`ScriptFlushOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn script_flush_with<'a>(&'a self, options: ScriptFlushOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSH");
-        if let Some(o) = &options.flush_type {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_script_flush_with(options))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -512,14 +396,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn script_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_script_help())
     }
 
     /// Terminates a server-side Lua script during execution.
@@ -532,14 +412,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn script_kill<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"KILL");
-
-        self.send(cmd)
+        self.send(cmd_script_kill())
     }
 
     /// Loads a server-side Lua script to the script cache.
@@ -552,14 +428,10 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(N) with N being the length in bytes of the script body.
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The SHA1 digest of the script added into the script cache
     fn script_load<'a>(&'a self, script: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOAD");
-        script.write_args(a);
-        self.send(cmd)
+        self.send(cmd_script_load(script))
     }
 
     /// Show server-side Lua script in the script cache.
@@ -572,18 +444,163 @@ pub trait ScriptingCommands: CommandSink {
     /// - Complexity: O(1).
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: Lua script if sha1 hash exists in script cache.
     fn script_show<'a>(&'a self, sha1: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SHOW");
-        sha1.write_args(a);
-        self.send(cmd)
+        self.send(cmd_script_show(sha1))
     }
 }
 
-impl<S: CommandSink + ?Sized> ScriptingCommands for S {}
+impl<S: ReplySink + ?Sized> ScriptingCommands for S {}
+
+/// Commands of the `scripting` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`ScriptingCommands`], each returning the [`Queued`] command.
+pub trait ScriptingPipeline: BatchSink {
+    /// Queues [`EVAL`](ScriptingCommands::eval).
+    fn eval(&self, script: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_eval(script, key, arg))
+    }
+
+    /// Queues [`EVALSHA`](ScriptingCommands::evalsha).
+    fn evalsha(&self, sha1: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_evalsha(sha1, key, arg))
+    }
+
+    /// Queues [`EVALSHA_RO`](ScriptingCommands::evalsha_ro).
+    fn evalsha_ro(&self, sha1: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_evalsha_ro(sha1, key, arg))
+    }
+
+    /// Queues [`EVAL_RO`](ScriptingCommands::eval_ro).
+    fn eval_ro(&self, script: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_eval_ro(script, key, arg))
+    }
+
+    /// Queues [`FCALL`](ScriptingCommands::fcall).
+    fn fcall(&self, function: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_fcall(function, key, arg))
+    }
+
+    /// Queues [`FCALL_RO`](ScriptingCommands::fcall_ro).
+    fn fcall_ro(&self, function: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_fcall_ro(function, key, arg))
+    }
+
+    /// Queues [`FUNCTION DELETE`](ScriptingCommands::function_delete).
+    fn function_delete(&self, library_name: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_function_delete(library_name))
+    }
+
+    /// Queues [`FUNCTION DUMP`](ScriptingCommands::function_dump).
+    fn function_dump(&self) -> Queued<'_> {
+        self.queue(cmd_function_dump())
+    }
+
+    /// Queues [`FUNCTION FLUSH`](ScriptingCommands::function_flush).
+    fn function_flush(&self) -> Queued<'_> {
+        self.queue(cmd_function_flush())
+    }
+
+    /// Queues [`FUNCTION FLUSH`](ScriptingCommands::function_flush_with) with its optional arguments.
+    fn function_flush_with(&self, options: FunctionFlushOptions) -> Queued<'_> {
+        self.queue(cmd_function_flush_with(options))
+    }
+
+    /// Queues [`FUNCTION HELP`](ScriptingCommands::function_help).
+    fn function_help(&self) -> Queued<'_> {
+        self.queue(cmd_function_help())
+    }
+
+    /// Queues [`FUNCTION KILL`](ScriptingCommands::function_kill).
+    fn function_kill(&self) -> Queued<'_> {
+        self.queue(cmd_function_kill())
+    }
+
+    /// Queues [`FUNCTION LIST`](ScriptingCommands::function_list).
+    fn function_list(&self) -> Queued<'_> {
+        self.queue(cmd_function_list())
+    }
+
+    /// Queues [`FUNCTION LIST`](ScriptingCommands::function_list_with) with its optional arguments.
+    fn function_list_with(&self, options: FunctionListOptions) -> Queued<'_> {
+        self.queue(cmd_function_list_with(options))
+    }
+
+    /// Queues [`FUNCTION LOAD`](ScriptingCommands::function_load).
+    fn function_load(&self, function_code: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_function_load(function_code))
+    }
+
+    /// Queues [`FUNCTION LOAD`](ScriptingCommands::function_load_with) with its optional arguments.
+    fn function_load_with(
+        &self,
+        function_code: impl ToArgs,
+        options: FunctionLoadOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_function_load_with(function_code, options))
+    }
+
+    /// Queues [`FUNCTION RESTORE`](ScriptingCommands::function_restore).
+    fn function_restore(&self, serialized_value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_function_restore(serialized_value))
+    }
+
+    /// Queues [`FUNCTION RESTORE`](ScriptingCommands::function_restore_with) with its optional arguments.
+    fn function_restore_with(
+        &self,
+        serialized_value: impl ToArgs,
+        options: FunctionRestoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_function_restore_with(serialized_value, options))
+    }
+
+    /// Queues [`FUNCTION STATS`](ScriptingCommands::function_stats).
+    fn function_stats(&self) -> Queued<'_> {
+        self.queue(cmd_function_stats())
+    }
+
+    /// Queues [`SCRIPT DEBUG`](ScriptingCommands::script_debug).
+    fn script_debug(&self, mode: ScriptDebugMode) -> Queued<'_> {
+        self.queue(cmd_script_debug(mode))
+    }
+
+    /// Queues [`SCRIPT EXISTS`](ScriptingCommands::script_exists).
+    fn script_exists(&self, sha1: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_script_exists(sha1))
+    }
+
+    /// Queues [`SCRIPT FLUSH`](ScriptingCommands::script_flush).
+    fn script_flush(&self) -> Queued<'_> {
+        self.queue(cmd_script_flush())
+    }
+
+    /// Queues [`SCRIPT FLUSH`](ScriptingCommands::script_flush_with) with its optional arguments.
+    fn script_flush_with(&self, options: ScriptFlushOptions) -> Queued<'_> {
+        self.queue(cmd_script_flush_with(options))
+    }
+
+    /// Queues [`SCRIPT HELP`](ScriptingCommands::script_help).
+    fn script_help(&self) -> Queued<'_> {
+        self.queue(cmd_script_help())
+    }
+
+    /// Queues [`SCRIPT KILL`](ScriptingCommands::script_kill).
+    fn script_kill(&self) -> Queued<'_> {
+        self.queue(cmd_script_kill())
+    }
+
+    /// Queues [`SCRIPT LOAD`](ScriptingCommands::script_load).
+    fn script_load(&self, script: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_script_load(script))
+    }
+
+    /// Queues [`SCRIPT SHOW`](ScriptingCommands::script_show).
+    fn script_show(&self, sha1: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_script_show(sha1))
+    }
+}
+
+impl<S: BatchSink + ?Sized> ScriptingPipeline for S {}
 
 /// Optional arguments of [`ScriptingCommands::function_flush_with`]:
 ///
@@ -793,4 +810,262 @@ impl ScriptFlushOptions {
         self.flush_type = Some(buf);
         self
     }
+}
+
+fn cmd_eval(script: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("EVAL", Route::Shared);
+    let a = &mut cmd.args;
+    script.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_evalsha(sha1: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("EVALSHA", Route::Shared);
+    let a = &mut cmd.args;
+    sha1.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_evalsha_ro(sha1: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("EVALSHA_RO", Route::Shared);
+    let a = &mut cmd.args;
+    sha1.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_eval_ro(script: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("EVAL_RO", Route::Shared);
+    let a = &mut cmd.args;
+    script.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_fcall(function: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("FCALL", Route::Shared);
+    let a = &mut cmd.args;
+    function.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_fcall_ro(function: impl ToArgs, key: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("FCALL_RO", Route::Shared);
+    let a = &mut cmd.args;
+    function.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_function_delete(library_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DELETE");
+    library_name.write_args(a);
+    cmd
+}
+
+fn cmd_function_dump() -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DUMP");
+
+    cmd
+}
+
+fn cmd_function_flush() -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSH");
+
+    cmd
+}
+
+fn cmd_function_flush_with(options: FunctionFlushOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSH");
+    if let Some(o) = &options.flush_type {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_function_help() -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_function_kill() -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"KILL");
+
+    cmd
+}
+
+fn cmd_function_list() -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+
+    cmd
+}
+
+fn cmd_function_list_with(options: FunctionListOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+    if let Some(o) = &options.library_name_pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.withcode {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_function_load(function_code: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOAD");
+    function_code.write_args(a);
+    cmd
+}
+
+fn cmd_function_load_with(function_code: impl ToArgs, options: FunctionLoadOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOAD");
+    if let Some(o) = &options.replace {
+        a.append(o);
+    }
+    function_code.write_args(a);
+    cmd
+}
+
+fn cmd_function_restore(serialized_value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESTORE");
+    serialized_value.write_args(a);
+    cmd
+}
+
+fn cmd_function_restore_with(
+    serialized_value: impl ToArgs,
+    options: FunctionRestoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESTORE");
+    serialized_value.write_args(a);
+    if let Some(o) = &options.policy {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_function_stats() -> Cmd {
+    let mut cmd = Cmd::with_route("FUNCTION", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"STATS");
+
+    cmd
+}
+
+fn cmd_script_debug(mode: ScriptDebugMode) -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DEBUG");
+    (&mode).write_args(a);
+    cmd
+}
+
+fn cmd_script_exists(sha1: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"EXISTS");
+    sha1.write_args(a);
+    cmd
+}
+
+fn cmd_script_flush() -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSH");
+
+    cmd
+}
+
+fn cmd_script_flush_with(options: ScriptFlushOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSH");
+    if let Some(o) = &options.flush_type {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_script_help() -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_script_kill() -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"KILL");
+
+    cmd
+}
+
+fn cmd_script_load(script: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOAD");
+    script.write_args(a);
+    cmd
+}
+
+fn cmd_script_show(sha1: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SCRIPT", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SHOW");
+    sha1.write_args(a);
+    cmd
 }

@@ -7,7 +7,8 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use crate::commands::CommandSink;
 use crate::resp::Value;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `sentinel` group. Commands of a Sentinel, on a [`SentinelClient`](crate::sentinel::SentinelClient): every method builds its command and hands it to
+/// Commands of a Sentinel, on a [`SentinelClient`](crate::sentinel::SentinelClient): every method builds its command and hands it to
 /// [`CommandSink::send`].
 pub trait SentinelCommands: CommandSink {
     /// Checks for a Sentinel quorum.
@@ -29,14 +30,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity:
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: Returns OK if the current Sentinel configuration is able to reach the quorum needed to failover a primary, and the majority needed to authorize the failover.
     fn sentinel_ckquorum<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CKQUORUM");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_ckquorum(primary_name))
     }
 
     /// Configures Sentinel.
@@ -48,15 +45,11 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 6.2.0
     /// - Complexity: O(N) when N is the number of configuration parameters provided
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: When 'SENTINEL-CONFIG GET' is called, returns a map.
     /// - `OK`: When 'SENTINEL-CONFIG SET' is called, returns OK on success.
     fn sentinel_config<'a>(&'a self, action: SentinelConfigAction) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CONFIG");
-        (&action).write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_config(action))
     }
 
     /// Lists or updates the current configurable parameters of Sentinel.
@@ -68,26 +61,18 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 7.0.0
     /// - Complexity: O(N) where N is the number of configurable parameters
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: The configuration update was successful.
     /// - map: List of configurable time parameters and their values (milliseconds).
     fn sentinel_debug<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DEBUG");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_debug())
     }
 
     /// [`sentinel_debug`](SentinelCommands::sentinel_debug) with its optional arguments: see [`SentinelDebugOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn sentinel_debug_with<'a>(&'a self, options: SentinelDebugOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DEBUG");
-        if let Some(o) = &options.data {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_sentinel_debug_with(options))
     }
 
     /// Forces a Sentinel failover.
@@ -99,14 +84,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity:
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: Force a fail over as if the primary was not reachable, and without asking for agreement to other Sentinels.
     fn sentinel_failover<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FAILOVER");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_failover(primary_name))
     }
 
     /// Rewrites the Sentinel configuration file.
@@ -118,14 +99,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: Force Sentinel to rewrite its configuration on disk, including the current Sentinel state.
     fn sentinel_flushconfig<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"FLUSHCONFIG");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_flushconfig())
     }
 
     /// Returns the port and address of a primary instance.
@@ -138,18 +115,14 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(1)
     /// - Deprecated since 8.0.0: use `SENTINEL GET-PRIMARY-ADDR-BY-NAME`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     #[deprecated(since = "8.0.0", note = "use SENTINEL GET-PRIMARY-ADDR-BY-NAME")]
     fn sentinel_get_master_addr_by_name<'a>(
         &'a self,
         primary_name: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GET-MASTER-ADDR-BY-NAME");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_get_master_addr_by_name(primary_name))
     }
 
     /// Returns the port and address of a primary instance.
@@ -161,17 +134,13 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 8.0.0
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn sentinel_get_primary_addr_by_name<'a>(
         &'a self,
         primary_name: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GET-PRIMARY-ADDR-BY-NAME");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_get_primary_addr_by_name(primary_name))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -183,14 +152,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 6.2.0
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn sentinel_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_help())
     }
 
     /// Returns the cached `INFO` replies from the deployment's instances.
@@ -202,14 +167,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 3.2.0
     /// - Complexity: O(N) where N is the number of instances
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: This is actually a map, the odd entries are a primary name, and the even entries are the last cached INFO output from that primary and all its replicas.
     fn sentinel_info_cache<'a>(&'a self, nodename: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"INFO-CACHE");
-        nodename.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_info_cache(nodename))
     }
 
     /// Determines whether a primary instance is down.
@@ -222,7 +183,7 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(1)
     /// - Deprecated since 8.0.0: use `SENTINEL IS-PRIMARY-DOWN-BY-ADDR`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     #[deprecated(since = "8.0.0", note = "use SENTINEL IS-PRIMARY-DOWN-BY-ADDR")]
     fn sentinel_is_master_down_by_addr<'a>(
@@ -232,14 +193,12 @@ pub trait SentinelCommands: CommandSink {
         current_epoch: i64,
         runid: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"IS-MASTER-DOWN-BY-ADDR");
-        ip.write_args(a);
-        port.write_args(a);
-        current_epoch.write_args(a);
-        runid.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_is_master_down_by_addr(
+            ip,
+            port,
+            current_epoch,
+            runid,
+        ))
     }
 
     /// Determines whether a primary instance is down.
@@ -251,7 +210,7 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 8.0.0
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn sentinel_is_primary_down_by_addr<'a>(
         &'a self,
@@ -260,14 +219,12 @@ pub trait SentinelCommands: CommandSink {
         current_epoch: i64,
         runid: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"IS-PRIMARY-DOWN-BY-ADDR");
-        ip.write_args(a);
-        port.write_args(a);
-        current_epoch.write_args(a);
-        runid.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_is_primary_down_by_addr(
+            ip,
+            port,
+            current_epoch,
+            runid,
+        ))
     }
 
     /// Returns the state of a primary instance.
@@ -280,15 +237,11 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(1)
     /// - Deprecated since 8.0.0: use `SENTINEL PRIMARY`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: The state and info of the specified primary.
     #[deprecated(since = "8.0.0", note = "use SENTINEL PRIMARY")]
     fn sentinel_master<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MASTER");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_master(primary_name))
     }
 
     /// Returns a list of monitored primaries.
@@ -301,15 +254,11 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of primaries
     /// - Deprecated since 8.0.0: use `SENTINEL PRIMARIES`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of monitored primaries, and their states.
     #[deprecated(since = "8.0.0", note = "use SENTINEL PRIMARIES")]
     fn sentinel_masters<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MASTERS");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_masters())
     }
 
     /// Starts monitoring.
@@ -321,7 +270,7 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn sentinel_monitor<'a>(
         &'a self,
@@ -330,14 +279,7 @@ pub trait SentinelCommands: CommandSink {
         port: i64,
         quorum: i64,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MONITOR");
-        name.write_args(a);
-        ip.write_args(a);
-        port.write_args(a);
-        quorum.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_monitor(name, ip, port, quorum))
     }
 
     /// Returns the Sentinel instance ID.
@@ -349,14 +291,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 6.2.0
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: Node ID of the sentinel instance.
     fn sentinel_myid<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MYID");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_myid())
     }
 
     /// Returns information about pending scripts for Sentinel.
@@ -368,14 +306,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity:
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of pending scripts.
     fn sentinel_pending_scripts<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"PENDING-SCRIPTS");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_pending_scripts())
     }
 
     /// Returns a list of monitored primaries.
@@ -387,14 +321,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 8.0.0
     /// - Complexity: O(N) where N is the number of primaries
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of monitored primaries, and their states.
     fn sentinel_primaries<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"PRIMARIES");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_primaries())
     }
 
     /// Returns the state of a primary instance.
@@ -406,14 +336,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 8.0.0
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: The state and info of the specified primary.
     fn sentinel_primary<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"PRIMARY");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_primary(primary_name))
     }
 
     /// Stops monitoring.
@@ -425,14 +351,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn sentinel_remove<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"REMOVE");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_remove(primary_name))
     }
 
     /// Returns a list of the monitored replicas.
@@ -444,14 +366,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 5.0.0
     /// - Complexity: O(N) where N is the number of replicas
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of replicas for this primary, and their state.
     fn sentinel_replicas<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"REPLICAS");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_replicas(primary_name))
     }
 
     /// Resets primaries by name matching a pattern.
@@ -463,14 +381,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity: O(N) where N is the number of monitored primaries
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of primaries that were reset.
     fn sentinel_reset<'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESET");
-        pattern.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_reset(pattern))
     }
 
     /// Returns a list of Sentinel instances.
@@ -482,14 +396,10 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity: O(N) where N is the number of Sentinels
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of sentinel instances, and their state.
     fn sentinel_sentinels<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SENTINELS");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_sentinels(primary_name))
     }
 
     /// Changes the configuration of a monitored primary.
@@ -501,19 +411,14 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn sentinel_set<'a>(
         &'a self,
         primary_name: impl ToArgs,
         data: impl ToArgs,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SET");
-        primary_name.write_args(a);
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_set(primary_name, data))
     }
 
     /// Simulates failover scenarios.
@@ -525,29 +430,21 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 3.2.0
     /// - Complexity:
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: The simulated flag was set.
     /// - array: Supported simulates flags. Returned in case `HELP` was used.
     fn sentinel_simulate_failure<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SIMULATE-FAILURE");
-
-        self.send(cmd)
+        self.send(cmd_sentinel_simulate_failure())
     }
 
     /// [`sentinel_simulate_failure`](SentinelCommands::sentinel_simulate_failure) with its optional arguments: see [`SentinelSimulateFailureOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn sentinel_simulate_failure_with<'a>(
         &'a self,
         options: SentinelSimulateFailureOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SIMULATE-FAILURE");
-        if let Some(o) = &options.mode {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_sentinel_simulate_failure_with(options))
     }
 
     /// Returns a list of the monitored replicas.
@@ -560,15 +457,11 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of replicas.
     /// - Deprecated since 5.0.0: use `SENTINEL REPLICAS`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of monitored replicas, and their state.
     #[deprecated(since = "5.0.0", note = "use SENTINEL REPLICAS")]
     fn sentinel_slaves<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SLAVES");
-        primary_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sentinel_slaves(primary_name))
     }
 }
 
@@ -687,4 +580,244 @@ impl SentinelSimulateFailureOptions {
         self.mode = Some(buf);
         self
     }
+}
+
+fn cmd_sentinel_ckquorum(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CKQUORUM");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_config(action: SentinelConfigAction) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CONFIG");
+    (&action).write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_debug() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DEBUG");
+
+    cmd
+}
+
+fn cmd_sentinel_debug_with(options: SentinelDebugOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DEBUG");
+    if let Some(o) = &options.data {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_sentinel_failover(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FAILOVER");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_flushconfig() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"FLUSHCONFIG");
+
+    cmd
+}
+
+fn cmd_sentinel_get_master_addr_by_name(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GET-MASTER-ADDR-BY-NAME");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_get_primary_addr_by_name(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GET-PRIMARY-ADDR-BY-NAME");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_help() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_sentinel_info_cache(nodename: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"INFO-CACHE");
+    nodename.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_is_master_down_by_addr(
+    ip: impl ToArgs,
+    port: i64,
+    current_epoch: i64,
+    runid: impl ToArgs,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"IS-MASTER-DOWN-BY-ADDR");
+    ip.write_args(a);
+    port.write_args(a);
+    current_epoch.write_args(a);
+    runid.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_is_primary_down_by_addr(
+    ip: impl ToArgs,
+    port: i64,
+    current_epoch: i64,
+    runid: impl ToArgs,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"IS-PRIMARY-DOWN-BY-ADDR");
+    ip.write_args(a);
+    port.write_args(a);
+    current_epoch.write_args(a);
+    runid.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_master(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MASTER");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_masters() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MASTERS");
+
+    cmd
+}
+
+fn cmd_sentinel_monitor(name: impl ToArgs, ip: impl ToArgs, port: i64, quorum: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MONITOR");
+    name.write_args(a);
+    ip.write_args(a);
+    port.write_args(a);
+    quorum.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_myid() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MYID");
+
+    cmd
+}
+
+fn cmd_sentinel_pending_scripts() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"PENDING-SCRIPTS");
+
+    cmd
+}
+
+fn cmd_sentinel_primaries() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"PRIMARIES");
+
+    cmd
+}
+
+fn cmd_sentinel_primary(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"PRIMARY");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_remove(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"REMOVE");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_replicas(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"REPLICAS");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_reset(pattern: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESET");
+    pattern.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_sentinels(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SENTINELS");
+    primary_name.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_set(primary_name: impl ToArgs, data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SET");
+    primary_name.write_args(a);
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_sentinel_simulate_failure() -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SIMULATE-FAILURE");
+
+    cmd
+}
+
+fn cmd_sentinel_simulate_failure_with(options: SentinelSimulateFailureOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SIMULATE-FAILURE");
+    if let Some(o) = &options.mode {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_sentinel_slaves(primary_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SENTINEL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SLAVES");
+    primary_name.write_args(a);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `server` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait ServerCommands: CommandSink {
+/// Commands of the `server` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`ServerPipeline`].
+pub trait ServerCommands: ReplySink {
     /// Lists the ACL categories, or the commands inside a category.
     ///
     /// ```text
@@ -30,26 +35,18 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1) since the categories and commands are a fixed set.
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: In case `category` was not given, a list of existing ACL categories
     /// - array: In case `category` was given, list of commands that fall under the provided ACL category.
     fn acl_cat<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CAT");
-
-        self.send(cmd)
+        self.send(cmd_acl_cat())
     }
 
     /// [`acl_cat`](ServerCommands::acl_cat) with its optional arguments: see [`AclCatOptions`].
+    ///
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     fn acl_cat_with<'a>(&'a self, options: AclCatOptions) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CAT");
-        if let Some(o) = &options.category {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_acl_cat_with(options))
     }
 
     /// Deletes ACL users, and terminates their connections.
@@ -62,14 +59,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1) amortized time considering the typical user.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of users that were deleted.
     fn acl_deluser<'a>(&'a self, username: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DELUSER");
-        username.write_args(a);
-        self.send(cmd)
+        self.send(cmd_acl_deluser(username))
     }
 
     /// Simulates the execution of a command by a user, without executing the command.
@@ -82,7 +75,7 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1).
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: The given user may successfully execute the given command.
     /// - string: The description of the problem, in case the user is not allowed to run the given command.
     fn acl_dryrun<'a>(
@@ -91,13 +84,7 @@ pub trait ServerCommands: CommandSink {
         command: impl ToArgs,
         arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DRYRUN");
-        username.write_args(a);
-        command.write_args(a);
-        arg.write_args(a);
-        self.send(cmd)
+        self.send(cmd_acl_dryrun(username, command, arg))
     }
 
     /// Generates a pseudorandom, secure password that can be used to identify ACL users.
@@ -110,25 +97,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: Pseudorandom data. By default it contains 64 bytes, representing 256 bits of data. If `bits` was given, the output string length is the number of specified bits (rounded to the next multiple of 4) divided by 4.
     fn acl_genpass<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GENPASS");
-
-        self.send(cmd)
+        self.send(cmd_acl_genpass())
     }
 
     /// [`acl_genpass`](ServerCommands::acl_genpass) with its optional arguments: see [`AclGenpassOptions`].
+    ///
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     fn acl_genpass_with<'a>(&'a self, options: AclGenpassOptions) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GENPASS");
-        if let Some(o) = &options.bits {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_acl_genpass_with(options))
     }
 
     /// Lists the ACL rules of a user.
@@ -141,15 +120,11 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N). Where N is the number of password, command and pattern rules that the user has.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: A set of ACL rule definitions for the user.
     /// - nil: If user does not exist
     fn acl_getuser<'a>(&'a self, username: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETUSER");
-        username.write_args(a);
-        self.send(cmd)
+        self.send(cmd_acl_getuser(username))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -162,14 +137,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A list of subcommands and their description.
     fn acl_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_acl_help())
     }
 
     /// Dumps the effective rules in ACL file format.
@@ -182,14 +153,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N). Where N is the number of configured users.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A list of currently active ACL rules.
     fn acl_list<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-
-        self.send(cmd)
+        self.send(cmd_acl_list())
     }
 
     /// Reloads the rules from the configured ACL file.
@@ -202,14 +169,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N). Where N is the number of configured users.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn acl_load<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOAD");
-
-        self.send(cmd)
+        self.send(cmd_acl_load())
     }
 
     /// Lists recent security events generated due to ACL rules.
@@ -222,26 +185,18 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) with N being the number of entries shown.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: In case `RESET` was not given, a list of recent ACL security events.
     /// - `OK`: In case `RESET` was given, OK indicates ACL log was cleared.
     fn acl_log<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOG");
-
-        self.send(cmd)
+        self.send(cmd_acl_log())
     }
 
     /// [`acl_log`](ServerCommands::acl_log) with its optional arguments: see [`AclLogOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn acl_log_with<'a>(&'a self, options: AclLogOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOG");
-        if let Some(o) = &options.operation {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_acl_log_with(options))
     }
 
     /// Saves the effective ACL rules in the configured ACL file.
@@ -254,14 +209,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N). Where N is the number of configured users.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn acl_save<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SAVE");
-
-        self.send(cmd)
+        self.send(cmd_acl_save())
     }
 
     /// Creates and modifies an ACL user and its rules.
@@ -274,15 +225,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N). Where N is the number of rules provided.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn acl_setuser<'a>(&'a self, username: impl ToArgs, rule: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SETUSER");
-        username.write_args(a);
-        rule.write_args(a);
-        self.send(cmd)
+        self.send(cmd_acl_setuser(username, rule))
     }
 
     /// Lists all ACL users.
@@ -295,14 +241,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N). Where N is the number of configured users.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of existing ACL users.
     fn acl_users<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"USERS");
-
-        self.send(cmd)
+        self.send(cmd_acl_users())
     }
 
     /// Returns the authenticated username of the current connection.
@@ -315,14 +257,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The username of the current connection.
     fn acl_whoami<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("ACL", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"WHOAMI");
-
-        self.send(cmd)
+        self.send(cmd_acl_whoami())
     }
 
     /// Asynchronously rewrites the append-only file to disk.
@@ -335,11 +273,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: A simple string reply indicating that the rewriting started or is about to start ASAP
     fn bgrewriteaof<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let cmd = Cmd::with_route("BGREWRITEAOF", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_bgrewriteaof())
     }
 
     /// Asynchronously saves the database(s) to disk.
@@ -352,24 +289,20 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - `Background saving started`
     /// - `Background saving scheduled`
     /// - `Background saving cancelled`
     /// - `Scheduled background saving cancelled`
     fn bgsave<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let cmd = Cmd::with_route("BGSAVE", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_bgsave())
     }
 
     /// [`bgsave`](ServerCommands::bgsave) with its optional arguments: see [`BgsaveOptions`].
+    ///
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     fn bgsave_with<'a>(&'a self, options: BgsaveOptions) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("BGSAVE", Route::Shared);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.operation {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_bgsave_with(options))
     }
 
     /// Returns detailed information about all commands.
@@ -382,11 +315,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of commands
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn command<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("COMMAND", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_command())
     }
 
     /// Returns a count of commands.
@@ -399,14 +331,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of total commands in this server.
     fn command_count<'a>(&'a self) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"COUNT");
-
-        self.send(cmd)
+        self.send(cmd_command_count())
     }
 
     /// Returns documentary information about one, multiple or all commands.
@@ -419,14 +347,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of commands to look up
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: A map where each key is a command name, and each value is the documentary information
     fn command_docs<'a>(&'a self, command_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DOCS");
-        command_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_command_docs(command_name))
     }
 
     /// Extracts the key names from an arbitrary command.
@@ -439,19 +363,14 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of arguments to the command
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of keys from the given command.
     fn command_getkeys<'a>(
         &'a self,
         command: impl ToArgs,
         arg: impl ToArgs,
     ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETKEYS");
-        command.write_args(a);
-        arg.write_args(a);
-        self.send(cmd)
+        self.send(cmd_command_getkeys(command, arg))
     }
 
     /// Extracts the key names and access flags for an arbitrary command.
@@ -464,19 +383,14 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of arguments to the command
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of keys from the given command and their usage flags.
     fn command_getkeysandflags<'a>(
         &'a self,
         command: impl ToArgs,
         arg: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GETKEYSANDFLAGS");
-        command.write_args(a);
-        arg.write_args(a);
-        self.send(cmd)
+        self.send(cmd_command_getkeysandflags(command, arg))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -489,14 +403,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn command_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_command_help())
     }
 
     /// Returns information about one, multiple or all commands.
@@ -509,14 +419,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of commands to look up
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn command_info<'a>(&'a self, command_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"INFO");
-        command_name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_command_info(command_name))
     }
 
     /// Returns a list of command names.
@@ -529,25 +435,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of commands
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn command_list<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-
-        self.send(cmd)
+        self.send(cmd_command_list())
     }
 
     /// [`command_list`](ServerCommands::command_list) with its optional arguments: see [`CommandListOptions`].
+    ///
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     fn command_list_with<'a>(&'a self, options: CommandListOptions) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-        if let Some(o) = &options.filterby {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_command_list_with(options))
     }
 
     /// Returns the specified command log's entries.
@@ -561,19 +459,14 @@ pub trait ServerCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn commandlog_get<'a>(
         &'a self,
         count: i64,
         type_: CommandlogGetType,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GET");
-        count.write_args(a);
-        (&type_).write_args(a);
-        self.send(cmd)
+        self.send(cmd_commandlog_get(count, type_))
     }
 
     /// Shows helpful text about the different subcommands.
@@ -587,14 +480,10 @@ pub trait ServerCommands: CommandSink {
     /// - ACL categories: `@slow`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn commandlog_help<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_commandlog_help())
     }
 
     /// Returns the number of entries in the specified type of command log.
@@ -608,14 +497,10 @@ pub trait ServerCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn commandlog_len<'a>(&'a self, type_: CommandlogLenType) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LEN");
-        (&type_).write_args(a);
-        self.send(cmd)
+        self.send(cmd_commandlog_len(type_))
     }
 
     /// Clears all entries from the specified type of command log.
@@ -629,14 +514,10 @@ pub trait ServerCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn commandlog_reset<'a>(&'a self, type_: CommandlogResetType) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESET");
-        (&type_).write_args(a);
-        self.send(cmd)
+        self.send(cmd_commandlog_reset(type_))
     }
 
     /// Returns the effective values of configuration parameters.
@@ -649,14 +530,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) when N is the number of configuration parameters provided
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
     fn config_get<'a>(&'a self, parameter: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GET");
-        parameter.write_args(a);
-        self.send(cmd)
+        self.send(cmd_config_get(parameter))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -669,14 +546,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn config_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_config_help())
     }
 
     /// Resets the server's statistics.
@@ -689,14 +562,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn config_resetstat<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESETSTAT");
-
-        self.send(cmd)
+        self.send(cmd_config_resetstat())
     }
 
     /// Persists the effective configuration to file.
@@ -709,14 +578,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn config_rewrite<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"REWRITE");
-
-        self.send(cmd)
+        self.send(cmd_config_rewrite())
     }
 
     /// Sets configuration parameters in-flight.
@@ -729,14 +594,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) when N is the number of configuration parameters provided
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn config_set<'a>(&'a self, data: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SET");
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_config_set(data))
     }
 
     /// Returns the number of keys in the database.
@@ -749,11 +610,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@keyspace`, `@read`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of keys in the currently-selected database.
     fn dbsize<'a>(&'a self) -> Self::Reply<'a, i64> {
-        let cmd = Cmd::with_route("DBSIZE", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_dbsize())
     }
 
     /// Starts a coordinated failover from a server to one of its replicas.
@@ -766,27 +626,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn failover<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("FAILOVER", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_failover())
     }
 
     /// [`failover`](ServerCommands::failover) with its optional arguments: see [`FailoverOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn failover_with<'a>(&'a self, options: FailoverOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FAILOVER", Route::Shared);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.target {
-            a.append(o);
-        }
-        if let Some(o) = &options.abort {
-            a.append(o);
-        }
-        if let Some(o) = &options.milliseconds {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_failover_with(options))
     }
 
     /// Removes all keys from all databases.
@@ -799,21 +649,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of keys in all databases
     /// - ACL categories: `@keyspace`, `@write`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn flushall<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("FLUSHALL", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_flushall())
     }
 
     /// [`flushall`](ServerCommands::flushall) with its optional arguments: see [`FlushallOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn flushall_with<'a>(&'a self, options: FlushallOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FLUSHALL", Route::Shared);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.flush_type {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_flushall_with(options))
     }
 
     /// Remove all keys from the current database.
@@ -826,21 +672,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of keys in the selected database
     /// - ACL categories: `@keyspace`, `@write`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn flushdb<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("FLUSHDB", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_flushdb())
     }
 
     /// [`flushdb`](ServerCommands::flushdb) with its optional arguments: see [`FlushdbOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn flushdb_with<'a>(&'a self, options: FlushdbOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("FLUSHDB", Route::Shared);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.flush_type {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_flushdb_with(options))
     }
 
     /// Returns information and statistics about the server.
@@ -853,13 +695,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: A map of info fields, one field per line in the form of \<field\>:\<value\> where the value can be a comma separated map like \<key\>=\<val\>. Also contains section header lines starting with `#` and blank lines.
     fn info<'a>(&'a self, section: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("INFO", Route::Shared);
-        let a = &mut cmd.args;
-        section.write_args(a);
-        self.send(cmd)
+        self.send(cmd_info(section))
     }
 
     /// Returns the Unix timestamp of the last successful save to disk.
@@ -872,11 +711,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@fast`, `@dangerous`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: UNIX TIME of the last DB save executed with success.
     fn lastsave<'a>(&'a self) -> Self::Reply<'a, i64> {
-        let cmd = Cmd::with_route("LASTSAVE", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_lastsave())
     }
 
     /// Returns a human-readable latency analysis report.
@@ -889,14 +727,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: A human readable latency analysis report.
     fn latency_doctor<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DOCTOR");
-
-        self.send(cmd)
+        self.send(cmd_latency_doctor())
     }
 
     /// Returns a latency graph for an event.
@@ -909,14 +743,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: Latency graph
     fn latency_graph<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GRAPH");
-        event.write_args(a);
-        self.send(cmd)
+        self.send(cmd_latency_graph(event))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -929,14 +759,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn latency_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_latency_help())
     }
 
     /// Returns the cumulative distribution of latencies of a subset or all commands.
@@ -949,14 +775,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of commands with latency information being retrieved.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: A map where each key is a command name, and each value is a map with the total calls, and an inner map of the histogram time buckets.
     fn latency_histogram<'a>(&'a self, command: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HISTOGRAM");
-        command.write_args(a);
-        self.send(cmd)
+        self.send(cmd_latency_histogram(command))
     }
 
     /// Returns timestamp-latency samples for an event.
@@ -969,14 +791,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array where each element is a two elements array representing the timestamp and the latency of the event.
     fn latency_history<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HISTORY");
-        event.write_args(a);
-        self.send(cmd)
+        self.send(cmd_latency_history(event))
     }
 
     /// Returns the latest latency samples for all events.
@@ -989,14 +807,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array where each element is a four elements array representing the event's name, timestamp, latest and all-time latency measurements.
     fn latency_latest<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LATEST");
-
-        self.send(cmd)
+        self.send(cmd_latency_latest())
     }
 
     /// Resets the latency data for one or more events.
@@ -1009,14 +823,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of event time series that were reset.
     fn latency_reset<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESET");
-        event.write_args(a);
-        self.send(cmd)
+        self.send(cmd_latency_reset(event))
     }
 
     /// Displays computer art and the server version
@@ -1029,21 +839,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity:
     /// - ACL categories: `@read`, `@fast`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: String containing the generative computer art, and a text with the server version.
     fn lolwut<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let cmd = Cmd::with_route("LOLWUT", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_lolwut())
     }
 
     /// [`lolwut`](ServerCommands::lolwut) with its optional arguments: see [`LolwutOptions`].
+    ///
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     fn lolwut_with<'a>(&'a self, options: LolwutOptions) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("LOLWUT", Route::Shared);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.version {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_lolwut_with(options))
     }
 
     /// Outputs a memory problems report.
@@ -1056,14 +862,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: Memory problems report.
     fn memory_doctor<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DOCTOR");
-
-        self.send(cmd)
+        self.send(cmd_memory_doctor())
     }
 
     /// Returns helpful text about the different subcommands.
@@ -1076,14 +878,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn memory_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_memory_help())
     }
 
     /// Returns the allocator statistics.
@@ -1096,14 +894,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: Depends on how much memory is allocated, could be slow
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The memory allocator's internal statistics report.
     fn memory_malloc_stats<'a>(&'a self) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"MALLOC-STATS");
-
-        self.send(cmd)
+        self.send(cmd_memory_malloc_stats())
     }
 
     /// Asks the allocator to release memory.
@@ -1116,14 +910,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: Depends on how much memory is allocated, could be slow
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn memory_purge<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"PURGE");
-
-        self.send(cmd)
+        self.send(cmd_memory_purge())
     }
 
     /// Returns details about memory usage.
@@ -1136,14 +926,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: Memory usage details.
     fn memory_stats<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"STATS");
-
-        self.send(cmd)
+        self.send(cmd_memory_stats())
     }
 
     /// Estimates the memory usage of a key.
@@ -1156,31 +942,22 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of samples.
     /// - ACL categories: `@read`, `@slow`
     ///
-    /// Reply (read as `Option<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of bytes that a key and its value require to be stored in RAM.
     /// - nil: Key does not exist.
     fn memory_usage<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Option<i64>> {
-        let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"USAGE");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_memory_usage(key))
     }
 
     /// [`memory_usage`](ServerCommands::memory_usage) with its optional arguments: see [`MemoryUsageOptions`].
+    ///
+    /// Reply (read as `Option<i64>`; [`Query::to`](crate::Query::to) re-types it):
     fn memory_usage_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: MemoryUsageOptions,
     ) -> Self::Reply<'a, Option<i64>> {
-        let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"USAGE");
-        key.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_memory_usage_with(key, options))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -1193,14 +970,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn module_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("MODULE", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_module_help())
     }
 
     /// Returns all loaded modules.
@@ -1213,14 +986,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of loaded modules.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Returns information about the modules loaded to the server.
     fn module_list<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("MODULE", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LIST");
-
-        self.send(cmd)
+        self.send(cmd_module_list())
     }
 
     /// Loads a module.
@@ -1233,15 +1002,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn module_load<'a>(&'a self, path: impl ToArgs, arg: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("MODULE", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOAD");
-        path.write_args(a);
-        arg.write_args(a);
-        self.send(cmd)
+        self.send(cmd_module_load(path, arg))
     }
 
     /// Loads a module using extended parameters.
@@ -1254,33 +1018,21 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn module_loadex<'a>(&'a self, path: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("MODULE", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOADEX");
-        path.write_args(a);
-        self.send(cmd)
+        self.send(cmd_module_loadex(path))
     }
 
     /// [`module_loadex`](ServerCommands::module_loadex) with its optional arguments: see [`ModuleLoadexOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn module_loadex_with<'a>(
         &'a self,
         path: impl ToArgs,
         options: ModuleLoadexOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("MODULE", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LOADEX");
-        path.write_args(a);
-        if let Some(o) = &options.configs {
-            a.append(o);
-        }
-        if let Some(o) = &options.args {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_module_loadex_with(path, options))
     }
 
     /// Unloads a module.
@@ -1293,14 +1045,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn module_unload<'a>(&'a self, name: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("MODULE", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"UNLOAD");
-        name.write_args(a);
-        self.send(cmd)
+        self.send(cmd_module_unload(name))
     }
 
     /// Listens for all requests received by the server in real-time.
@@ -1313,11 +1061,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity:
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
     fn monitor<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("MONITOR", Route::PubSub);
-        self.send(cmd)
+        self.send(cmd_monitor())
     }
 
     /// Configures a server as replica of another, or promotes it to a primary.
@@ -1330,13 +1077,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: ReplicaOf status.
     fn replicaof<'a>(&'a self, args: ReplicaofArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("REPLICAOF", Route::Shared);
-        let a = &mut cmd.args;
-        (&args).write_args(a);
-        self.send(cmd)
+        self.send(cmd_replicaof(args))
     }
 
     /// Returns the replication role.
@@ -1349,13 +1093,12 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@fast`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     /// - array
     /// - array
     fn role<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("ROLE", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_role())
     }
 
     /// Synchronously saves the database(s) to disk.
@@ -1368,11 +1111,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of keys in all databases
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn save<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("SAVE", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_save())
     }
 
     /// Synchronously saves the database(s) to disk and shuts down the server.
@@ -1385,21 +1127,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: OK if ABORT was specified and shutdown was aborted. On successful shutdown, nothing is returned since the server quits and the connection is closed. On failure, an error is returned.
     fn shutdown<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("SHUTDOWN", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_shutdown())
     }
 
     /// [`shutdown`](ServerCommands::shutdown) with its optional arguments: see [`ShutdownOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn shutdown_with<'a>(&'a self, options: ShutdownOptions) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SHUTDOWN", Route::Shared);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.abort_selector {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_shutdown_with(options))
     }
 
     /// Sets a server as a replica of another, or promotes it to being a primary.
@@ -1413,14 +1151,11 @@ pub trait ServerCommands: CommandSink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Deprecated since 5.0.0: use `REPLICAOF`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: SlaveOf status.
     #[deprecated(since = "5.0.0", note = "use REPLICAOF")]
     fn slaveof<'a>(&'a self, args: SlaveofArgs) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("SLAVEOF", Route::Shared);
-        let a = &mut cmd.args;
-        (&args).write_args(a);
-        self.send(cmd)
+        self.send(cmd_slaveof(args))
     }
 
     /// Returns the slow log's entries.
@@ -1433,25 +1168,17 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of entries returned
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Entries from the slow log in chronological order.
     fn slowlog_get<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GET");
-
-        self.send(cmd)
+        self.send(cmd_slowlog_get())
     }
 
     /// [`slowlog_get`](ServerCommands::slowlog_get) with its optional arguments: see [`SlowlogGetOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn slowlog_get_with<'a>(&'a self, options: SlowlogGetOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GET");
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_slowlog_get_with(options))
     }
 
     /// Show helpful text about the different subcommands
@@ -1464,14 +1191,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn slowlog_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_slowlog_help())
     }
 
     /// Returns the number of entries in the slow log.
@@ -1484,14 +1207,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of entries in the slow log.
     fn slowlog_len<'a>(&'a self) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"LEN");
-
-        self.send(cmd)
+        self.send(cmd_slowlog_len())
     }
 
     /// Clears all entries from the slow log.
@@ -1504,14 +1223,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of entries in the slowlog
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn slowlog_reset<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"RESET");
-
-        self.send(cmd)
+        self.send(cmd_slowlog_reset())
     }
 
     /// Swaps two databases.
@@ -1524,14 +1239,10 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(N) where N is the count of clients watching or blocking on keys from both databases.
     /// - ACL categories: `@keyspace`, `@write`, `@fast`, `@dangerous`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn swapdb<'a>(&'a self, index1: i64, index2: i64) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SWAPDB", Route::Shared);
-        let a = &mut cmd.args;
-        index1.write_args(a);
-        index2.write_args(a);
-        self.send(cmd)
+        self.send(cmd_swapdb(index1, index2))
     }
 
     /// Returns the server time.
@@ -1544,15 +1255,436 @@ pub trait ServerCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Array containing two elements: Unix time in seconds and microseconds.
     fn time<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let cmd = Cmd::with_route("TIME", Route::Shared);
-        self.send(cmd)
+        self.send(cmd_time())
     }
 }
 
-impl<S: CommandSink + ?Sized> ServerCommands for S {}
+impl<S: ReplySink + ?Sized> ServerCommands for S {}
+
+/// Commands of the `server` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`ServerCommands`], each returning the [`Queued`] command.
+pub trait ServerPipeline: BatchSink {
+    /// Queues [`ACL CAT`](ServerCommands::acl_cat).
+    fn acl_cat(&self) -> Queued<'_> {
+        self.queue(cmd_acl_cat())
+    }
+
+    /// Queues [`ACL CAT`](ServerCommands::acl_cat_with) with its optional arguments.
+    fn acl_cat_with(&self, options: AclCatOptions) -> Queued<'_> {
+        self.queue(cmd_acl_cat_with(options))
+    }
+
+    /// Queues [`ACL DELUSER`](ServerCommands::acl_deluser).
+    fn acl_deluser(&self, username: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_acl_deluser(username))
+    }
+
+    /// Queues [`ACL DRYRUN`](ServerCommands::acl_dryrun).
+    fn acl_dryrun(
+        &self,
+        username: impl ToArgs,
+        command: impl ToArgs,
+        arg: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_acl_dryrun(username, command, arg))
+    }
+
+    /// Queues [`ACL GENPASS`](ServerCommands::acl_genpass).
+    fn acl_genpass(&self) -> Queued<'_> {
+        self.queue(cmd_acl_genpass())
+    }
+
+    /// Queues [`ACL GENPASS`](ServerCommands::acl_genpass_with) with its optional arguments.
+    fn acl_genpass_with(&self, options: AclGenpassOptions) -> Queued<'_> {
+        self.queue(cmd_acl_genpass_with(options))
+    }
+
+    /// Queues [`ACL GETUSER`](ServerCommands::acl_getuser).
+    fn acl_getuser(&self, username: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_acl_getuser(username))
+    }
+
+    /// Queues [`ACL HELP`](ServerCommands::acl_help).
+    fn acl_help(&self) -> Queued<'_> {
+        self.queue(cmd_acl_help())
+    }
+
+    /// Queues [`ACL LIST`](ServerCommands::acl_list).
+    fn acl_list(&self) -> Queued<'_> {
+        self.queue(cmd_acl_list())
+    }
+
+    /// Queues [`ACL LOAD`](ServerCommands::acl_load).
+    fn acl_load(&self) -> Queued<'_> {
+        self.queue(cmd_acl_load())
+    }
+
+    /// Queues [`ACL LOG`](ServerCommands::acl_log).
+    fn acl_log(&self) -> Queued<'_> {
+        self.queue(cmd_acl_log())
+    }
+
+    /// Queues [`ACL LOG`](ServerCommands::acl_log_with) with its optional arguments.
+    fn acl_log_with(&self, options: AclLogOptions) -> Queued<'_> {
+        self.queue(cmd_acl_log_with(options))
+    }
+
+    /// Queues [`ACL SAVE`](ServerCommands::acl_save).
+    fn acl_save(&self) -> Queued<'_> {
+        self.queue(cmd_acl_save())
+    }
+
+    /// Queues [`ACL SETUSER`](ServerCommands::acl_setuser).
+    fn acl_setuser(&self, username: impl ToArgs, rule: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_acl_setuser(username, rule))
+    }
+
+    /// Queues [`ACL USERS`](ServerCommands::acl_users).
+    fn acl_users(&self) -> Queued<'_> {
+        self.queue(cmd_acl_users())
+    }
+
+    /// Queues [`ACL WHOAMI`](ServerCommands::acl_whoami).
+    fn acl_whoami(&self) -> Queued<'_> {
+        self.queue(cmd_acl_whoami())
+    }
+
+    /// Queues [`BGREWRITEAOF`](ServerCommands::bgrewriteaof).
+    fn bgrewriteaof(&self) -> Queued<'_> {
+        self.queue(cmd_bgrewriteaof())
+    }
+
+    /// Queues [`BGSAVE`](ServerCommands::bgsave).
+    fn bgsave(&self) -> Queued<'_> {
+        self.queue(cmd_bgsave())
+    }
+
+    /// Queues [`BGSAVE`](ServerCommands::bgsave_with) with its optional arguments.
+    fn bgsave_with(&self, options: BgsaveOptions) -> Queued<'_> {
+        self.queue(cmd_bgsave_with(options))
+    }
+
+    /// Queues [`COMMAND`](ServerCommands::command).
+    fn command(&self) -> Queued<'_> {
+        self.queue(cmd_command())
+    }
+
+    /// Queues [`COMMAND COUNT`](ServerCommands::command_count).
+    fn command_count(&self) -> Queued<'_> {
+        self.queue(cmd_command_count())
+    }
+
+    /// Queues [`COMMAND DOCS`](ServerCommands::command_docs).
+    fn command_docs(&self, command_name: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_command_docs(command_name))
+    }
+
+    /// Queues [`COMMAND GETKEYS`](ServerCommands::command_getkeys).
+    fn command_getkeys(&self, command: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_command_getkeys(command, arg))
+    }
+
+    /// Queues [`COMMAND GETKEYSANDFLAGS`](ServerCommands::command_getkeysandflags).
+    fn command_getkeysandflags(&self, command: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_command_getkeysandflags(command, arg))
+    }
+
+    /// Queues [`COMMAND HELP`](ServerCommands::command_help).
+    fn command_help(&self) -> Queued<'_> {
+        self.queue(cmd_command_help())
+    }
+
+    /// Queues [`COMMAND INFO`](ServerCommands::command_info).
+    fn command_info(&self, command_name: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_command_info(command_name))
+    }
+
+    /// Queues [`COMMAND LIST`](ServerCommands::command_list).
+    fn command_list(&self) -> Queued<'_> {
+        self.queue(cmd_command_list())
+    }
+
+    /// Queues [`COMMAND LIST`](ServerCommands::command_list_with) with its optional arguments.
+    fn command_list_with(&self, options: CommandListOptions) -> Queued<'_> {
+        self.queue(cmd_command_list_with(options))
+    }
+
+    /// Queues [`COMMANDLOG GET`](ServerCommands::commandlog_get).
+    fn commandlog_get(&self, count: i64, type_: CommandlogGetType) -> Queued<'_> {
+        self.queue(cmd_commandlog_get(count, type_))
+    }
+
+    /// Queues [`COMMANDLOG HELP`](ServerCommands::commandlog_help).
+    fn commandlog_help(&self) -> Queued<'_> {
+        self.queue(cmd_commandlog_help())
+    }
+
+    /// Queues [`COMMANDLOG LEN`](ServerCommands::commandlog_len).
+    fn commandlog_len(&self, type_: CommandlogLenType) -> Queued<'_> {
+        self.queue(cmd_commandlog_len(type_))
+    }
+
+    /// Queues [`COMMANDLOG RESET`](ServerCommands::commandlog_reset).
+    fn commandlog_reset(&self, type_: CommandlogResetType) -> Queued<'_> {
+        self.queue(cmd_commandlog_reset(type_))
+    }
+
+    /// Queues [`CONFIG GET`](ServerCommands::config_get).
+    fn config_get(&self, parameter: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_config_get(parameter))
+    }
+
+    /// Queues [`CONFIG HELP`](ServerCommands::config_help).
+    fn config_help(&self) -> Queued<'_> {
+        self.queue(cmd_config_help())
+    }
+
+    /// Queues [`CONFIG RESETSTAT`](ServerCommands::config_resetstat).
+    fn config_resetstat(&self) -> Queued<'_> {
+        self.queue(cmd_config_resetstat())
+    }
+
+    /// Queues [`CONFIG REWRITE`](ServerCommands::config_rewrite).
+    fn config_rewrite(&self) -> Queued<'_> {
+        self.queue(cmd_config_rewrite())
+    }
+
+    /// Queues [`CONFIG SET`](ServerCommands::config_set).
+    fn config_set(&self, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_config_set(data))
+    }
+
+    /// Queues [`DBSIZE`](ServerCommands::dbsize).
+    fn dbsize(&self) -> Queued<'_> {
+        self.queue(cmd_dbsize())
+    }
+
+    /// Queues [`FAILOVER`](ServerCommands::failover).
+    fn failover(&self) -> Queued<'_> {
+        self.queue(cmd_failover())
+    }
+
+    /// Queues [`FAILOVER`](ServerCommands::failover_with) with its optional arguments.
+    fn failover_with(&self, options: FailoverOptions) -> Queued<'_> {
+        self.queue(cmd_failover_with(options))
+    }
+
+    /// Queues [`FLUSHALL`](ServerCommands::flushall).
+    fn flushall(&self) -> Queued<'_> {
+        self.queue(cmd_flushall())
+    }
+
+    /// Queues [`FLUSHALL`](ServerCommands::flushall_with) with its optional arguments.
+    fn flushall_with(&self, options: FlushallOptions) -> Queued<'_> {
+        self.queue(cmd_flushall_with(options))
+    }
+
+    /// Queues [`FLUSHDB`](ServerCommands::flushdb).
+    fn flushdb(&self) -> Queued<'_> {
+        self.queue(cmd_flushdb())
+    }
+
+    /// Queues [`FLUSHDB`](ServerCommands::flushdb_with) with its optional arguments.
+    fn flushdb_with(&self, options: FlushdbOptions) -> Queued<'_> {
+        self.queue(cmd_flushdb_with(options))
+    }
+
+    /// Queues [`INFO`](ServerCommands::info).
+    fn info(&self, section: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_info(section))
+    }
+
+    /// Queues [`LASTSAVE`](ServerCommands::lastsave).
+    fn lastsave(&self) -> Queued<'_> {
+        self.queue(cmd_lastsave())
+    }
+
+    /// Queues [`LATENCY DOCTOR`](ServerCommands::latency_doctor).
+    fn latency_doctor(&self) -> Queued<'_> {
+        self.queue(cmd_latency_doctor())
+    }
+
+    /// Queues [`LATENCY GRAPH`](ServerCommands::latency_graph).
+    fn latency_graph(&self, event: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_latency_graph(event))
+    }
+
+    /// Queues [`LATENCY HELP`](ServerCommands::latency_help).
+    fn latency_help(&self) -> Queued<'_> {
+        self.queue(cmd_latency_help())
+    }
+
+    /// Queues [`LATENCY HISTOGRAM`](ServerCommands::latency_histogram).
+    fn latency_histogram(&self, command: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_latency_histogram(command))
+    }
+
+    /// Queues [`LATENCY HISTORY`](ServerCommands::latency_history).
+    fn latency_history(&self, event: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_latency_history(event))
+    }
+
+    /// Queues [`LATENCY LATEST`](ServerCommands::latency_latest).
+    fn latency_latest(&self) -> Queued<'_> {
+        self.queue(cmd_latency_latest())
+    }
+
+    /// Queues [`LATENCY RESET`](ServerCommands::latency_reset).
+    fn latency_reset(&self, event: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_latency_reset(event))
+    }
+
+    /// Queues [`LOLWUT`](ServerCommands::lolwut).
+    fn lolwut(&self) -> Queued<'_> {
+        self.queue(cmd_lolwut())
+    }
+
+    /// Queues [`LOLWUT`](ServerCommands::lolwut_with) with its optional arguments.
+    fn lolwut_with(&self, options: LolwutOptions) -> Queued<'_> {
+        self.queue(cmd_lolwut_with(options))
+    }
+
+    /// Queues [`MEMORY DOCTOR`](ServerCommands::memory_doctor).
+    fn memory_doctor(&self) -> Queued<'_> {
+        self.queue(cmd_memory_doctor())
+    }
+
+    /// Queues [`MEMORY HELP`](ServerCommands::memory_help).
+    fn memory_help(&self) -> Queued<'_> {
+        self.queue(cmd_memory_help())
+    }
+
+    /// Queues [`MEMORY MALLOC-STATS`](ServerCommands::memory_malloc_stats).
+    fn memory_malloc_stats(&self) -> Queued<'_> {
+        self.queue(cmd_memory_malloc_stats())
+    }
+
+    /// Queues [`MEMORY PURGE`](ServerCommands::memory_purge).
+    fn memory_purge(&self) -> Queued<'_> {
+        self.queue(cmd_memory_purge())
+    }
+
+    /// Queues [`MEMORY STATS`](ServerCommands::memory_stats).
+    fn memory_stats(&self) -> Queued<'_> {
+        self.queue(cmd_memory_stats())
+    }
+
+    /// Queues [`MEMORY USAGE`](ServerCommands::memory_usage).
+    fn memory_usage(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_memory_usage(key))
+    }
+
+    /// Queues [`MEMORY USAGE`](ServerCommands::memory_usage_with) with its optional arguments.
+    fn memory_usage_with(&self, key: impl ToArgs, options: MemoryUsageOptions) -> Queued<'_> {
+        self.queue(cmd_memory_usage_with(key, options))
+    }
+
+    /// Queues [`MODULE HELP`](ServerCommands::module_help).
+    fn module_help(&self) -> Queued<'_> {
+        self.queue(cmd_module_help())
+    }
+
+    /// Queues [`MODULE LIST`](ServerCommands::module_list).
+    fn module_list(&self) -> Queued<'_> {
+        self.queue(cmd_module_list())
+    }
+
+    /// Queues [`MODULE LOAD`](ServerCommands::module_load).
+    fn module_load(&self, path: impl ToArgs, arg: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_module_load(path, arg))
+    }
+
+    /// Queues [`MODULE LOADEX`](ServerCommands::module_loadex).
+    fn module_loadex(&self, path: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_module_loadex(path))
+    }
+
+    /// Queues [`MODULE LOADEX`](ServerCommands::module_loadex_with) with its optional arguments.
+    fn module_loadex_with(&self, path: impl ToArgs, options: ModuleLoadexOptions) -> Queued<'_> {
+        self.queue(cmd_module_loadex_with(path, options))
+    }
+
+    /// Queues [`MODULE UNLOAD`](ServerCommands::module_unload).
+    fn module_unload(&self, name: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_module_unload(name))
+    }
+
+    /// Queues [`MONITOR`](ServerCommands::monitor).
+    fn monitor(&self) -> Queued<'_> {
+        self.queue(cmd_monitor())
+    }
+
+    /// Queues [`REPLICAOF`](ServerCommands::replicaof).
+    fn replicaof(&self, args: ReplicaofArgs) -> Queued<'_> {
+        self.queue(cmd_replicaof(args))
+    }
+
+    /// Queues [`ROLE`](ServerCommands::role).
+    fn role(&self) -> Queued<'_> {
+        self.queue(cmd_role())
+    }
+
+    /// Queues [`SAVE`](ServerCommands::save).
+    fn save(&self) -> Queued<'_> {
+        self.queue(cmd_save())
+    }
+
+    /// Queues [`SHUTDOWN`](ServerCommands::shutdown).
+    fn shutdown(&self) -> Queued<'_> {
+        self.queue(cmd_shutdown())
+    }
+
+    /// Queues [`SHUTDOWN`](ServerCommands::shutdown_with) with its optional arguments.
+    fn shutdown_with(&self, options: ShutdownOptions) -> Queued<'_> {
+        self.queue(cmd_shutdown_with(options))
+    }
+
+    /// Queues [`SLAVEOF`](ServerCommands::slaveof).
+    #[deprecated(since = "5.0.0", note = "use REPLICAOF")]
+    fn slaveof(&self, args: SlaveofArgs) -> Queued<'_> {
+        self.queue(cmd_slaveof(args))
+    }
+
+    /// Queues [`SLOWLOG GET`](ServerCommands::slowlog_get).
+    fn slowlog_get(&self) -> Queued<'_> {
+        self.queue(cmd_slowlog_get())
+    }
+
+    /// Queues [`SLOWLOG GET`](ServerCommands::slowlog_get_with) with its optional arguments.
+    fn slowlog_get_with(&self, options: SlowlogGetOptions) -> Queued<'_> {
+        self.queue(cmd_slowlog_get_with(options))
+    }
+
+    /// Queues [`SLOWLOG HELP`](ServerCommands::slowlog_help).
+    fn slowlog_help(&self) -> Queued<'_> {
+        self.queue(cmd_slowlog_help())
+    }
+
+    /// Queues [`SLOWLOG LEN`](ServerCommands::slowlog_len).
+    fn slowlog_len(&self) -> Queued<'_> {
+        self.queue(cmd_slowlog_len())
+    }
+
+    /// Queues [`SLOWLOG RESET`](ServerCommands::slowlog_reset).
+    fn slowlog_reset(&self) -> Queued<'_> {
+        self.queue(cmd_slowlog_reset())
+    }
+
+    /// Queues [`SWAPDB`](ServerCommands::swapdb).
+    fn swapdb(&self, index1: i64, index2: i64) -> Queued<'_> {
+        self.queue(cmd_swapdb(index1, index2))
+    }
+
+    /// Queues [`TIME`](ServerCommands::time).
+    fn time(&self) -> Queued<'_> {
+        self.queue(cmd_time())
+    }
+}
+
+impl<S: BatchSink + ?Sized> ServerPipeline for S {}
 
 /// Optional arguments of [`ServerCommands::acl_cat_with`]:
 ///
@@ -2188,4 +2320,653 @@ impl SlowlogGetOptions {
         self.count = Some(buf);
         self
     }
+}
+
+fn cmd_acl_cat() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CAT");
+
+    cmd
+}
+
+fn cmd_acl_cat_with(options: AclCatOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CAT");
+    if let Some(o) = &options.category {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_acl_deluser(username: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DELUSER");
+    username.write_args(a);
+    cmd
+}
+
+fn cmd_acl_dryrun(username: impl ToArgs, command: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DRYRUN");
+    username.write_args(a);
+    command.write_args(a);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_acl_genpass() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GENPASS");
+
+    cmd
+}
+
+fn cmd_acl_genpass_with(options: AclGenpassOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GENPASS");
+    if let Some(o) = &options.bits {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_acl_getuser(username: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GETUSER");
+    username.write_args(a);
+    cmd
+}
+
+fn cmd_acl_help() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_acl_list() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+
+    cmd
+}
+
+fn cmd_acl_load() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOAD");
+
+    cmd
+}
+
+fn cmd_acl_log() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOG");
+
+    cmd
+}
+
+fn cmd_acl_log_with(options: AclLogOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOG");
+    if let Some(o) = &options.operation {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_acl_save() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SAVE");
+
+    cmd
+}
+
+fn cmd_acl_setuser(username: impl ToArgs, rule: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SETUSER");
+    username.write_args(a);
+    rule.write_args(a);
+    cmd
+}
+
+fn cmd_acl_users() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"USERS");
+
+    cmd
+}
+
+fn cmd_acl_whoami() -> Cmd {
+    let mut cmd = Cmd::with_route("ACL", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"WHOAMI");
+
+    cmd
+}
+
+fn cmd_bgrewriteaof() -> Cmd {
+    let cmd = Cmd::with_route("BGREWRITEAOF", Route::Shared);
+    cmd
+}
+
+fn cmd_bgsave() -> Cmd {
+    let cmd = Cmd::with_route("BGSAVE", Route::Shared);
+    cmd
+}
+
+fn cmd_bgsave_with(options: BgsaveOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("BGSAVE", Route::Shared);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.operation {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_command() -> Cmd {
+    let cmd = Cmd::with_route("COMMAND", Route::Shared);
+    cmd
+}
+
+fn cmd_command_count() -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"COUNT");
+
+    cmd
+}
+
+fn cmd_command_docs(command_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DOCS");
+    command_name.write_args(a);
+    cmd
+}
+
+fn cmd_command_getkeys(command: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GETKEYS");
+    command.write_args(a);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_command_getkeysandflags(command: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GETKEYSANDFLAGS");
+    command.write_args(a);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_command_help() -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_command_info(command_name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"INFO");
+    command_name.write_args(a);
+    cmd
+}
+
+fn cmd_command_list() -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+
+    cmd
+}
+
+fn cmd_command_list_with(options: CommandListOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+    if let Some(o) = &options.filterby {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_commandlog_get(count: i64, type_: CommandlogGetType) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GET");
+    count.write_args(a);
+    (&type_).write_args(a);
+    cmd
+}
+
+fn cmd_commandlog_help() -> Cmd {
+    let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_commandlog_len(type_: CommandlogLenType) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LEN");
+    (&type_).write_args(a);
+    cmd
+}
+
+fn cmd_commandlog_reset(type_: CommandlogResetType) -> Cmd {
+    let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESET");
+    (&type_).write_args(a);
+    cmd
+}
+
+fn cmd_config_get(parameter: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GET");
+    parameter.write_args(a);
+    cmd
+}
+
+fn cmd_config_help() -> Cmd {
+    let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_config_resetstat() -> Cmd {
+    let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESETSTAT");
+
+    cmd
+}
+
+fn cmd_config_rewrite() -> Cmd {
+    let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"REWRITE");
+
+    cmd
+}
+
+fn cmd_config_set(data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("CONFIG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SET");
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_dbsize() -> Cmd {
+    let cmd = Cmd::with_route("DBSIZE", Route::Shared);
+    cmd
+}
+
+fn cmd_failover() -> Cmd {
+    let cmd = Cmd::with_route("FAILOVER", Route::Shared);
+    cmd
+}
+
+fn cmd_failover_with(options: FailoverOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("FAILOVER", Route::Shared);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.target {
+        a.append(o);
+    }
+    if let Some(o) = &options.abort {
+        a.append(o);
+    }
+    if let Some(o) = &options.milliseconds {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_flushall() -> Cmd {
+    let cmd = Cmd::with_route("FLUSHALL", Route::Shared);
+    cmd
+}
+
+fn cmd_flushall_with(options: FlushallOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("FLUSHALL", Route::Shared);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.flush_type {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_flushdb() -> Cmd {
+    let cmd = Cmd::with_route("FLUSHDB", Route::Shared);
+    cmd
+}
+
+fn cmd_flushdb_with(options: FlushdbOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("FLUSHDB", Route::Shared);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.flush_type {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_info(section: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("INFO", Route::Shared);
+    let a = &mut cmd.args;
+    section.write_args(a);
+    cmd
+}
+
+fn cmd_lastsave() -> Cmd {
+    let cmd = Cmd::with_route("LASTSAVE", Route::Shared);
+    cmd
+}
+
+fn cmd_latency_doctor() -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DOCTOR");
+
+    cmd
+}
+
+fn cmd_latency_graph(event: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GRAPH");
+    event.write_args(a);
+    cmd
+}
+
+fn cmd_latency_help() -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_latency_histogram(command: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HISTOGRAM");
+    command.write_args(a);
+    cmd
+}
+
+fn cmd_latency_history(event: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HISTORY");
+    event.write_args(a);
+    cmd
+}
+
+fn cmd_latency_latest() -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LATEST");
+
+    cmd
+}
+
+fn cmd_latency_reset(event: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESET");
+    event.write_args(a);
+    cmd
+}
+
+fn cmd_lolwut() -> Cmd {
+    let cmd = Cmd::with_route("LOLWUT", Route::Shared);
+    cmd
+}
+
+fn cmd_lolwut_with(options: LolwutOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("LOLWUT", Route::Shared);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.version {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_memory_doctor() -> Cmd {
+    let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DOCTOR");
+
+    cmd
+}
+
+fn cmd_memory_help() -> Cmd {
+    let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_memory_malloc_stats() -> Cmd {
+    let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"MALLOC-STATS");
+
+    cmd
+}
+
+fn cmd_memory_purge() -> Cmd {
+    let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"PURGE");
+
+    cmd
+}
+
+fn cmd_memory_stats() -> Cmd {
+    let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"STATS");
+
+    cmd
+}
+
+fn cmd_memory_usage(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"USAGE");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_memory_usage_with(key: impl ToArgs, options: MemoryUsageOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("MEMORY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"USAGE");
+    key.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_module_help() -> Cmd {
+    let mut cmd = Cmd::with_route("MODULE", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_module_list() -> Cmd {
+    let mut cmd = Cmd::with_route("MODULE", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LIST");
+
+    cmd
+}
+
+fn cmd_module_load(path: impl ToArgs, arg: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MODULE", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOAD");
+    path.write_args(a);
+    arg.write_args(a);
+    cmd
+}
+
+fn cmd_module_loadex(path: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MODULE", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOADEX");
+    path.write_args(a);
+    cmd
+}
+
+fn cmd_module_loadex_with(path: impl ToArgs, options: ModuleLoadexOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("MODULE", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LOADEX");
+    path.write_args(a);
+    if let Some(o) = &options.configs {
+        a.append(o);
+    }
+    if let Some(o) = &options.args {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_module_unload(name: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MODULE", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"UNLOAD");
+    name.write_args(a);
+    cmd
+}
+
+fn cmd_monitor() -> Cmd {
+    let cmd = Cmd::with_route("MONITOR", Route::PubSub);
+    cmd
+}
+
+fn cmd_replicaof(args: ReplicaofArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("REPLICAOF", Route::Shared);
+    let a = &mut cmd.args;
+    (&args).write_args(a);
+    cmd
+}
+
+fn cmd_role() -> Cmd {
+    let cmd = Cmd::with_route("ROLE", Route::Shared);
+    cmd
+}
+
+fn cmd_save() -> Cmd {
+    let cmd = Cmd::with_route("SAVE", Route::Shared);
+    cmd
+}
+
+fn cmd_shutdown() -> Cmd {
+    let cmd = Cmd::with_route("SHUTDOWN", Route::Shared);
+    cmd
+}
+
+fn cmd_shutdown_with(options: ShutdownOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SHUTDOWN", Route::Shared);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.abort_selector {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_slaveof(args: SlaveofArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SLAVEOF", Route::Shared);
+    let a = &mut cmd.args;
+    (&args).write_args(a);
+    cmd
+}
+
+fn cmd_slowlog_get() -> Cmd {
+    let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GET");
+
+    cmd
+}
+
+fn cmd_slowlog_get_with(options: SlowlogGetOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GET");
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_slowlog_help() -> Cmd {
+    let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_slowlog_len() -> Cmd {
+    let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"LEN");
+
+    cmd
+}
+
+fn cmd_slowlog_reset() -> Cmd {
+    let mut cmd = Cmd::with_route("SLOWLOG", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESET");
+
+    cmd
+}
+
+fn cmd_swapdb(index1: i64, index2: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("SWAPDB", Route::Shared);
+    let a = &mut cmd.args;
+    index1.write_args(a);
+    index2.write_args(a);
+    cmd
+}
+
+fn cmd_time() -> Cmd {
+    let cmd = Cmd::with_route("TIME", Route::Shared);
+    cmd
 }

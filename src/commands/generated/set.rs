@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `set` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait SetCommands: CommandSink {
+/// Commands of the `set` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`SetPipeline`].
+pub trait SetCommands: ReplySink {
     /// Adds one or more members to a set. Creates the key if it doesn't exist.
     ///
     /// ```text
@@ -30,14 +35,10 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.
     /// - ACL categories: `@write`, `@set`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements that were added to the set, not including all the elements already present in the set.
     fn sadd<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sadd(key, member))
     }
 
     /// Returns the number of members in a set.
@@ -50,13 +51,10 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@set`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The cardinality (number of elements) of the set, or 0 if key does not exist.
     fn scard<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SCARD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_scard(key))
     }
 
     /// Returns the difference of multiple sets.
@@ -69,13 +67,10 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of elements in all given sets.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List with the members of the resulting set.
-    fn sdiff<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("SDIFF", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn sdiff<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_sdiff(key))
     }
 
     /// Stores the difference of multiple sets in a key.
@@ -88,18 +83,14 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of elements in all given sets.
     /// - ACL categories: `@write`, `@set`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of the elements in the resulting set.
     fn sdiffstore<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SDIFFSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sdiffstore(destination, key))
     }
 
     /// Returns the intersect of multiple sets.
@@ -112,13 +103,10 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List with the members of the resulting set.
-    fn sinter<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("SINTER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn sinter<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_sinter(key))
     }
 
     /// Returns the number of members of the intersect of multiple sets.
@@ -131,34 +119,21 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of the elements in the resulting intersection.
     fn sintercard<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SINTERCARD", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+        self.send(cmd_sintercard(key))
     }
 
     /// [`sintercard`](SetCommands::sintercard) with its optional arguments: see [`SintercardOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn sintercard_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: SintercardOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SINTERCARD", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_sintercard_with(key, options))
     }
 
     /// Stores the intersect of multiple sets in a key.
@@ -171,18 +146,14 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.
     /// - ACL categories: `@write`, `@set`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of the elements in the result set.
     fn sinterstore<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SINTERSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sinterstore(destination, key))
     }
 
     /// Determines whether a member belongs to a set.
@@ -195,15 +166,11 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@set`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: The element is not a member of the set, or the key does not exist.
     /// - `1`: The element is a member of the set.
     fn sismember<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SISMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sismember(key, member))
     }
 
     /// Returns all members of a set.
@@ -216,13 +183,10 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N) where N is the set cardinality.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: All elements of the set.
-    fn smembers<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("SMEMBERS", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn smembers<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_smembers(key))
     }
 
     /// Determines whether multiple members belong to a set.
@@ -235,18 +199,14 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of elements being checked for membership
     /// - ACL categories: `@read`, `@set`, `@fast`
     ///
-    /// Reply (read as `Vec<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List representing the membership of the given elements, in the same order as they are requested.
     fn smismember<'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
     ) -> Self::Reply<'a, Vec<i64>> {
-        let mut cmd = Cmd::with_route("SMISMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_smismember(key, member))
     }
 
     /// Moves a member from one set to another.
@@ -259,7 +219,7 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@set`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`: Element is moved.
     /// - `0`: The element is not a member of source and no operation was performed.
     fn smove<'a>(
@@ -268,12 +228,7 @@ pub trait SetCommands: CommandSink {
         destination: impl ToArgs,
         member: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SMOVE", Route::Shared);
-        let a = &mut cmd.args;
-        source.write_args(a);
-        destination.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_smove(source, destination, member))
     }
 
     /// Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.
@@ -286,26 +241,23 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: Without the count argument O(1), otherwise O(N) where N is the value of the passed count.
     /// - ACL categories: `@write`, `@set`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: The key does not exist.
     /// - string: The removed member when 'COUNT' is not given.
     /// - array: List to the removed members when 'COUNT' is given.
-    fn spop<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SPOP", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn spop<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_spop(key))
     }
 
     /// [`spop`](SetCommands::spop) with its optional arguments: see [`SpopOptions`].
-    fn spop_with<'a>(&'a self, key: impl ToArgs, options: SpopOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SPOP", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn spop_with<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        options: SpopOptions,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_spop_with(key, options))
     }
 
     /// Get one or multiple random members from a set
@@ -318,31 +270,24 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: In case `count` is not given and key doesn't exist
     /// - string: In case `count` is not given, randomly selected element
     /// - array: In case `count` is given, an array of elements
     /// - array: In case `count` is given and key doesn't exist
-    fn srandmember<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SRANDMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn srandmember<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_srandmember(key))
     }
 
     /// [`srandmember`](SetCommands::srandmember) with its optional arguments: see [`SrandmemberOptions`].
-    fn srandmember_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn srandmember_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: SrandmemberOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SRANDMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_srandmember_with(key, options))
     }
 
     /// Removes one or more members from a set. Deletes the set if the last member was removed.
@@ -355,14 +300,10 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of members to be removed.
     /// - ACL categories: `@write`, `@set`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of members that were removed from the set, not including non existing members.
     fn srem<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SREM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_srem(key, member))
     }
 
     /// Iterates over members of a set.
@@ -375,34 +316,22 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
-    fn sscan<'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        cursor.write_args(a);
-        self.send(cmd)
+    fn sscan<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, T> {
+        self.send(cmd_sscan(key, cursor))
     }
 
     /// [`sscan`](SetCommands::sscan) with its optional arguments: see [`SscanOptions`].
-    fn sscan_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn sscan_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         cursor: i64,
         options: SscanOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        cursor.write_args(a);
-        if let Some(o) = &options.pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_sscan_with(key, cursor, options))
     }
 
     /// Returns the union of multiple sets.
@@ -415,13 +344,10 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of elements in all given sets.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List with the members of the resulting set.
-    fn sunion<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("SUNION", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn sunion<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_sunion(key))
     }
 
     /// Stores the union of multiple sets in a key.
@@ -434,22 +360,134 @@ pub trait SetCommands: CommandSink {
     /// - Complexity: O(N) where N is the total number of elements in all given sets.
     /// - ACL categories: `@write`, `@set`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of the elements in the resulting set.
     fn sunionstore<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SUNIONSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_sunionstore(destination, key))
     }
 }
 
-impl<S: CommandSink + ?Sized> SetCommands for S {}
+impl<S: ReplySink + ?Sized> SetCommands for S {}
+
+/// Commands of the `set` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`SetCommands`], each returning the [`Queued`] command.
+pub trait SetPipeline: BatchSink {
+    /// Queues [`SADD`](SetCommands::sadd).
+    fn sadd(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sadd(key, member))
+    }
+
+    /// Queues [`SCARD`](SetCommands::scard).
+    fn scard(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_scard(key))
+    }
+
+    /// Queues [`SDIFF`](SetCommands::sdiff).
+    fn sdiff(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sdiff(key))
+    }
+
+    /// Queues [`SDIFFSTORE`](SetCommands::sdiffstore).
+    fn sdiffstore(&self, destination: impl ToArgs, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sdiffstore(destination, key))
+    }
+
+    /// Queues [`SINTER`](SetCommands::sinter).
+    fn sinter(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sinter(key))
+    }
+
+    /// Queues [`SINTERCARD`](SetCommands::sintercard).
+    fn sintercard(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sintercard(key))
+    }
+
+    /// Queues [`SINTERCARD`](SetCommands::sintercard_with) with its optional arguments.
+    fn sintercard_with(&self, key: impl ToArgs, options: SintercardOptions) -> Queued<'_> {
+        self.queue(cmd_sintercard_with(key, options))
+    }
+
+    /// Queues [`SINTERSTORE`](SetCommands::sinterstore).
+    fn sinterstore(&self, destination: impl ToArgs, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sinterstore(destination, key))
+    }
+
+    /// Queues [`SISMEMBER`](SetCommands::sismember).
+    fn sismember(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sismember(key, member))
+    }
+
+    /// Queues [`SMEMBERS`](SetCommands::smembers).
+    fn smembers(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_smembers(key))
+    }
+
+    /// Queues [`SMISMEMBER`](SetCommands::smismember).
+    fn smismember(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_smismember(key, member))
+    }
+
+    /// Queues [`SMOVE`](SetCommands::smove).
+    fn smove(
+        &self,
+        source: impl ToArgs,
+        destination: impl ToArgs,
+        member: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_smove(source, destination, member))
+    }
+
+    /// Queues [`SPOP`](SetCommands::spop).
+    fn spop(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_spop(key))
+    }
+
+    /// Queues [`SPOP`](SetCommands::spop_with) with its optional arguments.
+    fn spop_with(&self, key: impl ToArgs, options: SpopOptions) -> Queued<'_> {
+        self.queue(cmd_spop_with(key, options))
+    }
+
+    /// Queues [`SRANDMEMBER`](SetCommands::srandmember).
+    fn srandmember(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_srandmember(key))
+    }
+
+    /// Queues [`SRANDMEMBER`](SetCommands::srandmember_with) with its optional arguments.
+    fn srandmember_with(&self, key: impl ToArgs, options: SrandmemberOptions) -> Queued<'_> {
+        self.queue(cmd_srandmember_with(key, options))
+    }
+
+    /// Queues [`SREM`](SetCommands::srem).
+    fn srem(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_srem(key, member))
+    }
+
+    /// Queues [`SSCAN`](SetCommands::sscan).
+    fn sscan(&self, key: impl ToArgs, cursor: i64) -> Queued<'_> {
+        self.queue(cmd_sscan(key, cursor))
+    }
+
+    /// Queues [`SSCAN`](SetCommands::sscan_with) with its optional arguments.
+    fn sscan_with(&self, key: impl ToArgs, cursor: i64, options: SscanOptions) -> Queued<'_> {
+        self.queue(cmd_sscan_with(key, cursor, options))
+    }
+
+    /// Queues [`SUNION`](SetCommands::sunion).
+    fn sunion(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sunion(key))
+    }
+
+    /// Queues [`SUNIONSTORE`](SetCommands::sunionstore).
+    fn sunionstore(&self, destination: impl ToArgs, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sunionstore(destination, key))
+    }
+}
+
+impl<S: BatchSink + ?Sized> SetPipeline for S {}
 
 /// Optional arguments of [`SetCommands::sintercard_with`]:
 ///
@@ -570,4 +608,183 @@ impl SscanOptions {
         self.count = Some(buf);
         self
     }
+}
+
+fn cmd_sadd(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_scard(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SCARD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sdiff(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SDIFF", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sdiffstore(destination: impl ToArgs, key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SDIFFSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sinter(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SINTER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sintercard(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SINTERCARD", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_sintercard_with(key: impl ToArgs, options: SintercardOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SINTERCARD", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_sinterstore(destination: impl ToArgs, key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SINTERSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sismember(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SISMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_smembers(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SMEMBERS", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_smismember(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SMISMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_smove(source: impl ToArgs, destination: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SMOVE", Route::Shared);
+    let a = &mut cmd.args;
+    source.write_args(a);
+    destination.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_spop(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SPOP", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_spop_with(key: impl ToArgs, options: SpopOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SPOP", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_srandmember(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SRANDMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_srandmember_with(key: impl ToArgs, options: SrandmemberOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SRANDMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_srem(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SREM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_sscan(key: impl ToArgs, cursor: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("SSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cursor.write_args(a);
+    cmd
+}
+
+fn cmd_sscan_with(key: impl ToArgs, cursor: i64, options: SscanOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cursor.write_args(a);
+    if let Some(o) = &options.pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_sunion(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SUNION", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_sunionstore(destination: impl ToArgs, key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SUNIONSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    key.write_args(a);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `sorted_set` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait SortedSetCommands: CommandSink {
+/// Commands of the `sorted_set` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`SortedSetPipeline`].
+pub trait SortedSetCommands: ReplySink {
     /// Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.
     ///
     /// ```text
@@ -30,46 +35,29 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Timeout reached and no elements were popped.
     /// - array: The keyname and the popped members.
-    fn bzmpop<'a>(
+    fn bzmpop<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
         where_: BzmpopWhere,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BZMPOP", Route::Blocking);
-        let a = &mut cmd.args;
-        timeout.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_bzmpop(timeout, key, where_))
     }
 
     /// [`bzmpop`](SortedSetCommands::bzmpop) with its optional arguments: see [`BzmpopOptions`].
-    fn bzmpop_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn bzmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
         where_: BzmpopWhere,
         options: BzmpopOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BZMPOP", Route::Blocking);
-        let a = &mut cmd.args;
-        timeout.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_bzmpop_with(timeout, key, where_, options))
     }
 
     /// Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.
@@ -82,15 +70,15 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Timeout reached and no elements were popped.
     /// - array: The keyname, popped member, and its score.
-    fn bzpopmax<'a>(&'a self, key: impl ToArgs, timeout: f64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BZPOPMAX", Route::Blocking);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    fn bzpopmax<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        timeout: f64,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_bzpopmax(key, timeout))
     }
 
     /// Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.
@@ -103,15 +91,15 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Timeout reached and no elements were popped.
     /// - array: The keyname, popped member, and its score.
-    fn bzpopmin<'a>(&'a self, key: impl ToArgs, timeout: f64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("BZPOPMIN", Route::Blocking);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        timeout.write_args(a);
-        self.send(cmd)
+    fn bzpopmin<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        timeout: f64,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_bzpopmin(key, timeout))
     }
 
     /// Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.
@@ -124,43 +112,25 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)) for each item added, where N is the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: Operation was aborted (conflict with one of the `XX`/`NX`/`LT`/`GT` options).
     /// - integer: The number of new members (when the `CH` option is not used)
     /// - integer: The number of new or updated members (when the `CH` option is used)
     /// - number: The updated score of the member (when the `INCR` option is used)
     fn zadd<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zadd(key, data))
     }
 
     /// [`zadd`](SortedSetCommands::zadd) with its optional arguments: see [`ZaddOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn zadd_with<'a>(
         &'a self,
         key: impl ToArgs,
         data: impl ToArgs,
         options: ZaddOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        if let Some(o) = &options.comparison {
-            a.append(o);
-        }
-        if let Some(o) = &options.change {
-            a.append(o);
-        }
-        if let Some(o) = &options.increment {
-            a.append(o);
-        }
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zadd_with(key, data, options))
     }
 
     /// Returns the number of members in a sorted set.
@@ -173,13 +143,10 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The cardinality (number of elements) of the sorted set, or 0 if key does not exist
     fn zcard<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZCARD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zcard(key))
     }
 
     /// Returns the count of members in a sorted set that have scores within a range.
@@ -192,7 +159,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of elements in the specified score range
     fn zcount<'a>(
         &'a self,
@@ -200,12 +167,7 @@ pub trait SortedSetCommands: CommandSink {
         min: impl ToArgs,
         max: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZCOUNT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zcount(key, min, max))
     }
 
     /// Returns the difference between multiple sorted sets.
@@ -218,31 +180,22 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: A list of members. Returned in case `WITHSCORES` was not used.
     /// - array: Members and their scores. Returned in case `WITHSCORES` was used. In RESP2 this is returned as a flat array
-    fn zdiff<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZDIFF", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn zdiff<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_zdiff(key))
     }
 
     /// [`zdiff`](SortedSetCommands::zdiff) with its optional arguments: see [`ZdiffOptions`].
-    fn zdiff_with<'a>(&'a self, key: impl ToArgs, options: ZdiffOptions) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZDIFF", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        if let Some(o) = &options.withscores {
-            a.append(o);
-        }
-        self.send(cmd)
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zdiff_with<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        options: ZdiffOptions,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zdiff_with(key, options))
     }
 
     /// Stores the difference of multiple sorted sets in a key.
@@ -255,21 +208,14 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements in the resulting sorted set at `destination`
     fn zdiffstore<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZDIFFSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+        self.send(cmd_zdiffstore(destination, key))
     }
 
     /// Increments the score of a member in a sorted set.
@@ -282,7 +228,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)) where N is the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `f64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `f64`; [`Query::to`](crate::Query::to) re-types it):
     /// - number: The new score of `member`
     fn zincrby<'a>(
         &'a self,
@@ -290,12 +236,7 @@ pub trait SortedSetCommands: CommandSink {
         increment: f64,
         member: impl ToArgs,
     ) -> Self::Reply<'a, f64> {
-        let mut cmd = Cmd::with_route("ZINCRBY", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        increment.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zincrby(key, increment, member))
     }
 
     /// Returns the intersect of multiple sorted sets.
@@ -308,41 +249,22 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Result of intersection, containing only the member names. Returned in case `WITHSCORES` was not used.
     /// - array: Result of intersection, containing members and their scores. Returned in case `WITHSCORES` was used. In RESP2 this is returned as a flat array
-    fn zinter<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZINTER", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn zinter<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_zinter(key))
     }
 
     /// [`zinter`](SortedSetCommands::zinter) with its optional arguments: see [`ZinterOptions`].
-    fn zinter_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zinter_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: ZinterOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZINTER", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        if let Some(o) = &options.weight {
-            a.append(o);
-        }
-        if let Some(o) = &options.aggregate {
-            a.append(o);
-        }
-        if let Some(o) = &options.withscores {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zinter_with(key, options))
     }
 
     /// Returns the number of members of the intersect of multiple sorted sets.
@@ -355,34 +277,21 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements in the resulting intersection.
     fn zintercard<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZINTERCARD", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+        self.send(cmd_zintercard(key))
     }
 
     /// [`zintercard`](SortedSetCommands::zintercard) with its optional arguments: see [`ZintercardOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn zintercard_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: ZintercardOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZINTERCARD", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_zintercard_with(key, options))
     }
 
     /// Stores the intersect of multiple sorted sets in a key.
@@ -395,44 +304,26 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements in the resulting sorted set.
     fn zinterstore<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZINTERSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+        self.send(cmd_zinterstore(destination, key))
     }
 
     /// [`zinterstore`](SortedSetCommands::zinterstore) with its optional arguments: see [`ZinterstoreOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn zinterstore_with<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
         options: ZinterstoreOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZINTERSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        if let Some(o) = &options.weight {
-            a.append(o);
-        }
-        if let Some(o) = &options.aggregate {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_zinterstore_with(destination, key, options))
     }
 
     /// Returns the number of members in a sorted set within a lexicographical range.
@@ -445,7 +336,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements in the specified score range.
     fn zlexcount<'a>(
         &'a self,
@@ -453,12 +344,7 @@ pub trait SortedSetCommands: CommandSink {
         min: impl ToArgs,
         max: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZLEXCOUNT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zlexcount(key, min, max))
     }
 
     /// Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.
@@ -471,38 +357,27 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: No element could be popped.
     /// - array
-    fn zmpop<'a>(&'a self, key: impl ToArgs, where_: ZmpopWhere) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZMPOP", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        self.send(cmd)
+    fn zmpop<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        where_: ZmpopWhere,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zmpop(key, where_))
     }
 
     /// [`zmpop`](SortedSetCommands::zmpop) with its optional arguments: see [`ZmpopOptions`].
-    fn zmpop_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         where_: ZmpopWhere,
         options: ZmpopOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZMPOP", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        (&where_).write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zmpop_with(key, where_, options))
     }
 
     /// Returns the score of one or more members in a sorted set.
@@ -515,18 +390,14 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of members being requested.
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Vec<Option<f64>>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Option<f64>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn zmscore<'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
     ) -> Self::Reply<'a, Vec<Option<f64>>> {
-        let mut cmd = Cmd::with_route("ZMSCORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zmscore(key, member))
     }
 
     /// Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.
@@ -539,29 +410,22 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of popped elements and scores when 'COUNT' isn't specified.
     /// - array: List of popped elements and scores when 'COUNT' is specified.
-    fn zpopmax<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZPOPMAX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn zpopmax<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_zpopmax(key))
     }
 
     /// [`zpopmax`](SortedSetCommands::zpopmax) with its optional arguments: see [`ZpopmaxOptions`].
-    fn zpopmax_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zpopmax_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: ZpopmaxOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZPOPMAX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zpopmax_with(key, options))
     }
 
     /// Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.
@@ -574,29 +438,22 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of popped elements and scores when 'COUNT' isn't specified.
     /// - array: List of popped elements and scores when 'COUNT' is specified.
-    fn zpopmin<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZPOPMIN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn zpopmin<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_zpopmin(key))
     }
 
     /// [`zpopmin`](SortedSetCommands::zpopmin) with its optional arguments: see [`ZpopminOptions`].
-    fn zpopmin_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zpopmin_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: ZpopminOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZPOPMIN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zpopmin_with(key, options))
     }
 
     /// Returns one or more random members from a sorted set.
@@ -609,31 +466,24 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of members returned
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key does not exist.
     /// - string: Randomly selected element when 'COUNT' is not used.
     /// - array: Randomly selected elements when 'COUNT' is used.
     /// - array: Randomly selected elements when 'COUNT' and 'WITHSCORES' modifiers are used.
-    fn zrandmember<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZRANDMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn zrandmember<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_zrandmember(key))
     }
 
     /// [`zrandmember`](SortedSetCommands::zrandmember) with its optional arguments: see [`ZrandmemberOptions`].
-    fn zrandmember_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zrandmember_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: ZrandmemberOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZRANDMEMBER", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.options {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrandmember_with(key, options))
     }
 
     /// Returns members in a sorted set within a range of indexes.
@@ -646,49 +496,29 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: A list of member elements
     /// - array: Members and their scores. Returned in case `WITHSCORES` was used. In RESP2 this is returned as a flat array
-    fn zrange<'a>(
+    fn zrange<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         start: impl ToArgs,
         stop: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        stop.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrange(key, start, stop))
     }
 
     /// [`zrange`](SortedSetCommands::zrange) with its optional arguments: see [`ZrangeOptions`].
-    fn zrange_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zrange_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         start: impl ToArgs,
         stop: impl ToArgs,
         options: ZrangeOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        stop.write_args(a);
-        if let Some(o) = &options.sortby {
-            a.append(o);
-        }
-        if let Some(o) = &options.rev {
-            a.append(o);
-        }
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        if let Some(o) = &options.withscores {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrange_with(key, start, stop, options))
     }
 
     /// Returns members in a sorted set within a lexicographical range.
@@ -702,41 +532,30 @@ pub trait SortedSetCommands: CommandSink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `BYLEX` argument
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of elements in the specified score range.
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYLEX argument")]
-    fn zrangebylex<'a>(
+    fn zrangebylex<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         min: impl ToArgs,
         max: impl ToArgs,
-    ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ZRANGEBYLEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrangebylex(key, min, max))
     }
 
     /// [`zrangebylex`](SortedSetCommands::zrangebylex) with its optional arguments: see [`ZrangebylexOptions`].
+    ///
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYLEX argument")]
-    fn zrangebylex_with<'a>(
+    fn zrangebylex_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         min: impl ToArgs,
         max: impl ToArgs,
         options: ZrangebylexOptions,
-    ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ZRANGEBYLEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrangebylex_with(key, min, max, options))
     }
 
     /// Returns members in a sorted set within a range of scores.
@@ -750,45 +569,31 @@ pub trait SortedSetCommands: CommandSink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `BYSCORE` argument
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of the elements in the specified score range, as not WITHSCORES.
     /// - array: List of the elements and their scores in the specified score range, as WITHSCORES used.
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYSCORE argument")]
-    fn zrangebyscore<'a>(
+    fn zrangebyscore<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         min: impl ToArgs,
         max: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZRANGEBYSCORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrangebyscore(key, min, max))
     }
 
     /// [`zrangebyscore`](SortedSetCommands::zrangebyscore) with its optional arguments: see [`ZrangebyscoreOptions`].
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYSCORE argument")]
-    fn zrangebyscore_with<'a>(
+    fn zrangebyscore_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         min: impl ToArgs,
         max: impl ToArgs,
         options: ZrangebyscoreOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZRANGEBYSCORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        if let Some(o) = &options.withscores {
-            a.append(o);
-        }
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrangebyscore_with(key, min, max, options))
     }
 
     /// Stores a range of members from sorted set in a key.
@@ -801,7 +606,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements in the resulting sorted set.
     fn zrangestore<'a>(
         &'a self,
@@ -810,16 +615,12 @@ pub trait SortedSetCommands: CommandSink {
         min: impl ToArgs,
         max: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZRANGESTORE", Route::Shared);
-        let a = &mut cmd.args;
-        dst.write_args(a);
-        src.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zrangestore(dst, src, min, max))
     }
 
     /// [`zrangestore`](SortedSetCommands::zrangestore) with its optional arguments: see [`ZrangestoreOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn zrangestore_with<'a>(
         &'a self,
         dst: impl ToArgs,
@@ -828,22 +629,7 @@ pub trait SortedSetCommands: CommandSink {
         max: impl ToArgs,
         options: ZrangestoreOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZRANGESTORE", Route::Shared);
-        let a = &mut cmd.args;
-        dst.write_args(a);
-        src.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        if let Some(o) = &options.sortby {
-            a.append(o);
-        }
-        if let Some(o) = &options.rev {
-            a.append(o);
-        }
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_zrangestore_with(dst, src, min, max, options))
     }
 
     /// Returns the index of a member in a sorted set ordered by ascending scores.
@@ -856,33 +642,24 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N))
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Option<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: Key does not exist or the member does not exist in the sorted set.
     /// - integer: The rank of the member when 'WITHSCORE' is not used.
     /// - array: The rank and score of the member when 'WITHSCORE' is used.
     fn zrank<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Option<i64>> {
-        let mut cmd = Cmd::with_route("ZRANK", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zrank(key, member))
     }
 
     /// [`zrank`](SortedSetCommands::zrank) with its optional arguments: see [`ZrankOptions`].
-    fn zrank_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zrank_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
         options: ZrankOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZRANK", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        if let Some(o) = &options.withscore {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrank_with(key, member, options))
     }
 
     /// Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.
@@ -895,14 +672,10 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of members removed from the sorted set, not including non existing members.
     fn zrem<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZREM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zrem(key, member))
     }
 
     /// Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.
@@ -915,7 +688,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements removed.
     fn zremrangebylex<'a>(
         &'a self,
@@ -923,12 +696,7 @@ pub trait SortedSetCommands: CommandSink {
         min: impl ToArgs,
         max: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZREMRANGEBYLEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zremrangebylex(key, min, max))
     }
 
     /// Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.
@@ -941,7 +709,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements removed.
     fn zremrangebyrank<'a>(
         &'a self,
@@ -949,12 +717,7 @@ pub trait SortedSetCommands: CommandSink {
         start: i64,
         stop: i64,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZREMRANGEBYRANK", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        stop.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zremrangebyrank(key, start, stop))
     }
 
     /// Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.
@@ -967,7 +730,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of elements removed.
     fn zremrangebyscore<'a>(
         &'a self,
@@ -975,12 +738,7 @@ pub trait SortedSetCommands: CommandSink {
         min: impl ToArgs,
         max: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZREMRANGEBYSCORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        min.write_args(a);
-        max.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zremrangebyscore(key, min, max))
     }
 
     /// Returns members in a sorted set within a range of indexes in reverse order.
@@ -994,37 +752,31 @@ pub trait SortedSetCommands: CommandSink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `REV` argument
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of member elements.
     /// - array: List of the members and their scores. Returned in case `WITHSCORES` was used.
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV argument")]
-    fn zrevrange<'a>(&'a self, key: impl ToArgs, start: i64, stop: i64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZREVRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        stop.write_args(a);
-        self.send(cmd)
+    fn zrevrange<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        start: i64,
+        stop: i64,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrevrange(key, start, stop))
     }
 
     /// [`zrevrange`](SortedSetCommands::zrevrange) with its optional arguments: see [`ZrevrangeOptions`].
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV argument")]
-    fn zrevrange_with<'a>(
+    fn zrevrange_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         start: i64,
         stop: i64,
         options: ZrevrangeOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZREVRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        stop.write_args(a);
-        if let Some(o) = &options.withscores {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrevrange_with(key, start, stop, options))
     }
 
     /// Returns members in a sorted set within a lexicographical range in reverse order.
@@ -1038,41 +790,30 @@ pub trait SortedSetCommands: CommandSink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `REV` and `BYLEX` arguments
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of the elements in the specified score range.
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV and BYLEX arguments")]
-    fn zrevrangebylex<'a>(
+    fn zrevrangebylex<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         max: impl ToArgs,
         min: impl ToArgs,
-    ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ZREVRANGEBYLEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        max.write_args(a);
-        min.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrevrangebylex(key, max, min))
     }
 
     /// [`zrevrangebylex`](SortedSetCommands::zrevrangebylex) with its optional arguments: see [`ZrevrangebylexOptions`].
+    ///
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV and BYLEX arguments")]
-    fn zrevrangebylex_with<'a>(
+    fn zrevrangebylex_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         max: impl ToArgs,
         min: impl ToArgs,
         options: ZrevrangebylexOptions,
-    ) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("ZREVRANGEBYLEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        max.write_args(a);
-        min.write_args(a);
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrevrangebylex_with(key, max, min, options))
     }
 
     /// Returns members in a sorted set within a range of scores in reverse order.
@@ -1086,51 +827,37 @@ pub trait SortedSetCommands: CommandSink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `REV` and `BYSCORE` arguments
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of the elements in the specified score range, as not WITHSCORES.
     /// - array: List of the elements and their scores in the specified score range, as WITHSCORES used.
     #[deprecated(
         since = "6.2.0",
         note = "use ZRANGE with the REV and BYSCORE arguments"
     )]
-    fn zrevrangebyscore<'a>(
+    fn zrevrangebyscore<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         max: impl ToArgs,
         min: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZREVRANGEBYSCORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        max.write_args(a);
-        min.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrevrangebyscore(key, max, min))
     }
 
     /// [`zrevrangebyscore`](SortedSetCommands::zrevrangebyscore) with its optional arguments: see [`ZrevrangebyscoreOptions`].
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(
         since = "6.2.0",
         note = "use ZRANGE with the REV and BYSCORE arguments"
     )]
-    fn zrevrangebyscore_with<'a>(
+    fn zrevrangebyscore_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         max: impl ToArgs,
         min: impl ToArgs,
         options: ZrevrangebyscoreOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZREVRANGEBYSCORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        max.write_args(a);
-        min.write_args(a);
-        if let Some(o) = &options.withscores {
-            a.append(o);
-        }
-        if let Some(o) = &options.limit {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrevrangebyscore_with(key, max, min, options))
     }
 
     /// Returns the index of a member in a sorted set ordered by descending scores.
@@ -1143,7 +870,7 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(log(N))
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Option<i64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: Key does not exist or the member does not exist in the sorted set.
     /// - integer: The rank of the member when 'WITHSCORE' is not used.
     /// - array: The rank and score of the member when 'WITHSCORE' is used.
@@ -1152,28 +879,19 @@ pub trait SortedSetCommands: CommandSink {
         key: impl ToArgs,
         member: impl ToArgs,
     ) -> Self::Reply<'a, Option<i64>> {
-        let mut cmd = Cmd::with_route("ZREVRANK", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zrevrank(key, member))
     }
 
     /// [`zrevrank`](SortedSetCommands::zrevrank) with its optional arguments: see [`ZrevrankOptions`].
-    fn zrevrank_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zrevrank_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
         options: ZrevrankOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZREVRANK", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        if let Some(o) = &options.withscore {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zrevrank_with(key, member, options))
     }
 
     /// Iterates over members and scores of a sorted set.
@@ -1186,37 +904,22 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
-    fn zscan<'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        cursor.write_args(a);
-        self.send(cmd)
+    fn zscan<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, T> {
+        self.send(cmd_zscan(key, cursor))
     }
 
     /// [`zscan`](SortedSetCommands::zscan) with its optional arguments: see [`ZscanOptions`].
-    fn zscan_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zscan_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         cursor: i64,
         options: ZscanOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZSCAN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        cursor.write_args(a);
-        if let Some(o) = &options.pattern {
-            a.append(o);
-        }
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.noscores {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zscan_with(key, cursor, options))
     }
 
     /// Returns the score of a member in a sorted set.
@@ -1229,15 +932,11 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Option<f64>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<f64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - number: The score of the member (a double precision floating point number). In RESP2, this is returned as string.
     /// - nil: Member does not exist in the sorted set, or key does not exist.
     fn zscore<'a>(&'a self, key: impl ToArgs, member: impl ToArgs) -> Self::Reply<'a, Option<f64>> {
-        let mut cmd = Cmd::with_route("ZSCORE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        member.write_args(a);
-        self.send(cmd)
+        self.send(cmd_zscore(key, member))
     }
 
     /// Returns the union of multiple sorted sets.
@@ -1250,41 +949,22 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: The result of union when 'WITHSCORES' is not used.
     /// - array: The result of union when 'WITHSCORES' is used.
-    fn zunion<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZUNION", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+    fn zunion<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_zunion(key))
     }
 
     /// [`zunion`](SortedSetCommands::zunion) with its optional arguments: see [`ZunionOptions`].
-    fn zunion_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn zunion_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: ZunionOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("ZUNION", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        if let Some(o) = &options.weight {
-            a.append(o);
-        }
-        if let Some(o) = &options.aggregate {
-            a.append(o);
-        }
-        if let Some(o) = &options.withscores {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_zunion_with(key, options))
     }
 
     /// Stores the union of multiple sorted sets in a key.
@@ -1297,48 +977,417 @@ pub trait SortedSetCommands: CommandSink {
     /// - Complexity: O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of elements in the resulting sorted set.
     fn zunionstore<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZUNIONSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        self.send(cmd)
+        self.send(cmd_zunionstore(destination, key))
     }
 
     /// [`zunionstore`](SortedSetCommands::zunionstore) with its optional arguments: see [`ZunionstoreOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn zunionstore_with<'a>(
         &'a self,
         destination: impl ToArgs,
         key: impl ToArgs,
         options: ZunionstoreOptions,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("ZUNIONSTORE", Route::Shared);
-        let a = &mut cmd.args;
-        destination.write_args(a);
-        let counted = &mut ArgBuf::default();
-        key.write_args(counted);
-        a.push_int(counted.len());
-        a.append(counted);
-        if let Some(o) = &options.weight {
-            a.append(o);
-        }
-        if let Some(o) = &options.aggregate {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_zunionstore_with(destination, key, options))
     }
 }
 
-impl<S: CommandSink + ?Sized> SortedSetCommands for S {}
+impl<S: ReplySink + ?Sized> SortedSetCommands for S {}
+
+/// Commands of the `sorted_set` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`SortedSetCommands`], each returning the [`Queued`] command.
+pub trait SortedSetPipeline: BatchSink {
+    /// Queues [`BZMPOP`](SortedSetCommands::bzmpop).
+    fn bzmpop(&self, timeout: f64, key: impl ToArgs, where_: BzmpopWhere) -> Queued<'_> {
+        self.queue(cmd_bzmpop(timeout, key, where_))
+    }
+
+    /// Queues [`BZMPOP`](SortedSetCommands::bzmpop_with) with its optional arguments.
+    fn bzmpop_with(
+        &self,
+        timeout: f64,
+        key: impl ToArgs,
+        where_: BzmpopWhere,
+        options: BzmpopOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_bzmpop_with(timeout, key, where_, options))
+    }
+
+    /// Queues [`BZPOPMAX`](SortedSetCommands::bzpopmax).
+    fn bzpopmax(&self, key: impl ToArgs, timeout: f64) -> Queued<'_> {
+        self.queue(cmd_bzpopmax(key, timeout))
+    }
+
+    /// Queues [`BZPOPMIN`](SortedSetCommands::bzpopmin).
+    fn bzpopmin(&self, key: impl ToArgs, timeout: f64) -> Queued<'_> {
+        self.queue(cmd_bzpopmin(key, timeout))
+    }
+
+    /// Queues [`ZADD`](SortedSetCommands::zadd).
+    fn zadd(&self, key: impl ToArgs, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zadd(key, data))
+    }
+
+    /// Queues [`ZADD`](SortedSetCommands::zadd_with) with its optional arguments.
+    fn zadd_with(&self, key: impl ToArgs, data: impl ToArgs, options: ZaddOptions) -> Queued<'_> {
+        self.queue(cmd_zadd_with(key, data, options))
+    }
+
+    /// Queues [`ZCARD`](SortedSetCommands::zcard).
+    fn zcard(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zcard(key))
+    }
+
+    /// Queues [`ZCOUNT`](SortedSetCommands::zcount).
+    fn zcount(&self, key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zcount(key, min, max))
+    }
+
+    /// Queues [`ZDIFF`](SortedSetCommands::zdiff).
+    fn zdiff(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zdiff(key))
+    }
+
+    /// Queues [`ZDIFF`](SortedSetCommands::zdiff_with) with its optional arguments.
+    fn zdiff_with(&self, key: impl ToArgs, options: ZdiffOptions) -> Queued<'_> {
+        self.queue(cmd_zdiff_with(key, options))
+    }
+
+    /// Queues [`ZDIFFSTORE`](SortedSetCommands::zdiffstore).
+    fn zdiffstore(&self, destination: impl ToArgs, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zdiffstore(destination, key))
+    }
+
+    /// Queues [`ZINCRBY`](SortedSetCommands::zincrby).
+    fn zincrby(&self, key: impl ToArgs, increment: f64, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zincrby(key, increment, member))
+    }
+
+    /// Queues [`ZINTER`](SortedSetCommands::zinter).
+    fn zinter(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zinter(key))
+    }
+
+    /// Queues [`ZINTER`](SortedSetCommands::zinter_with) with its optional arguments.
+    fn zinter_with(&self, key: impl ToArgs, options: ZinterOptions) -> Queued<'_> {
+        self.queue(cmd_zinter_with(key, options))
+    }
+
+    /// Queues [`ZINTERCARD`](SortedSetCommands::zintercard).
+    fn zintercard(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zintercard(key))
+    }
+
+    /// Queues [`ZINTERCARD`](SortedSetCommands::zintercard_with) with its optional arguments.
+    fn zintercard_with(&self, key: impl ToArgs, options: ZintercardOptions) -> Queued<'_> {
+        self.queue(cmd_zintercard_with(key, options))
+    }
+
+    /// Queues [`ZINTERSTORE`](SortedSetCommands::zinterstore).
+    fn zinterstore(&self, destination: impl ToArgs, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zinterstore(destination, key))
+    }
+
+    /// Queues [`ZINTERSTORE`](SortedSetCommands::zinterstore_with) with its optional arguments.
+    fn zinterstore_with(
+        &self,
+        destination: impl ToArgs,
+        key: impl ToArgs,
+        options: ZinterstoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zinterstore_with(destination, key, options))
+    }
+
+    /// Queues [`ZLEXCOUNT`](SortedSetCommands::zlexcount).
+    fn zlexcount(&self, key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zlexcount(key, min, max))
+    }
+
+    /// Queues [`ZMPOP`](SortedSetCommands::zmpop).
+    fn zmpop(&self, key: impl ToArgs, where_: ZmpopWhere) -> Queued<'_> {
+        self.queue(cmd_zmpop(key, where_))
+    }
+
+    /// Queues [`ZMPOP`](SortedSetCommands::zmpop_with) with its optional arguments.
+    fn zmpop_with(
+        &self,
+        key: impl ToArgs,
+        where_: ZmpopWhere,
+        options: ZmpopOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zmpop_with(key, where_, options))
+    }
+
+    /// Queues [`ZMSCORE`](SortedSetCommands::zmscore).
+    fn zmscore(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zmscore(key, member))
+    }
+
+    /// Queues [`ZPOPMAX`](SortedSetCommands::zpopmax).
+    fn zpopmax(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zpopmax(key))
+    }
+
+    /// Queues [`ZPOPMAX`](SortedSetCommands::zpopmax_with) with its optional arguments.
+    fn zpopmax_with(&self, key: impl ToArgs, options: ZpopmaxOptions) -> Queued<'_> {
+        self.queue(cmd_zpopmax_with(key, options))
+    }
+
+    /// Queues [`ZPOPMIN`](SortedSetCommands::zpopmin).
+    fn zpopmin(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zpopmin(key))
+    }
+
+    /// Queues [`ZPOPMIN`](SortedSetCommands::zpopmin_with) with its optional arguments.
+    fn zpopmin_with(&self, key: impl ToArgs, options: ZpopminOptions) -> Queued<'_> {
+        self.queue(cmd_zpopmin_with(key, options))
+    }
+
+    /// Queues [`ZRANDMEMBER`](SortedSetCommands::zrandmember).
+    fn zrandmember(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrandmember(key))
+    }
+
+    /// Queues [`ZRANDMEMBER`](SortedSetCommands::zrandmember_with) with its optional arguments.
+    fn zrandmember_with(&self, key: impl ToArgs, options: ZrandmemberOptions) -> Queued<'_> {
+        self.queue(cmd_zrandmember_with(key, options))
+    }
+
+    /// Queues [`ZRANGE`](SortedSetCommands::zrange).
+    fn zrange(&self, key: impl ToArgs, start: impl ToArgs, stop: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrange(key, start, stop))
+    }
+
+    /// Queues [`ZRANGE`](SortedSetCommands::zrange_with) with its optional arguments.
+    fn zrange_with(
+        &self,
+        key: impl ToArgs,
+        start: impl ToArgs,
+        stop: impl ToArgs,
+        options: ZrangeOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrange_with(key, start, stop, options))
+    }
+
+    /// Queues [`ZRANGEBYLEX`](SortedSetCommands::zrangebylex).
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYLEX argument")]
+    fn zrangebylex(&self, key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrangebylex(key, min, max))
+    }
+
+    /// Queues [`ZRANGEBYLEX`](SortedSetCommands::zrangebylex_with) with its optional arguments.
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYLEX argument")]
+    fn zrangebylex_with(
+        &self,
+        key: impl ToArgs,
+        min: impl ToArgs,
+        max: impl ToArgs,
+        options: ZrangebylexOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrangebylex_with(key, min, max, options))
+    }
+
+    /// Queues [`ZRANGEBYSCORE`](SortedSetCommands::zrangebyscore).
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYSCORE argument")]
+    fn zrangebyscore(&self, key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrangebyscore(key, min, max))
+    }
+
+    /// Queues [`ZRANGEBYSCORE`](SortedSetCommands::zrangebyscore_with) with its optional arguments.
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYSCORE argument")]
+    fn zrangebyscore_with(
+        &self,
+        key: impl ToArgs,
+        min: impl ToArgs,
+        max: impl ToArgs,
+        options: ZrangebyscoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrangebyscore_with(key, min, max, options))
+    }
+
+    /// Queues [`ZRANGESTORE`](SortedSetCommands::zrangestore).
+    fn zrangestore(
+        &self,
+        dst: impl ToArgs,
+        src: impl ToArgs,
+        min: impl ToArgs,
+        max: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrangestore(dst, src, min, max))
+    }
+
+    /// Queues [`ZRANGESTORE`](SortedSetCommands::zrangestore_with) with its optional arguments.
+    fn zrangestore_with(
+        &self,
+        dst: impl ToArgs,
+        src: impl ToArgs,
+        min: impl ToArgs,
+        max: impl ToArgs,
+        options: ZrangestoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrangestore_with(dst, src, min, max, options))
+    }
+
+    /// Queues [`ZRANK`](SortedSetCommands::zrank).
+    fn zrank(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrank(key, member))
+    }
+
+    /// Queues [`ZRANK`](SortedSetCommands::zrank_with) with its optional arguments.
+    fn zrank_with(
+        &self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+        options: ZrankOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrank_with(key, member, options))
+    }
+
+    /// Queues [`ZREM`](SortedSetCommands::zrem).
+    fn zrem(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrem(key, member))
+    }
+
+    /// Queues [`ZREMRANGEBYLEX`](SortedSetCommands::zremrangebylex).
+    fn zremrangebylex(&self, key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zremrangebylex(key, min, max))
+    }
+
+    /// Queues [`ZREMRANGEBYRANK`](SortedSetCommands::zremrangebyrank).
+    fn zremrangebyrank(&self, key: impl ToArgs, start: i64, stop: i64) -> Queued<'_> {
+        self.queue(cmd_zremrangebyrank(key, start, stop))
+    }
+
+    /// Queues [`ZREMRANGEBYSCORE`](SortedSetCommands::zremrangebyscore).
+    fn zremrangebyscore(&self, key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zremrangebyscore(key, min, max))
+    }
+
+    /// Queues [`ZREVRANGE`](SortedSetCommands::zrevrange).
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV argument")]
+    fn zrevrange(&self, key: impl ToArgs, start: i64, stop: i64) -> Queued<'_> {
+        self.queue(cmd_zrevrange(key, start, stop))
+    }
+
+    /// Queues [`ZREVRANGE`](SortedSetCommands::zrevrange_with) with its optional arguments.
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV argument")]
+    fn zrevrange_with(
+        &self,
+        key: impl ToArgs,
+        start: i64,
+        stop: i64,
+        options: ZrevrangeOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrevrange_with(key, start, stop, options))
+    }
+
+    /// Queues [`ZREVRANGEBYLEX`](SortedSetCommands::zrevrangebylex).
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV and BYLEX arguments")]
+    fn zrevrangebylex(&self, key: impl ToArgs, max: impl ToArgs, min: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrevrangebylex(key, max, min))
+    }
+
+    /// Queues [`ZREVRANGEBYLEX`](SortedSetCommands::zrevrangebylex_with) with its optional arguments.
+    #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV and BYLEX arguments")]
+    fn zrevrangebylex_with(
+        &self,
+        key: impl ToArgs,
+        max: impl ToArgs,
+        min: impl ToArgs,
+        options: ZrevrangebylexOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrevrangebylex_with(key, max, min, options))
+    }
+
+    /// Queues [`ZREVRANGEBYSCORE`](SortedSetCommands::zrevrangebyscore).
+    #[deprecated(
+        since = "6.2.0",
+        note = "use ZRANGE with the REV and BYSCORE arguments"
+    )]
+    fn zrevrangebyscore(&self, key: impl ToArgs, max: impl ToArgs, min: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrevrangebyscore(key, max, min))
+    }
+
+    /// Queues [`ZREVRANGEBYSCORE`](SortedSetCommands::zrevrangebyscore_with) with its optional arguments.
+    #[deprecated(
+        since = "6.2.0",
+        note = "use ZRANGE with the REV and BYSCORE arguments"
+    )]
+    fn zrevrangebyscore_with(
+        &self,
+        key: impl ToArgs,
+        max: impl ToArgs,
+        min: impl ToArgs,
+        options: ZrevrangebyscoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrevrangebyscore_with(key, max, min, options))
+    }
+
+    /// Queues [`ZREVRANK`](SortedSetCommands::zrevrank).
+    fn zrevrank(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zrevrank(key, member))
+    }
+
+    /// Queues [`ZREVRANK`](SortedSetCommands::zrevrank_with) with its optional arguments.
+    fn zrevrank_with(
+        &self,
+        key: impl ToArgs,
+        member: impl ToArgs,
+        options: ZrevrankOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zrevrank_with(key, member, options))
+    }
+
+    /// Queues [`ZSCAN`](SortedSetCommands::zscan).
+    fn zscan(&self, key: impl ToArgs, cursor: i64) -> Queued<'_> {
+        self.queue(cmd_zscan(key, cursor))
+    }
+
+    /// Queues [`ZSCAN`](SortedSetCommands::zscan_with) with its optional arguments.
+    fn zscan_with(&self, key: impl ToArgs, cursor: i64, options: ZscanOptions) -> Queued<'_> {
+        self.queue(cmd_zscan_with(key, cursor, options))
+    }
+
+    /// Queues [`ZSCORE`](SortedSetCommands::zscore).
+    fn zscore(&self, key: impl ToArgs, member: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zscore(key, member))
+    }
+
+    /// Queues [`ZUNION`](SortedSetCommands::zunion).
+    fn zunion(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zunion(key))
+    }
+
+    /// Queues [`ZUNION`](SortedSetCommands::zunion_with) with its optional arguments.
+    fn zunion_with(&self, key: impl ToArgs, options: ZunionOptions) -> Queued<'_> {
+        self.queue(cmd_zunion_with(key, options))
+    }
+
+    /// Queues [`ZUNIONSTORE`](SortedSetCommands::zunionstore).
+    fn zunionstore(&self, destination: impl ToArgs, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_zunionstore(destination, key))
+    }
+
+    /// Queues [`ZUNIONSTORE`](SortedSetCommands::zunionstore_with) with its optional arguments.
+    fn zunionstore_with(
+        &self,
+        destination: impl ToArgs,
+        key: impl ToArgs,
+        options: ZunionstoreOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_zunionstore_with(destination, key, options))
+    }
+}
+
+impl<S: BatchSink + ?Sized> SortedSetPipeline for S {}
 
 /// Choices for `<MIN | MAX>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -2302,4 +2351,684 @@ impl ZunionstoreOptions {
         self.aggregate = Some(buf);
         self
     }
+}
+
+fn cmd_bzmpop(timeout: f64, key: impl ToArgs, where_: BzmpopWhere) -> Cmd {
+    let mut cmd = Cmd::with_route("BZMPOP", Route::Blocking);
+    let a = &mut cmd.args;
+    timeout.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    cmd
+}
+
+fn cmd_bzmpop_with(
+    timeout: f64,
+    key: impl ToArgs,
+    where_: BzmpopWhere,
+    options: BzmpopOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("BZMPOP", Route::Blocking);
+    let a = &mut cmd.args;
+    timeout.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_bzpopmax(key: impl ToArgs, timeout: f64) -> Cmd {
+    let mut cmd = Cmd::with_route("BZPOPMAX", Route::Blocking);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_bzpopmin(key: impl ToArgs, timeout: f64) -> Cmd {
+    let mut cmd = Cmd::with_route("BZPOPMIN", Route::Blocking);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    timeout.write_args(a);
+    cmd
+}
+
+fn cmd_zadd(key: impl ToArgs, data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_zadd_with(key: impl ToArgs, data: impl ToArgs, options: ZaddOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    if let Some(o) = &options.comparison {
+        a.append(o);
+    }
+    if let Some(o) = &options.change {
+        a.append(o);
+    }
+    if let Some(o) = &options.increment {
+        a.append(o);
+    }
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_zcard(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZCARD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_zcount(key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZCOUNT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    cmd
+}
+
+fn cmd_zdiff(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZDIFF", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_zdiff_with(key: impl ToArgs, options: ZdiffOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZDIFF", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    if let Some(o) = &options.withscores {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zdiffstore(destination: impl ToArgs, key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZDIFFSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_zincrby(key: impl ToArgs, increment: f64, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZINCRBY", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    increment.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_zinter(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZINTER", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_zinter_with(key: impl ToArgs, options: ZinterOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZINTER", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    if let Some(o) = &options.weight {
+        a.append(o);
+    }
+    if let Some(o) = &options.aggregate {
+        a.append(o);
+    }
+    if let Some(o) = &options.withscores {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zintercard(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZINTERCARD", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_zintercard_with(key: impl ToArgs, options: ZintercardOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZINTERCARD", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zinterstore(destination: impl ToArgs, key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZINTERSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_zinterstore_with(
+    destination: impl ToArgs,
+    key: impl ToArgs,
+    options: ZinterstoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZINTERSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    if let Some(o) = &options.weight {
+        a.append(o);
+    }
+    if let Some(o) = &options.aggregate {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zlexcount(key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZLEXCOUNT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    cmd
+}
+
+fn cmd_zmpop(key: impl ToArgs, where_: ZmpopWhere) -> Cmd {
+    let mut cmd = Cmd::with_route("ZMPOP", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    cmd
+}
+
+fn cmd_zmpop_with(key: impl ToArgs, where_: ZmpopWhere, options: ZmpopOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZMPOP", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    (&where_).write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zmscore(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZMSCORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_zpopmax(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZPOPMAX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_zpopmax_with(key: impl ToArgs, options: ZpopmaxOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZPOPMAX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zpopmin(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZPOPMIN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_zpopmin_with(key: impl ToArgs, options: ZpopminOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZPOPMIN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrandmember(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANDMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_zrandmember_with(key: impl ToArgs, options: ZrandmemberOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANDMEMBER", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.options {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrange(key: impl ToArgs, start: impl ToArgs, stop: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    stop.write_args(a);
+    cmd
+}
+
+fn cmd_zrange_with(
+    key: impl ToArgs,
+    start: impl ToArgs,
+    stop: impl ToArgs,
+    options: ZrangeOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    stop.write_args(a);
+    if let Some(o) = &options.sortby {
+        a.append(o);
+    }
+    if let Some(o) = &options.rev {
+        a.append(o);
+    }
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    if let Some(o) = &options.withscores {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrangebylex(key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGEBYLEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    cmd
+}
+
+fn cmd_zrangebylex_with(
+    key: impl ToArgs,
+    min: impl ToArgs,
+    max: impl ToArgs,
+    options: ZrangebylexOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGEBYLEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrangebyscore(key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGEBYSCORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    cmd
+}
+
+fn cmd_zrangebyscore_with(
+    key: impl ToArgs,
+    min: impl ToArgs,
+    max: impl ToArgs,
+    options: ZrangebyscoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGEBYSCORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    if let Some(o) = &options.withscores {
+        a.append(o);
+    }
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrangestore(dst: impl ToArgs, src: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGESTORE", Route::Shared);
+    let a = &mut cmd.args;
+    dst.write_args(a);
+    src.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    cmd
+}
+
+fn cmd_zrangestore_with(
+    dst: impl ToArgs,
+    src: impl ToArgs,
+    min: impl ToArgs,
+    max: impl ToArgs,
+    options: ZrangestoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANGESTORE", Route::Shared);
+    let a = &mut cmd.args;
+    dst.write_args(a);
+    src.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    if let Some(o) = &options.sortby {
+        a.append(o);
+    }
+    if let Some(o) = &options.rev {
+        a.append(o);
+    }
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrank(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANK", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_zrank_with(key: impl ToArgs, member: impl ToArgs, options: ZrankOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZRANK", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    if let Some(o) = &options.withscore {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrem(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_zremrangebylex(key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREMRANGEBYLEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    cmd
+}
+
+fn cmd_zremrangebyrank(key: impl ToArgs, start: i64, stop: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREMRANGEBYRANK", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    stop.write_args(a);
+    cmd
+}
+
+fn cmd_zremrangebyscore(key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREMRANGEBYSCORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    min.write_args(a);
+    max.write_args(a);
+    cmd
+}
+
+fn cmd_zrevrange(key: impl ToArgs, start: i64, stop: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    stop.write_args(a);
+    cmd
+}
+
+fn cmd_zrevrange_with(key: impl ToArgs, start: i64, stop: i64, options: ZrevrangeOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    stop.write_args(a);
+    if let Some(o) = &options.withscores {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrevrangebylex(key: impl ToArgs, max: impl ToArgs, min: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANGEBYLEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    max.write_args(a);
+    min.write_args(a);
+    cmd
+}
+
+fn cmd_zrevrangebylex_with(
+    key: impl ToArgs,
+    max: impl ToArgs,
+    min: impl ToArgs,
+    options: ZrevrangebylexOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANGEBYLEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    max.write_args(a);
+    min.write_args(a);
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrevrangebyscore(key: impl ToArgs, max: impl ToArgs, min: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANGEBYSCORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    max.write_args(a);
+    min.write_args(a);
+    cmd
+}
+
+fn cmd_zrevrangebyscore_with(
+    key: impl ToArgs,
+    max: impl ToArgs,
+    min: impl ToArgs,
+    options: ZrevrangebyscoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANGEBYSCORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    max.write_args(a);
+    min.write_args(a);
+    if let Some(o) = &options.withscores {
+        a.append(o);
+    }
+    if let Some(o) = &options.limit {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zrevrank(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANK", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_zrevrank_with(key: impl ToArgs, member: impl ToArgs, options: ZrevrankOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZREVRANK", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    if let Some(o) = &options.withscore {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zscan(key: impl ToArgs, cursor: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("ZSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cursor.write_args(a);
+    cmd
+}
+
+fn cmd_zscan_with(key: impl ToArgs, cursor: i64, options: ZscanOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZSCAN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cursor.write_args(a);
+    if let Some(o) = &options.pattern {
+        a.append(o);
+    }
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.noscores {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zscore(key: impl ToArgs, member: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZSCORE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    member.write_args(a);
+    cmd
+}
+
+fn cmd_zunion(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZUNION", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_zunion_with(key: impl ToArgs, options: ZunionOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("ZUNION", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    if let Some(o) = &options.weight {
+        a.append(o);
+    }
+    if let Some(o) = &options.aggregate {
+        a.append(o);
+    }
+    if let Some(o) = &options.withscores {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_zunionstore(destination: impl ToArgs, key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("ZUNIONSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    cmd
+}
+
+fn cmd_zunionstore_with(
+    destination: impl ToArgs,
+    key: impl ToArgs,
+    options: ZunionstoreOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("ZUNIONSTORE", Route::Shared);
+    let a = &mut cmd.args;
+    destination.write_args(a);
+    let counted = &mut ArgBuf::default();
+    key.write_args(counted);
+    a.push_int(counted.len());
+    a.append(counted);
+    if let Some(o) = &options.weight {
+        a.append(o);
+    }
+    if let Some(o) = &options.aggregate {
+        a.append(o);
+    }
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `stream` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait StreamCommands: CommandSink {
+/// Commands of the `stream` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`StreamPipeline`].
+pub trait StreamCommands: ReplySink {
     /// Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.
     ///
     /// ```text
@@ -30,7 +35,7 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1) for each message ID processed.
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The command returns the number of messages successfully acknowledged. Certain message IDs may no longer be part of the PEL (for example because they have already been acknowledged), and XACK will not count them as successfully acknowledged.
     fn xack<'a>(
         &'a self,
@@ -38,12 +43,7 @@ pub trait StreamCommands: CommandSink {
         group: impl ToArgs,
         id: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("XACK", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        group.write_args(a);
-        id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xack(key, group, id))
     }
 
     /// Appends a new message to a stream. Creates the key if it doesn't exist.
@@ -56,7 +56,7 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Option<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The ID of the added entry. The ID is the one auto-generated if * is passed as ID argument, otherwise the command just returns the same ID specified by the user during insertion.
     /// - nil: The NOMKSTREAM option is given and the key doesn't exist.
     fn xadd<'a>(
@@ -65,15 +65,12 @@ pub trait StreamCommands: CommandSink {
         id_selector: XaddIdSelector,
         data: impl ToArgs,
     ) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("XADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        (&id_selector).write_args(a);
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xadd(key, id_selector, data))
     }
 
     /// [`xadd`](StreamCommands::xadd) with its optional arguments: see [`XaddOptions`].
+    ///
+    /// Reply (read as `Option<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     fn xadd_with<'a>(
         &'a self,
         key: impl ToArgs,
@@ -81,18 +78,7 @@ pub trait StreamCommands: CommandSink {
         data: impl ToArgs,
         options: XaddOptions,
     ) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("XADD", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.nomkstream {
-            a.append(o);
-        }
-        if let Some(o) = &options.trim {
-            a.append(o);
-        }
-        (&id_selector).write_args(a);
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xadd_with(key, id_selector, data, options))
     }
 
     /// Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.
@@ -105,29 +91,24 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1) if COUNT is small.
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Claimed stream entries (with data, if `JUSTID` was not given).
     /// - array: Claimed stream entries (without data, if `JUSTID` was given).
-    fn xautoclaim<'a>(
+    fn xautoclaim<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
         consumer: impl ToArgs,
         min_idle_time: impl ToArgs,
         start: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XAUTOCLAIM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        group.write_args(a);
-        consumer.write_args(a);
-        min_idle_time.write_args(a);
-        start.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xautoclaim(key, group, consumer, min_idle_time, start))
     }
 
     /// [`xautoclaim`](StreamCommands::xautoclaim) with its optional arguments: see [`XautoclaimOptions`].
-    fn xautoclaim_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn xautoclaim_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
@@ -135,21 +116,15 @@ pub trait StreamCommands: CommandSink {
         min_idle_time: impl ToArgs,
         start: impl ToArgs,
         options: XautoclaimOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XAUTOCLAIM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        group.write_args(a);
-        consumer.write_args(a);
-        min_idle_time.write_args(a);
-        start.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.justid {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xautoclaim_with(
+            key,
+            group,
+            consumer,
+            min_idle_time,
+            start,
+            options,
+        ))
     }
 
     /// Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.
@@ -162,29 +137,24 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(log N) with N being the number of messages in the PEL of the consumer group.
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If JUSTID option is specified, return just an array of IDs of messages successfully claimed.
     /// - array: Array of stream entries that contains each entry as an array of 2 elements, the Entry ID and the entry data itself.
-    fn xclaim<'a>(
+    fn xclaim<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
         consumer: impl ToArgs,
         min_idle_time: impl ToArgs,
         id: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XCLAIM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        group.write_args(a);
-        consumer.write_args(a);
-        min_idle_time.write_args(a);
-        id.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xclaim(key, group, consumer, min_idle_time, id))
     }
 
     /// [`xclaim`](StreamCommands::xclaim) with its optional arguments: see [`XclaimOptions`].
-    fn xclaim_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn xclaim_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
@@ -192,33 +162,15 @@ pub trait StreamCommands: CommandSink {
         min_idle_time: impl ToArgs,
         id: impl ToArgs,
         options: XclaimOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XCLAIM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        group.write_args(a);
-        consumer.write_args(a);
-        min_idle_time.write_args(a);
-        id.write_args(a);
-        if let Some(o) = &options.ms {
-            a.append(o);
-        }
-        if let Some(o) = &options.unix_time_milliseconds {
-            a.append(o);
-        }
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.force {
-            a.append(o);
-        }
-        if let Some(o) = &options.justid {
-            a.append(o);
-        }
-        if let Some(o) = &options.lastid {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xclaim_with(
+            key,
+            group,
+            consumer,
+            min_idle_time,
+            id,
+            options,
+        ))
     }
 
     /// Returns the number of messages after removing them from a stream.
@@ -231,14 +183,10 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1) for each single item to delete in the stream, regardless of the stream size.
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of entries actually deleted
     fn xdel<'a>(&'a self, key: impl ToArgs, id: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("XDEL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xdel(key, id))
     }
 
     /// Creates a consumer group.
@@ -251,7 +199,7 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@stream`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn xgroup_create<'a>(
         &'a self,
@@ -259,16 +207,12 @@ pub trait StreamCommands: CommandSink {
         group: impl ToArgs,
         id_selector: XgroupCreateIdSelector,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CREATE");
-        key.write_args(a);
-        group.write_args(a);
-        (&id_selector).write_args(a);
-        self.send(cmd)
+        self.send(cmd_xgroup_create(key, group, id_selector))
     }
 
     /// [`xgroup_create`](StreamCommands::xgroup_create) with its optional arguments: see [`XgroupCreateOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn xgroup_create_with<'a>(
         &'a self,
         key: impl ToArgs,
@@ -276,19 +220,7 @@ pub trait StreamCommands: CommandSink {
         id_selector: XgroupCreateIdSelector,
         options: XgroupCreateOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CREATE");
-        key.write_args(a);
-        group.write_args(a);
-        (&id_selector).write_args(a);
-        if let Some(o) = &options.mkstream {
-            a.append(o);
-        }
-        if let Some(o) = &options.entriesread {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_xgroup_create_with(key, group, id_selector, options))
     }
 
     /// Creates a consumer in a consumer group.
@@ -301,7 +233,7 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@stream`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`
     /// - `0`
     fn xgroup_createconsumer<'a>(
@@ -310,13 +242,7 @@ pub trait StreamCommands: CommandSink {
         group: impl ToArgs,
         consumer: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CREATECONSUMER");
-        key.write_args(a);
-        group.write_args(a);
-        consumer.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xgroup_createconsumer(key, group, consumer))
     }
 
     /// Deletes a consumer from a consumer group.
@@ -329,7 +255,7 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@stream`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of pending messages that were yet associated with such a consumer
     fn xgroup_delconsumer<'a>(
         &'a self,
@@ -337,13 +263,7 @@ pub trait StreamCommands: CommandSink {
         group: impl ToArgs,
         consumer: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DELCONSUMER");
-        key.write_args(a);
-        group.write_args(a);
-        consumer.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xgroup_delconsumer(key, group, consumer))
     }
 
     /// Destroys a consumer group.
@@ -356,16 +276,11 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of entries in the group's pending entries list (PEL).
     /// - ACL categories: `@write`, `@stream`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `1`
     /// - `0`
     fn xgroup_destroy<'a>(&'a self, key: impl ToArgs, group: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"DESTROY");
-        key.write_args(a);
-        group.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xgroup_destroy(key, group))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -378,14 +293,10 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@stream`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn xgroup_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_xgroup_help())
     }
 
     /// Sets the last-delivered ID of a consumer group.
@@ -398,7 +309,7 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@stream`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn xgroup_setid<'a>(
         &'a self,
@@ -406,16 +317,12 @@ pub trait StreamCommands: CommandSink {
         group: impl ToArgs,
         id_selector: XgroupSetidIdSelector,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SETID");
-        key.write_args(a);
-        group.write_args(a);
-        (&id_selector).write_args(a);
-        self.send(cmd)
+        self.send(cmd_xgroup_setid(key, group, id_selector))
     }
 
     /// [`xgroup_setid`](StreamCommands::xgroup_setid) with its optional arguments: see [`XgroupSetidOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn xgroup_setid_with<'a>(
         &'a self,
         key: impl ToArgs,
@@ -423,16 +330,7 @@ pub trait StreamCommands: CommandSink {
         id_selector: XgroupSetidIdSelector,
         options: XgroupSetidOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"SETID");
-        key.write_args(a);
-        group.write_args(a);
-        (&id_selector).write_args(a);
-        if let Some(o) = &options.entriesread {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_xgroup_setid_with(key, group, id_selector, options))
     }
 
     /// Returns a list of the consumers in a consumer group.
@@ -445,19 +343,14 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Array list of consumers
     fn xinfo_consumers<'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XINFO", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"CONSUMERS");
-        key.write_args(a);
-        group.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xinfo_consumers(key, group))
     }
 
     /// Returns a list of the consumer groups of a stream.
@@ -470,14 +363,10 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn xinfo_groups<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XINFO", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"GROUPS");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xinfo_groups(key))
     }
 
     /// Returns helpful text about the different subcommands.
@@ -490,14 +379,10 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@stream`, `@slow`
     ///
-    /// Reply (read as `Vec<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Helpful text about subcommands.
     fn xinfo_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
-        let mut cmd = Cmd::with_route("XINFO", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"HELP");
-
-        self.send(cmd)
+        self.send(cmd_xinfo_help())
     }
 
     /// Returns information about a stream.
@@ -510,31 +395,22 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: Summary form, in case `FULL` was not given.
     /// - map: Extended form, in case `FULL` was given.
     fn xinfo_stream<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XINFO", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"STREAM");
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xinfo_stream(key))
     }
 
     /// [`xinfo_stream`](StreamCommands::xinfo_stream) with its optional arguments: see [`XinfoStreamOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn xinfo_stream_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: XinfoStreamOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XINFO", Route::Shared);
-        let a = &mut cmd.args;
-        a.push(b"STREAM");
-        key.write_args(a);
-        if let Some(o) = &options.full_block {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_xinfo_stream_with(key, options))
     }
 
     /// Return the number of messages in a stream.
@@ -547,13 +423,10 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@stream`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of entries of the stream at key
     fn xlen<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("XLEN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xlen(key))
     }
 
     /// Returns the information and entries from a stream consumer group's pending entries list.
@@ -566,32 +439,23 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Extended form, in case `start` was given.
     /// - array: Summary form, in case `start` was not given.
     fn xpending<'a>(&'a self, key: impl ToArgs, group: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XPENDING", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        group.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xpending(key, group))
     }
 
     /// [`xpending`](StreamCommands::xpending) with its optional arguments: see [`XpendingOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn xpending_with<'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
         options: XpendingOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XPENDING", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        group.write_args(a);
-        if let Some(o) = &options.filters {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_xpending_with(key, group, options))
     }
 
     /// Returns the messages from a stream within a range of IDs.
@@ -604,39 +468,28 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Stream entries with IDs matching the specified range.
-    fn xrange<'a>(
+    fn xrange<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         start: impl ToArgs,
         end: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        end.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xrange(key, start, end))
     }
 
     /// [`xrange`](StreamCommands::xrange) with its optional arguments: see [`XrangeOptions`].
-    fn xrange_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn xrange_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         start: impl ToArgs,
         end: impl ToArgs,
         options: XrangeOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        end.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xrange_with(key, start, end, options))
     }
 
     /// Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.
@@ -649,37 +502,27 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity:
     /// - ACL categories: `@read`, `@stream`, `@slow`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - map: A map of key-value elements when each element composed of key name and the entries reported for that key.
     /// - nil: If BLOCK option is given, and a timeout occurs, or there is no stream we can serve.
-    fn xread<'a>(&'a self, key: impl ToArgs, id: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREAD", Route::BlockOption);
-        let a = &mut cmd.args;
-        a.push(b"STREAMS");
-        key.write_args(a);
-        id.write_args(a);
-        self.send(cmd)
+    fn xread<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        id: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xread(key, id))
     }
 
     /// [`xread`](StreamCommands::xread) with its optional arguments: see [`XreadOptions`].
-    fn xread_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn xread_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         id: impl ToArgs,
         options: XreadOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREAD", Route::BlockOption);
-        let a = &mut cmd.args;
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.milliseconds {
-            a.append(o);
-        }
-        a.push(b"STREAMS");
-        key.write_args(a);
-        id.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xread_with(key, id, options))
     }
 
     /// Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.
@@ -692,54 +535,31 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.
     /// - ACL categories: `@write`, `@stream`, `@slow`, `@blocking`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: If BLOCK option is specified and the timeout expired
     /// - map: A map of key-value elements when each element composed of key name and the entries reported for that key
-    fn xreadgroup<'a>(
+    fn xreadgroup<'a, T: FromValue + 'a>(
         &'a self,
         group: impl ToArgs,
         consumer: impl ToArgs,
         key: impl ToArgs,
         id: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREADGROUP", Route::BlockOption);
-        let a = &mut cmd.args;
-        a.push(b"GROUP");
-        group.write_args(a);
-        consumer.write_args(a);
-        a.push(b"STREAMS");
-        key.write_args(a);
-        id.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xreadgroup(group, consumer, key, id))
     }
 
     /// [`xreadgroup`](StreamCommands::xreadgroup) with its optional arguments: see [`XreadgroupOptions`].
-    fn xreadgroup_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn xreadgroup_with<'a, T: FromValue + 'a>(
         &'a self,
         group: impl ToArgs,
         consumer: impl ToArgs,
         key: impl ToArgs,
         id: impl ToArgs,
         options: XreadgroupOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREADGROUP", Route::BlockOption);
-        let a = &mut cmd.args;
-        a.push(b"GROUP");
-        group.write_args(a);
-        consumer.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        if let Some(o) = &options.milliseconds {
-            a.append(o);
-        }
-        if let Some(o) = &options.noack {
-            a.append(o);
-        }
-        a.push(b"STREAMS");
-        key.write_args(a);
-        id.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xreadgroup_with(group, consumer, key, id, options))
     }
 
     /// Returns the messages from a stream within a range of IDs in reverse order.
@@ -752,39 +572,28 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: An array of the entries with IDs matching the specified range
-    fn xrevrange<'a>(
+    fn xrevrange<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         end: impl ToArgs,
         start: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREVRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        end.write_args(a);
-        start.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xrevrange(key, end, start))
     }
 
     /// [`xrevrange`](StreamCommands::xrevrange) with its optional arguments: see [`XrevrangeOptions`].
-    fn xrevrange_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn xrevrange_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         end: impl ToArgs,
         start: impl ToArgs,
         options: XrevrangeOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("XREVRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        end.write_args(a);
-        start.write_args(a);
-        if let Some(o) = &options.count {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_xrevrange_with(key, end, start, options))
     }
 
     /// An internal command for replicating stream values.
@@ -797,34 +606,22 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn xsetid<'a>(&'a self, key: impl ToArgs, last_id: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("XSETID", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        last_id.write_args(a);
-        self.send(cmd)
+        self.send(cmd_xsetid(key, last_id))
     }
 
     /// [`xsetid`](StreamCommands::xsetid) with its optional arguments: see [`XsetidOptions`].
+    ///
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn xsetid_with<'a>(
         &'a self,
         key: impl ToArgs,
         last_id: impl ToArgs,
         options: XsetidOptions,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("XSETID", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        last_id.write_args(a);
-        if let Some(o) = &options.entries_added {
-            a.append(o);
-        }
-        if let Some(o) = &options.max_deleted_id {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_xsetid_with(key, last_id, options))
     }
 
     /// Deletes messages from the beginning of a stream.
@@ -837,7 +634,7 @@ pub trait StreamCommands: CommandSink {
     /// - Complexity: O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.
     /// - ACL categories: `@write`, `@stream`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The number of entries deleted from the stream.
     fn xtrim<'a>(
         &'a self,
@@ -847,23 +644,316 @@ pub trait StreamCommands: CommandSink {
         threshold: impl ToArgs,
         count: Option<i64>,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("XTRIM", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        (&strategy).write_args(a);
-        if let Some(v1) = &operator {
-            (v1).write_args(a);
-        }
-        threshold.write_args(a);
-        if let Some(v1) = &count {
-            a.push(b"LIMIT");
-            (v1).write_args(a);
-        }
-        self.send(cmd)
+        self.send(cmd_xtrim(key, strategy, operator, threshold, count))
     }
 }
 
-impl<S: CommandSink + ?Sized> StreamCommands for S {}
+impl<S: ReplySink + ?Sized> StreamCommands for S {}
+
+/// Commands of the `stream` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`StreamCommands`], each returning the [`Queued`] command.
+pub trait StreamPipeline: BatchSink {
+    /// Queues [`XACK`](StreamCommands::xack).
+    fn xack(&self, key: impl ToArgs, group: impl ToArgs, id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xack(key, group, id))
+    }
+
+    /// Queues [`XADD`](StreamCommands::xadd).
+    fn xadd(&self, key: impl ToArgs, id_selector: XaddIdSelector, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xadd(key, id_selector, data))
+    }
+
+    /// Queues [`XADD`](StreamCommands::xadd_with) with its optional arguments.
+    fn xadd_with(
+        &self,
+        key: impl ToArgs,
+        id_selector: XaddIdSelector,
+        data: impl ToArgs,
+        options: XaddOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xadd_with(key, id_selector, data, options))
+    }
+
+    /// Queues [`XAUTOCLAIM`](StreamCommands::xautoclaim).
+    fn xautoclaim(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+        min_idle_time: impl ToArgs,
+        start: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_xautoclaim(key, group, consumer, min_idle_time, start))
+    }
+
+    /// Queues [`XAUTOCLAIM`](StreamCommands::xautoclaim_with) with its optional arguments.
+    fn xautoclaim_with(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+        min_idle_time: impl ToArgs,
+        start: impl ToArgs,
+        options: XautoclaimOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xautoclaim_with(
+            key,
+            group,
+            consumer,
+            min_idle_time,
+            start,
+            options,
+        ))
+    }
+
+    /// Queues [`XCLAIM`](StreamCommands::xclaim).
+    fn xclaim(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+        min_idle_time: impl ToArgs,
+        id: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_xclaim(key, group, consumer, min_idle_time, id))
+    }
+
+    /// Queues [`XCLAIM`](StreamCommands::xclaim_with) with its optional arguments.
+    fn xclaim_with(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+        min_idle_time: impl ToArgs,
+        id: impl ToArgs,
+        options: XclaimOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xclaim_with(
+            key,
+            group,
+            consumer,
+            min_idle_time,
+            id,
+            options,
+        ))
+    }
+
+    /// Queues [`XDEL`](StreamCommands::xdel).
+    fn xdel(&self, key: impl ToArgs, id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xdel(key, id))
+    }
+
+    /// Queues [`XGROUP CREATE`](StreamCommands::xgroup_create).
+    fn xgroup_create(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        id_selector: XgroupCreateIdSelector,
+    ) -> Queued<'_> {
+        self.queue(cmd_xgroup_create(key, group, id_selector))
+    }
+
+    /// Queues [`XGROUP CREATE`](StreamCommands::xgroup_create_with) with its optional arguments.
+    fn xgroup_create_with(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        id_selector: XgroupCreateIdSelector,
+        options: XgroupCreateOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xgroup_create_with(key, group, id_selector, options))
+    }
+
+    /// Queues [`XGROUP CREATECONSUMER`](StreamCommands::xgroup_createconsumer).
+    fn xgroup_createconsumer(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_xgroup_createconsumer(key, group, consumer))
+    }
+
+    /// Queues [`XGROUP DELCONSUMER`](StreamCommands::xgroup_delconsumer).
+    fn xgroup_delconsumer(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_xgroup_delconsumer(key, group, consumer))
+    }
+
+    /// Queues [`XGROUP DESTROY`](StreamCommands::xgroup_destroy).
+    fn xgroup_destroy(&self, key: impl ToArgs, group: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xgroup_destroy(key, group))
+    }
+
+    /// Queues [`XGROUP HELP`](StreamCommands::xgroup_help).
+    fn xgroup_help(&self) -> Queued<'_> {
+        self.queue(cmd_xgroup_help())
+    }
+
+    /// Queues [`XGROUP SETID`](StreamCommands::xgroup_setid).
+    fn xgroup_setid(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        id_selector: XgroupSetidIdSelector,
+    ) -> Queued<'_> {
+        self.queue(cmd_xgroup_setid(key, group, id_selector))
+    }
+
+    /// Queues [`XGROUP SETID`](StreamCommands::xgroup_setid_with) with its optional arguments.
+    fn xgroup_setid_with(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        id_selector: XgroupSetidIdSelector,
+        options: XgroupSetidOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xgroup_setid_with(key, group, id_selector, options))
+    }
+
+    /// Queues [`XINFO CONSUMERS`](StreamCommands::xinfo_consumers).
+    fn xinfo_consumers(&self, key: impl ToArgs, group: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xinfo_consumers(key, group))
+    }
+
+    /// Queues [`XINFO GROUPS`](StreamCommands::xinfo_groups).
+    fn xinfo_groups(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xinfo_groups(key))
+    }
+
+    /// Queues [`XINFO HELP`](StreamCommands::xinfo_help).
+    fn xinfo_help(&self) -> Queued<'_> {
+        self.queue(cmd_xinfo_help())
+    }
+
+    /// Queues [`XINFO STREAM`](StreamCommands::xinfo_stream).
+    fn xinfo_stream(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xinfo_stream(key))
+    }
+
+    /// Queues [`XINFO STREAM`](StreamCommands::xinfo_stream_with) with its optional arguments.
+    fn xinfo_stream_with(&self, key: impl ToArgs, options: XinfoStreamOptions) -> Queued<'_> {
+        self.queue(cmd_xinfo_stream_with(key, options))
+    }
+
+    /// Queues [`XLEN`](StreamCommands::xlen).
+    fn xlen(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xlen(key))
+    }
+
+    /// Queues [`XPENDING`](StreamCommands::xpending).
+    fn xpending(&self, key: impl ToArgs, group: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xpending(key, group))
+    }
+
+    /// Queues [`XPENDING`](StreamCommands::xpending_with) with its optional arguments.
+    fn xpending_with(
+        &self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+        options: XpendingOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xpending_with(key, group, options))
+    }
+
+    /// Queues [`XRANGE`](StreamCommands::xrange).
+    fn xrange(&self, key: impl ToArgs, start: impl ToArgs, end: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xrange(key, start, end))
+    }
+
+    /// Queues [`XRANGE`](StreamCommands::xrange_with) with its optional arguments.
+    fn xrange_with(
+        &self,
+        key: impl ToArgs,
+        start: impl ToArgs,
+        end: impl ToArgs,
+        options: XrangeOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xrange_with(key, start, end, options))
+    }
+
+    /// Queues [`XREAD`](StreamCommands::xread).
+    fn xread(&self, key: impl ToArgs, id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xread(key, id))
+    }
+
+    /// Queues [`XREAD`](StreamCommands::xread_with) with its optional arguments.
+    fn xread_with(&self, key: impl ToArgs, id: impl ToArgs, options: XreadOptions) -> Queued<'_> {
+        self.queue(cmd_xread_with(key, id, options))
+    }
+
+    /// Queues [`XREADGROUP`](StreamCommands::xreadgroup).
+    fn xreadgroup(
+        &self,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+        key: impl ToArgs,
+        id: impl ToArgs,
+    ) -> Queued<'_> {
+        self.queue(cmd_xreadgroup(group, consumer, key, id))
+    }
+
+    /// Queues [`XREADGROUP`](StreamCommands::xreadgroup_with) with its optional arguments.
+    fn xreadgroup_with(
+        &self,
+        group: impl ToArgs,
+        consumer: impl ToArgs,
+        key: impl ToArgs,
+        id: impl ToArgs,
+        options: XreadgroupOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xreadgroup_with(group, consumer, key, id, options))
+    }
+
+    /// Queues [`XREVRANGE`](StreamCommands::xrevrange).
+    fn xrevrange(&self, key: impl ToArgs, end: impl ToArgs, start: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xrevrange(key, end, start))
+    }
+
+    /// Queues [`XREVRANGE`](StreamCommands::xrevrange_with) with its optional arguments.
+    fn xrevrange_with(
+        &self,
+        key: impl ToArgs,
+        end: impl ToArgs,
+        start: impl ToArgs,
+        options: XrevrangeOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xrevrange_with(key, end, start, options))
+    }
+
+    /// Queues [`XSETID`](StreamCommands::xsetid).
+    fn xsetid(&self, key: impl ToArgs, last_id: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_xsetid(key, last_id))
+    }
+
+    /// Queues [`XSETID`](StreamCommands::xsetid_with) with its optional arguments.
+    fn xsetid_with(
+        &self,
+        key: impl ToArgs,
+        last_id: impl ToArgs,
+        options: XsetidOptions,
+    ) -> Queued<'_> {
+        self.queue(cmd_xsetid_with(key, last_id, options))
+    }
+
+    /// Queues [`XTRIM`](StreamCommands::xtrim).
+    fn xtrim(
+        &self,
+        key: impl ToArgs,
+        strategy: XtrimStrategy,
+        operator: Option<XtrimOperator>,
+        threshold: impl ToArgs,
+        count: Option<i64>,
+    ) -> Queued<'_> {
+        self.queue(cmd_xtrim(key, strategy, operator, threshold, count))
+    }
+}
+
+impl<S: BatchSink + ?Sized> StreamPipeline for S {}
 
 /// Choices for `<MAXLEN | MINID>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -1517,4 +1607,482 @@ impl ToArgs for XtrimOperator {
             }
         }
     }
+}
+
+fn cmd_xack(key: impl ToArgs, group: impl ToArgs, id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XACK", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    group.write_args(a);
+    id.write_args(a);
+    cmd
+}
+
+fn cmd_xadd(key: impl ToArgs, id_selector: XaddIdSelector, data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    (&id_selector).write_args(a);
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_xadd_with(
+    key: impl ToArgs,
+    id_selector: XaddIdSelector,
+    data: impl ToArgs,
+    options: XaddOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XADD", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.nomkstream {
+        a.append(o);
+    }
+    if let Some(o) = &options.trim {
+        a.append(o);
+    }
+    (&id_selector).write_args(a);
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_xautoclaim(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    consumer: impl ToArgs,
+    min_idle_time: impl ToArgs,
+    start: impl ToArgs,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XAUTOCLAIM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    group.write_args(a);
+    consumer.write_args(a);
+    min_idle_time.write_args(a);
+    start.write_args(a);
+    cmd
+}
+
+fn cmd_xautoclaim_with(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    consumer: impl ToArgs,
+    min_idle_time: impl ToArgs,
+    start: impl ToArgs,
+    options: XautoclaimOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XAUTOCLAIM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    group.write_args(a);
+    consumer.write_args(a);
+    min_idle_time.write_args(a);
+    start.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.justid {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xclaim(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    consumer: impl ToArgs,
+    min_idle_time: impl ToArgs,
+    id: impl ToArgs,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XCLAIM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    group.write_args(a);
+    consumer.write_args(a);
+    min_idle_time.write_args(a);
+    id.write_args(a);
+    cmd
+}
+
+fn cmd_xclaim_with(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    consumer: impl ToArgs,
+    min_idle_time: impl ToArgs,
+    id: impl ToArgs,
+    options: XclaimOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XCLAIM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    group.write_args(a);
+    consumer.write_args(a);
+    min_idle_time.write_args(a);
+    id.write_args(a);
+    if let Some(o) = &options.ms {
+        a.append(o);
+    }
+    if let Some(o) = &options.unix_time_milliseconds {
+        a.append(o);
+    }
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.force {
+        a.append(o);
+    }
+    if let Some(o) = &options.justid {
+        a.append(o);
+    }
+    if let Some(o) = &options.lastid {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xdel(key: impl ToArgs, id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XDEL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    id.write_args(a);
+    cmd
+}
+
+fn cmd_xgroup_create(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    id_selector: XgroupCreateIdSelector,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CREATE");
+    key.write_args(a);
+    group.write_args(a);
+    (&id_selector).write_args(a);
+    cmd
+}
+
+fn cmd_xgroup_create_with(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    id_selector: XgroupCreateIdSelector,
+    options: XgroupCreateOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CREATE");
+    key.write_args(a);
+    group.write_args(a);
+    (&id_selector).write_args(a);
+    if let Some(o) = &options.mkstream {
+        a.append(o);
+    }
+    if let Some(o) = &options.entriesread {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xgroup_createconsumer(key: impl ToArgs, group: impl ToArgs, consumer: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CREATECONSUMER");
+    key.write_args(a);
+    group.write_args(a);
+    consumer.write_args(a);
+    cmd
+}
+
+fn cmd_xgroup_delconsumer(key: impl ToArgs, group: impl ToArgs, consumer: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DELCONSUMER");
+    key.write_args(a);
+    group.write_args(a);
+    consumer.write_args(a);
+    cmd
+}
+
+fn cmd_xgroup_destroy(key: impl ToArgs, group: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DESTROY");
+    key.write_args(a);
+    group.write_args(a);
+    cmd
+}
+
+fn cmd_xgroup_help() -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_xgroup_setid(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    id_selector: XgroupSetidIdSelector,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SETID");
+    key.write_args(a);
+    group.write_args(a);
+    (&id_selector).write_args(a);
+    cmd
+}
+
+fn cmd_xgroup_setid_with(
+    key: impl ToArgs,
+    group: impl ToArgs,
+    id_selector: XgroupSetidIdSelector,
+    options: XgroupSetidOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SETID");
+    key.write_args(a);
+    group.write_args(a);
+    (&id_selector).write_args(a);
+    if let Some(o) = &options.entriesread {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xinfo_consumers(key: impl ToArgs, group: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XINFO", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"CONSUMERS");
+    key.write_args(a);
+    group.write_args(a);
+    cmd
+}
+
+fn cmd_xinfo_groups(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XINFO", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"GROUPS");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_xinfo_help() -> Cmd {
+    let mut cmd = Cmd::with_route("XINFO", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HELP");
+
+    cmd
+}
+
+fn cmd_xinfo_stream(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XINFO", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"STREAM");
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_xinfo_stream_with(key: impl ToArgs, options: XinfoStreamOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("XINFO", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"STREAM");
+    key.write_args(a);
+    if let Some(o) = &options.full_block {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xlen(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XLEN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_xpending(key: impl ToArgs, group: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XPENDING", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    group.write_args(a);
+    cmd
+}
+
+fn cmd_xpending_with(key: impl ToArgs, group: impl ToArgs, options: XpendingOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("XPENDING", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    group.write_args(a);
+    if let Some(o) = &options.filters {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xrange(key: impl ToArgs, start: impl ToArgs, end: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    end.write_args(a);
+    cmd
+}
+
+fn cmd_xrange_with(
+    key: impl ToArgs,
+    start: impl ToArgs,
+    end: impl ToArgs,
+    options: XrangeOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    end.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xread(key: impl ToArgs, id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XREAD", Route::BlockOption);
+    let a = &mut cmd.args;
+    a.push(b"STREAMS");
+    key.write_args(a);
+    id.write_args(a);
+    cmd
+}
+
+fn cmd_xread_with(key: impl ToArgs, id: impl ToArgs, options: XreadOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("XREAD", Route::BlockOption);
+    let a = &mut cmd.args;
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.milliseconds {
+        a.append(o);
+    }
+    a.push(b"STREAMS");
+    key.write_args(a);
+    id.write_args(a);
+    cmd
+}
+
+fn cmd_xreadgroup(
+    group: impl ToArgs,
+    consumer: impl ToArgs,
+    key: impl ToArgs,
+    id: impl ToArgs,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XREADGROUP", Route::BlockOption);
+    let a = &mut cmd.args;
+    a.push(b"GROUP");
+    group.write_args(a);
+    consumer.write_args(a);
+    a.push(b"STREAMS");
+    key.write_args(a);
+    id.write_args(a);
+    cmd
+}
+
+fn cmd_xreadgroup_with(
+    group: impl ToArgs,
+    consumer: impl ToArgs,
+    key: impl ToArgs,
+    id: impl ToArgs,
+    options: XreadgroupOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XREADGROUP", Route::BlockOption);
+    let a = &mut cmd.args;
+    a.push(b"GROUP");
+    group.write_args(a);
+    consumer.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    if let Some(o) = &options.milliseconds {
+        a.append(o);
+    }
+    if let Some(o) = &options.noack {
+        a.append(o);
+    }
+    a.push(b"STREAMS");
+    key.write_args(a);
+    id.write_args(a);
+    cmd
+}
+
+fn cmd_xrevrange(key: impl ToArgs, end: impl ToArgs, start: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XREVRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    end.write_args(a);
+    start.write_args(a);
+    cmd
+}
+
+fn cmd_xrevrange_with(
+    key: impl ToArgs,
+    end: impl ToArgs,
+    start: impl ToArgs,
+    options: XrevrangeOptions,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XREVRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    end.write_args(a);
+    start.write_args(a);
+    if let Some(o) = &options.count {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xsetid(key: impl ToArgs, last_id: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("XSETID", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    last_id.write_args(a);
+    cmd
+}
+
+fn cmd_xsetid_with(key: impl ToArgs, last_id: impl ToArgs, options: XsetidOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("XSETID", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    last_id.write_args(a);
+    if let Some(o) = &options.entries_added {
+        a.append(o);
+    }
+    if let Some(o) = &options.max_deleted_id {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_xtrim(
+    key: impl ToArgs,
+    strategy: XtrimStrategy,
+    operator: Option<XtrimOperator>,
+    threshold: impl ToArgs,
+    count: Option<i64>,
+) -> Cmd {
+    let mut cmd = Cmd::with_route("XTRIM", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    (&strategy).write_args(a);
+    if let Some(v1) = &operator {
+        (v1).write_args(a);
+    }
+    threshold.write_args(a);
+    if let Some(v1) = &count {
+        a.push(b"LIMIT");
+        (v1).write_args(a);
+    }
+    cmd
 }

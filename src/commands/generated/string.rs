@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `string` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait StringCommands: CommandSink {
+/// Commands of the `string` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`StringPipeline`].
+pub trait StringCommands: ReplySink {
     /// Appends a string to the value of a key. Creates the key if it doesn't exist.
     ///
     /// ```text
@@ -30,14 +35,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by the server will double the free space available on every reallocation.
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The length of the string after the append operation.
     fn append<'a>(&'a self, key: impl ToArgs, value: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("APPEND", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_append(key, value))
     }
 
     /// Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.
@@ -50,13 +51,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The value of the key after decrementing it.
     fn decr<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("DECR", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_decr(key))
     }
 
     /// Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.
@@ -69,14 +67,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The value of the key after decrementing it.
     fn decrby<'a>(&'a self, key: impl ToArgs, decrement: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("DECRBY", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        decrement.write_args(a);
-        self.send(cmd)
+        self.send(cmd_decrby(key, decrement))
     }
 
     /// Delete key if value matches string.
@@ -90,14 +84,10 @@ pub trait StringCommands: CommandSink {
     /// - ACL categories: `@write`, `@string`, `@fast`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn delifeq<'a>(&'a self, key: impl ToArgs, value: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("DELIFEQ", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+    fn delifeq<'a>(&'a self, key: impl ToArgs, value: impl ToArgs) -> Self::Reply<'a, i64> {
+        self.send(cmd_delifeq(key, value))
     }
 
     /// Returns the string value of a key.
@@ -110,14 +100,11 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@string`, `@fast`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The value of the key.
     /// - nil: Key does not exist.
-    fn get<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("GET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn get<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_get(key))
     }
 
     /// Returns the string value of a key after deleting the key.
@@ -130,14 +117,11 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The value of the key.
     /// - nil: The key does not exist.
-    fn getdel<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("GETDEL", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn getdel<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_getdel(key))
     }
 
     /// Returns the string value of a key after setting its expiration time.
@@ -150,29 +134,22 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The value of the key.
     /// - nil: Key does not exist.
-    fn getex<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("GETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn getex<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_getex(key))
     }
 
     /// [`getex`](StringCommands::getex) with its optional arguments: see [`GetexOptions`].
-    fn getex_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn getex_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         options: GetexOptions,
-    ) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("GETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        if let Some(o) = &options.expiration {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_getex_with(key, options))
     }
 
     /// Returns a substring of the string stored at a key.
@@ -185,15 +162,15 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.
     /// - ACL categories: `@read`, `@string`, `@slow`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Bytes`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The substring of the string value stored at key, determined by the offsets start and end (both are inclusive).
-    fn getrange<'a>(&'a self, key: impl ToArgs, start: i64, end: i64) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("GETRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        end.write_args(a);
-        self.send(cmd)
+    fn getrange<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        start: i64,
+        end: i64,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_getrange(key, start, end))
     }
 
     /// Returns the previous string value of a key after setting it to a new value.
@@ -207,20 +184,16 @@ pub trait StringCommands: CommandSink {
     /// - ACL categories: `@write`, `@string`, `@fast`
     /// - Deprecated since 6.2.0: use `SET` with the `!GET` argument
     ///
-    /// Reply (read as `Option<Bytes>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The old value stored at the key.
     /// - nil: The key does not exist.
     #[deprecated(since = "6.2.0", note = "use SET with the !GET argument")]
-    fn getset<'a>(
+    fn getset<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
         value: impl ToArgs,
-    ) -> Self::Reply<'a, Option<Bytes>> {
-        let mut cmd = Cmd::with_route("GETSET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_getset(key, value))
     }
 
     /// Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.
@@ -233,13 +206,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The value of key after the increment
     fn incr<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("INCR", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_incr(key))
     }
 
     /// Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.
@@ -252,14 +222,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The value of the key after incrementing it.
     fn incrby<'a>(&'a self, key: impl ToArgs, increment: i64) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("INCRBY", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        increment.write_args(a);
-        self.send(cmd)
+        self.send(cmd_incrby(key, increment))
     }
 
     /// Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.
@@ -272,14 +238,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@fast`
     ///
-    /// Reply (read as `f64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `f64`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: The value of the key after incrementing it.
     fn incrbyfloat<'a>(&'a self, key: impl ToArgs, increment: f64) -> Self::Reply<'a, f64> {
-        let mut cmd = Cmd::with_route("INCRBYFLOAT", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        increment.write_args(a);
-        self.send(cmd)
+        self.send(cmd_incrbyfloat(key, increment))
     }
 
     /// Finds the longest common substring.
@@ -292,42 +254,28 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(N*M) where N and M are the lengths of s1 and s2, respectively
     /// - ACL categories: `@read`, `@string`, `@slow`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The longest common subsequence.
     /// - integer: The length of the longest common subsequence when 'LEN' is given.
     /// - map: Array with the LCS length and all the ranges in both the strings when 'IDX' is given. In RESP2 this is returned as a flat array
-    fn lcs<'a>(&'a self, key1: impl ToArgs, key2: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LCS", Route::Shared);
-        let a = &mut cmd.args;
-        key1.write_args(a);
-        key2.write_args(a);
-        self.send(cmd)
+    fn lcs<'a, T: FromValue + 'a>(
+        &'a self,
+        key1: impl ToArgs,
+        key2: impl ToArgs,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lcs(key1, key2))
     }
 
     /// [`lcs`](StringCommands::lcs) with its optional arguments: see [`LcsOptions`].
-    fn lcs_with<'a>(
+    ///
+    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    fn lcs_with<'a, T: FromValue + 'a>(
         &'a self,
         key1: impl ToArgs,
         key2: impl ToArgs,
         options: LcsOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("LCS", Route::Shared);
-        let a = &mut cmd.args;
-        key1.write_args(a);
-        key2.write_args(a);
-        if let Some(o) = &options.len {
-            a.append(o);
-        }
-        if let Some(o) = &options.idx {
-            a.append(o);
-        }
-        if let Some(o) = &options.min_match_len {
-            a.append(o);
-        }
-        if let Some(o) = &options.withmatchlen {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_lcs_with(key1, key2, options))
     }
 
     /// Atomically returns the string values of one or more keys.
@@ -340,13 +288,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of keys to retrieve.
     /// - ACL categories: `@read`, `@string`, `@fast`
     ///
-    /// Reply (read as `Vec<Option<Bytes>>` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of values at the specified keys.
-    fn mget<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Vec<Option<Bytes>>> {
-        let mut cmd = Cmd::with_route("MGET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+    fn mget<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
+        self.send(cmd_mget(key))
     }
 
     /// Atomically creates or modifies the string values of one or more keys.
@@ -359,13 +304,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of keys to set.
     /// - ACL categories: `@write`, `@string`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn mset<'a>(&'a self, data: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("MSET", Route::Shared);
-        let a = &mut cmd.args;
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_mset(data))
     }
 
     /// Atomically creates or modifies the string values of one or more keys, and optionally set their expiration.
@@ -379,37 +321,21 @@ pub trait StringCommands: CommandSink {
     /// - ACL categories: `@write`, `@string`, `@slow`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn msetex<'a>(&'a self, data: impl ToArgs) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("MSETEX", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        data.write_args(counted);
-        a.push_int(counted.len() / 2);
-        a.append(counted);
-        self.send(cmd)
+    fn msetex<'a>(&'a self, data: impl ToArgs) -> Self::Reply<'a, i64> {
+        self.send(cmd_msetex(data))
     }
 
     /// [`msetex`](StringCommands::msetex) with its optional arguments: see [`MsetexOptions`].
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     fn msetex_with<'a>(
         &'a self,
         data: impl ToArgs,
         options: MsetexOptions,
-    ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("MSETEX", Route::Shared);
-        let a = &mut cmd.args;
-        let counted = &mut ArgBuf::default();
-        data.write_args(counted);
-        a.push_int(counted.len() / 2);
-        a.append(counted);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        if let Some(o) = &options.expiration {
-            a.append(o);
-        }
-        self.send(cmd)
+    ) -> Self::Reply<'a, i64> {
+        self.send(cmd_msetex_with(data, options))
     }
 
     /// Atomically modifies the string values of one or more keys only when all keys don't exist.
@@ -422,14 +348,11 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of keys to set.
     /// - ACL categories: `@write`, `@string`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: No key was set (at least one key already existed).
     /// - `1`: All the keys were set.
     fn msetnx<'a>(&'a self, data: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("MSETNX", Route::Shared);
-        let a = &mut cmd.args;
-        data.write_args(a);
-        self.send(cmd)
+        self.send(cmd_msetnx(data))
     }
 
     /// Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.
@@ -443,7 +366,7 @@ pub trait StringCommands: CommandSink {
     /// - ACL categories: `@write`, `@string`, `@slow`
     /// - Deprecated since 2.6.12: use `SET` with the `PX` argument
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     #[deprecated(since = "2.6.12", note = "use SET with the PX argument")]
     fn psetex<'a>(
@@ -452,12 +375,7 @@ pub trait StringCommands: CommandSink {
         milliseconds: i64,
         value: impl ToArgs,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("PSETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        milliseconds.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_psetex(key, milliseconds, value))
     }
 
     /// Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.
@@ -470,40 +388,25 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@write`, `@string`, `@slow`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: `GET` not given: Operation was aborted (conflict with one of the `XX`/`NX` options).
     /// - `OK`: `GET` not given: The key was set.
     /// - nil: `GET` given: The key didn't exist before the `SET`
     /// - string: `GET` given: The previous value of the key
     fn set<'a>(&'a self, key: impl ToArgs, value: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_set(key, value))
     }
 
     /// [`set`](StringCommands::set) with its optional arguments: see [`SetOptions`].
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     fn set_with<'a>(
         &'a self,
         key: impl ToArgs,
         value: impl ToArgs,
         options: SetOptions,
     ) -> Self::Reply<'a, Value> {
-        let mut cmd = Cmd::with_route("SET", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        value.write_args(a);
-        if let Some(o) = &options.condition {
-            a.append(o);
-        }
-        if let Some(o) = &options.get {
-            a.append(o);
-        }
-        if let Some(o) = &options.expiration {
-            a.append(o);
-        }
-        self.send(cmd)
+        self.send(cmd_set_with(key, value, options))
     }
 
     /// Sets the string value and expiration time of a key. Creates the key if it doesn't exist.
@@ -517,7 +420,7 @@ pub trait StringCommands: CommandSink {
     /// - ACL categories: `@write`, `@string`, `@slow`
     /// - Deprecated since 2.6.12: use `SET` with the `EX` argument
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     #[deprecated(since = "2.6.12", note = "use SET with the EX argument")]
     fn setex<'a>(
@@ -526,12 +429,7 @@ pub trait StringCommands: CommandSink {
         seconds: i64,
         value: impl ToArgs,
     ) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("SETEX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        seconds.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_setex(key, seconds, value))
     }
 
     /// Set the string value of a key only when the key doesn't exist.
@@ -545,16 +443,12 @@ pub trait StringCommands: CommandSink {
     /// - ACL categories: `@write`, `@string`, `@fast`
     /// - Deprecated since 2.6.12: use `SET` with the `NX` argument
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - `0`: The key was set.
     /// - `1`: The key was not set.
     #[deprecated(since = "2.6.12", note = "use SET with the NX argument")]
     fn setnx<'a>(&'a self, key: impl ToArgs, value: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SETNX", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_setnx(key, value))
     }
 
     /// Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.
@@ -567,7 +461,7 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.
     /// - ACL categories: `@write`, `@string`, `@slow`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Length of the string after it was modified by the command.
     fn setrange<'a>(
         &'a self,
@@ -575,12 +469,7 @@ pub trait StringCommands: CommandSink {
         offset: i64,
         value: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("SETRANGE", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        offset.write_args(a);
-        value.write_args(a);
-        self.send(cmd)
+        self.send(cmd_setrange(key, offset, value))
     }
 
     /// Returns the length of a string value.
@@ -593,13 +482,10 @@ pub trait StringCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@string`, `@fast`
     ///
-    /// Reply (read as `i64` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: The length of the string value stored at key, or 0 when key does not exist.
     fn strlen<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, i64> {
-        let mut cmd = Cmd::with_route("STRLEN", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_strlen(key))
     }
 
     /// Returns a substring from a string value.
@@ -613,20 +499,171 @@ pub trait StringCommands: CommandSink {
     /// - ACL categories: `@read`, `@string`, `@slow`
     /// - Deprecated since 2.0.0: use `GETRANGE`
     ///
-    /// Reply (read as `Bytes` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply, as the type you bind (`Bytes`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The substring of the string value stored at key, determined by the offsets start and end (both are inclusive).
     #[deprecated(since = "2.0.0", note = "use GETRANGE")]
-    fn substr<'a>(&'a self, key: impl ToArgs, start: i64, end: i64) -> Self::Reply<'a, Bytes> {
-        let mut cmd = Cmd::with_route("SUBSTR", Route::Shared);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        start.write_args(a);
-        end.write_args(a);
-        self.send(cmd)
+    fn substr<'a, T: FromValue + 'a>(
+        &'a self,
+        key: impl ToArgs,
+        start: i64,
+        end: i64,
+    ) -> Self::Reply<'a, T> {
+        self.send(cmd_substr(key, start, end))
     }
 }
 
-impl<S: CommandSink + ?Sized> StringCommands for S {}
+impl<S: ReplySink + ?Sized> StringCommands for S {}
+
+/// Commands of the `string` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`StringCommands`], each returning the [`Queued`] command.
+pub trait StringPipeline: BatchSink {
+    /// Queues [`APPEND`](StringCommands::append).
+    fn append(&self, key: impl ToArgs, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_append(key, value))
+    }
+
+    /// Queues [`DECR`](StringCommands::decr).
+    fn decr(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_decr(key))
+    }
+
+    /// Queues [`DECRBY`](StringCommands::decrby).
+    fn decrby(&self, key: impl ToArgs, decrement: i64) -> Queued<'_> {
+        self.queue(cmd_decrby(key, decrement))
+    }
+
+    /// Queues [`DELIFEQ`](StringCommands::delifeq).
+    fn delifeq(&self, key: impl ToArgs, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_delifeq(key, value))
+    }
+
+    /// Queues [`GET`](StringCommands::get).
+    fn get(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_get(key))
+    }
+
+    /// Queues [`GETDEL`](StringCommands::getdel).
+    fn getdel(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_getdel(key))
+    }
+
+    /// Queues [`GETEX`](StringCommands::getex).
+    fn getex(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_getex(key))
+    }
+
+    /// Queues [`GETEX`](StringCommands::getex_with) with its optional arguments.
+    fn getex_with(&self, key: impl ToArgs, options: GetexOptions) -> Queued<'_> {
+        self.queue(cmd_getex_with(key, options))
+    }
+
+    /// Queues [`GETRANGE`](StringCommands::getrange).
+    fn getrange(&self, key: impl ToArgs, start: i64, end: i64) -> Queued<'_> {
+        self.queue(cmd_getrange(key, start, end))
+    }
+
+    /// Queues [`GETSET`](StringCommands::getset).
+    #[deprecated(since = "6.2.0", note = "use SET with the !GET argument")]
+    fn getset(&self, key: impl ToArgs, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_getset(key, value))
+    }
+
+    /// Queues [`INCR`](StringCommands::incr).
+    fn incr(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_incr(key))
+    }
+
+    /// Queues [`INCRBY`](StringCommands::incrby).
+    fn incrby(&self, key: impl ToArgs, increment: i64) -> Queued<'_> {
+        self.queue(cmd_incrby(key, increment))
+    }
+
+    /// Queues [`INCRBYFLOAT`](StringCommands::incrbyfloat).
+    fn incrbyfloat(&self, key: impl ToArgs, increment: f64) -> Queued<'_> {
+        self.queue(cmd_incrbyfloat(key, increment))
+    }
+
+    /// Queues [`LCS`](StringCommands::lcs).
+    fn lcs(&self, key1: impl ToArgs, key2: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_lcs(key1, key2))
+    }
+
+    /// Queues [`LCS`](StringCommands::lcs_with) with its optional arguments.
+    fn lcs_with(&self, key1: impl ToArgs, key2: impl ToArgs, options: LcsOptions) -> Queued<'_> {
+        self.queue(cmd_lcs_with(key1, key2, options))
+    }
+
+    /// Queues [`MGET`](StringCommands::mget).
+    fn mget(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_mget(key))
+    }
+
+    /// Queues [`MSET`](StringCommands::mset).
+    fn mset(&self, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_mset(data))
+    }
+
+    /// Queues [`MSETEX`](StringCommands::msetex).
+    fn msetex(&self, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_msetex(data))
+    }
+
+    /// Queues [`MSETEX`](StringCommands::msetex_with) with its optional arguments.
+    fn msetex_with(&self, data: impl ToArgs, options: MsetexOptions) -> Queued<'_> {
+        self.queue(cmd_msetex_with(data, options))
+    }
+
+    /// Queues [`MSETNX`](StringCommands::msetnx).
+    fn msetnx(&self, data: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_msetnx(data))
+    }
+
+    /// Queues [`PSETEX`](StringCommands::psetex).
+    #[deprecated(since = "2.6.12", note = "use SET with the PX argument")]
+    fn psetex(&self, key: impl ToArgs, milliseconds: i64, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_psetex(key, milliseconds, value))
+    }
+
+    /// Queues [`SET`](StringCommands::set).
+    fn set(&self, key: impl ToArgs, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_set(key, value))
+    }
+
+    /// Queues [`SET`](StringCommands::set_with) with its optional arguments.
+    fn set_with(&self, key: impl ToArgs, value: impl ToArgs, options: SetOptions) -> Queued<'_> {
+        self.queue(cmd_set_with(key, value, options))
+    }
+
+    /// Queues [`SETEX`](StringCommands::setex).
+    #[deprecated(since = "2.6.12", note = "use SET with the EX argument")]
+    fn setex(&self, key: impl ToArgs, seconds: i64, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_setex(key, seconds, value))
+    }
+
+    /// Queues [`SETNX`](StringCommands::setnx).
+    #[deprecated(since = "2.6.12", note = "use SET with the NX argument")]
+    fn setnx(&self, key: impl ToArgs, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_setnx(key, value))
+    }
+
+    /// Queues [`SETRANGE`](StringCommands::setrange).
+    fn setrange(&self, key: impl ToArgs, offset: i64, value: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_setrange(key, offset, value))
+    }
+
+    /// Queues [`STRLEN`](StringCommands::strlen).
+    fn strlen(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_strlen(key))
+    }
+
+    /// Queues [`SUBSTR`](StringCommands::substr).
+    #[deprecated(since = "2.0.0", note = "use GETRANGE")]
+    fn substr(&self, key: impl ToArgs, start: i64, end: i64) -> Queued<'_> {
+        self.queue(cmd_substr(key, start, end))
+    }
+}
+
+impl<S: BatchSink + ?Sized> StringPipeline for S {}
 
 /// Optional arguments of [`StringCommands::getex_with`]:
 ///
@@ -987,4 +1024,257 @@ impl SetOptions {
         self.expiration = Some(buf);
         self
     }
+}
+
+fn cmd_append(key: impl ToArgs, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("APPEND", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_decr(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("DECR", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_decrby(key: impl ToArgs, decrement: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("DECRBY", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    decrement.write_args(a);
+    cmd
+}
+
+fn cmd_delifeq(key: impl ToArgs, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("DELIFEQ", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_get(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_getdel(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GETDEL", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_getex(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_getex_with(key: impl ToArgs, options: GetexOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("GETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    if let Some(o) = &options.expiration {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_getrange(key: impl ToArgs, start: i64, end: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("GETRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    end.write_args(a);
+    cmd
+}
+
+fn cmd_getset(key: impl ToArgs, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("GETSET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_incr(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("INCR", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_incrby(key: impl ToArgs, increment: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("INCRBY", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    increment.write_args(a);
+    cmd
+}
+
+fn cmd_incrbyfloat(key: impl ToArgs, increment: f64) -> Cmd {
+    let mut cmd = Cmd::with_route("INCRBYFLOAT", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    increment.write_args(a);
+    cmd
+}
+
+fn cmd_lcs(key1: impl ToArgs, key2: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("LCS", Route::Shared);
+    let a = &mut cmd.args;
+    key1.write_args(a);
+    key2.write_args(a);
+    cmd
+}
+
+fn cmd_lcs_with(key1: impl ToArgs, key2: impl ToArgs, options: LcsOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("LCS", Route::Shared);
+    let a = &mut cmd.args;
+    key1.write_args(a);
+    key2.write_args(a);
+    if let Some(o) = &options.len {
+        a.append(o);
+    }
+    if let Some(o) = &options.idx {
+        a.append(o);
+    }
+    if let Some(o) = &options.min_match_len {
+        a.append(o);
+    }
+    if let Some(o) = &options.withmatchlen {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_mget(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MGET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_mset(data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MSET", Route::Shared);
+    let a = &mut cmd.args;
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_msetex(data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MSETEX", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    data.write_args(counted);
+    a.push_int(counted.len() / 2);
+    a.append(counted);
+    cmd
+}
+
+fn cmd_msetex_with(data: impl ToArgs, options: MsetexOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("MSETEX", Route::Shared);
+    let a = &mut cmd.args;
+    let counted = &mut ArgBuf::default();
+    data.write_args(counted);
+    a.push_int(counted.len() / 2);
+    a.append(counted);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    if let Some(o) = &options.expiration {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_msetnx(data: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("MSETNX", Route::Shared);
+    let a = &mut cmd.args;
+    data.write_args(a);
+    cmd
+}
+
+fn cmd_psetex(key: impl ToArgs, milliseconds: i64, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("PSETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    milliseconds.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_set(key: impl ToArgs, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_set_with(key: impl ToArgs, value: impl ToArgs, options: SetOptions) -> Cmd {
+    let mut cmd = Cmd::with_route("SET", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    value.write_args(a);
+    if let Some(o) = &options.condition {
+        a.append(o);
+    }
+    if let Some(o) = &options.get {
+        a.append(o);
+    }
+    if let Some(o) = &options.expiration {
+        a.append(o);
+    }
+    cmd
+}
+
+fn cmd_setex(key: impl ToArgs, seconds: i64, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SETEX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    seconds.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_setnx(key: impl ToArgs, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SETNX", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_setrange(key: impl ToArgs, offset: i64, value: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("SETRANGE", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    offset.write_args(a);
+    value.write_args(a);
+    cmd
+}
+
+fn cmd_strlen(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("STRLEN", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
+
+fn cmd_substr(key: impl ToArgs, start: i64, end: i64) -> Cmd {
+    let mut cmd = Cmd::with_route("SUBSTR", Route::Shared);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    start.write_args(a);
+    end.write_args(a);
+    cmd
 }

@@ -7,19 +7,24 @@
     clippy::too_many_arguments,
     clippy::type_complexity,
     clippy::needless_borrow,
-    clippy::deref_addrof
+    clippy::deref_addrof,
+    clippy::let_and_return
 )]
 
 use bytes::Bytes;
 
 use crate::cmd::{Cmd, Route};
-use crate::commands::CommandSink;
+use crate::commands::{BatchSink, CommandSink, ReplySink};
+use crate::pipeline::Queued;
 use crate::resp::Value;
+use crate::value::FromValue;
 use crate::value::{ArgBuf, ToArgs};
 
-/// Commands of the `transactions` group. Every method builds its command and hands it to
-/// [`CommandSink::send`]; import [`crate::prelude`] to use them.
-pub trait TransactionsCommands: CommandSink {
+/// Commands of the `transactions` group, awaited one by one: every method builds its command and
+/// hands it to [`CommandSink::send`]; import [`crate::prelude`] to use them. A reply that holds
+/// stored data takes its type from the binding (`let v: Option<String> = client.get("k").await?`).
+/// On a [`Pipeline`](crate::Pipeline) the same methods queue: see [`TransactionsPipeline`].
+pub trait TransactionsCommands: ReplySink {
     /// Discards a transaction.
     ///
     /// ```text
@@ -30,11 +35,10 @@ pub trait TransactionsCommands: CommandSink {
     /// - Complexity: O(N), when N is the number of queued commands
     /// - ACL categories: `@fast`, `@transaction`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn discard<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("DISCARD", Route::Transaction);
-        self.send(cmd)
+        self.send(cmd_discard())
     }
 
     /// Executes all commands in a transaction.
@@ -47,12 +51,11 @@ pub trait TransactionsCommands: CommandSink {
     /// - Complexity: Depends on commands in the transaction
     /// - ACL categories: `@slow`, `@transaction`
     ///
-    /// Reply (read as `Value` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Each element being the reply to each of the commands in the atomic transaction.
     /// - nil: The transaction was aborted because a `WATCH`ed key was touched
     fn exec<'a>(&'a self) -> Self::Reply<'a, Value> {
-        let cmd = Cmd::with_route("EXEC", Route::Transaction);
-        self.send(cmd)
+        self.send(cmd_exec())
     }
 
     /// Starts a transaction.
@@ -65,11 +68,10 @@ pub trait TransactionsCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@transaction`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn multi<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("MULTI", Route::Transaction);
-        self.send(cmd)
+        self.send(cmd_multi())
     }
 
     /// Forgets about watched keys of a transaction.
@@ -82,11 +84,10 @@ pub trait TransactionsCommands: CommandSink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@transaction`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn unwatch<'a>(&'a self) -> Self::Reply<'a, ()> {
-        let cmd = Cmd::with_route("UNWATCH", Route::Transaction);
-        self.send(cmd)
+        self.send(cmd_unwatch())
     }
 
     /// Monitors changes to keys to determine the execution of a transaction.
@@ -99,14 +100,69 @@ pub trait TransactionsCommands: CommandSink {
     /// - Complexity: O(1) for every key.
     /// - ACL categories: `@fast`, `@transaction`
     ///
-    /// Reply (read as `()` unless [`Query::to`](crate::Query::to) says otherwise):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
     fn watch<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, ()> {
-        let mut cmd = Cmd::with_route("WATCH", Route::Transaction);
-        let a = &mut cmd.args;
-        key.write_args(a);
-        self.send(cmd)
+        self.send(cmd_watch(key))
     }
 }
 
-impl<S: CommandSink + ?Sized> TransactionsCommands for S {}
+impl<S: ReplySink + ?Sized> TransactionsCommands for S {}
+
+/// Commands of the `transactions` group queued on a [`Pipeline`](crate::Pipeline) (or a transaction's
+/// writes): the methods of [`TransactionsCommands`], each returning the [`Queued`] command.
+pub trait TransactionsPipeline: BatchSink {
+    /// Queues [`DISCARD`](TransactionsCommands::discard).
+    fn discard(&self) -> Queued<'_> {
+        self.queue(cmd_discard())
+    }
+
+    /// Queues [`EXEC`](TransactionsCommands::exec).
+    fn exec(&self) -> Queued<'_> {
+        self.queue(cmd_exec())
+    }
+
+    /// Queues [`MULTI`](TransactionsCommands::multi).
+    fn multi(&self) -> Queued<'_> {
+        self.queue(cmd_multi())
+    }
+
+    /// Queues [`UNWATCH`](TransactionsCommands::unwatch).
+    fn unwatch(&self) -> Queued<'_> {
+        self.queue(cmd_unwatch())
+    }
+
+    /// Queues [`WATCH`](TransactionsCommands::watch).
+    fn watch(&self, key: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_watch(key))
+    }
+}
+
+impl<S: BatchSink + ?Sized> TransactionsPipeline for S {}
+
+fn cmd_discard() -> Cmd {
+    let cmd = Cmd::with_route("DISCARD", Route::Transaction);
+    cmd
+}
+
+fn cmd_exec() -> Cmd {
+    let cmd = Cmd::with_route("EXEC", Route::Transaction);
+    cmd
+}
+
+fn cmd_multi() -> Cmd {
+    let cmd = Cmd::with_route("MULTI", Route::Transaction);
+    cmd
+}
+
+fn cmd_unwatch() -> Cmd {
+    let cmd = Cmd::with_route("UNWATCH", Route::Transaction);
+    cmd
+}
+
+fn cmd_watch(key: impl ToArgs) -> Cmd {
+    let mut cmd = Cmd::with_route("WATCH", Route::Transaction);
+    let a = &mut cmd.args;
+    key.write_args(a);
+    cmd
+}
