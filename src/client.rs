@@ -50,6 +50,8 @@ struct Inner {
     sentinel: Option<(Arc<SentinelState>, AbortOnDrop)>,
     /// The client-side cache, when turned on.
     cache: Option<Arc<LocalCache>>,
+    /// Every connection's counters.
+    stats: Arc<crate::stats::Registry>,
 }
 
 /// What the client talks to. One per client, inside its `Arc`: the size of the variants
@@ -190,6 +192,38 @@ impl Client {
             Topology::Single { node, .. } => node.options(mode),
             Topology::Cluster { router, .. } => router.options(router.any_primary_endpoint(), mode),
         }
+    }
+
+    /// A snapshot of the client's counters: commands sent, completed and in flight, errors
+    /// by kind, reconnects, bytes, each pool's size and waiters, and every connection's own.
+    /// The counters cost a few plain stores per batch on the connection's task; reading
+    /// them takes a lock for the connection list, so poll it (every few seconds), not per
+    /// command.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: kermes::Client) {
+    /// let stats = client.stats();
+    /// println!("{} sent, {} in flight, {:?} errors", stats.commands_sent, stats.in_flight, stats.errors);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> crate::stats::Stats {
+        let pools = match &self.inner.topology {
+            Topology::Single { node, replicas } => {
+                let addr = self.inner.config.addr.to_string();
+                let mut pools = vec![node.pool_stats(addr.clone())];
+                if let Some(r) = replicas {
+                    pools.push(r.pool_stats(format!("{addr} (replica)")));
+                }
+                pools
+            }
+            Topology::Cluster { router, .. } => router.pool_stats(),
+        };
+        self.inner.stats.snapshot(pools)
+    }
+
+    /// Where commands count their failures.
+    pub(crate) fn registry(&self) -> &crate::stats::Registry {
+        &self.inner.stats
     }
 
     /// The settings this client runs with.
@@ -580,6 +614,7 @@ impl ClientBuilder {
             let fresh = AbortOnDrop(router.keep_fresh());
             return Ok(Client {
                 inner: Arc::new(Inner {
+                    stats: router.stats.clone(),
                     config,
                     topology: Topology::Cluster {
                         router,
@@ -597,14 +632,17 @@ impl ClientBuilder {
             Some(state) => Arc::new(SentinelEndpoint::new(state.clone(), Role::Primary)),
             None => Arc::new(Fixed(config.addr.clone())),
         };
+        let stats = Arc::new(crate::stats::Registry::default());
         let mut template = Options::new(config.clone(), endpoint, tls.clone(), Mode::Shared);
         template.tracking = cache.clone();
+        template.stats = Some(stats.clone());
         let node = Node::connect(template, events.clone()).await?;
         let replicas = match (&state, config.read_from) {
             (Some(state), ReadFrom::Replica | ReadFrom::PreferReplica) => {
                 let endpoint = Arc::new(SentinelEndpoint::new(state.clone(), Role::Replica));
                 let mut template = Options::new(config.clone(), endpoint, tls, Mode::Shared);
                 template.tracking = cache.clone();
+                template.stats = Some(stats.clone());
                 match Node::connect(template, events.clone()).await {
                     Ok(node) => Some(node),
                     Err(e) if config.read_from == ReadFrom::PreferReplica => {
@@ -628,6 +666,7 @@ impl ClientBuilder {
                 shared_subscriptions: Default::default(),
                 sentinel,
                 cache,
+                stats,
             }),
         })
     }

@@ -180,6 +180,23 @@ impl Error {
         }
     }
 
+    /// The error's place in [`crate::stats::ERROR_KINDS`].
+    pub(crate) fn kind_index(&self) -> usize {
+        match &self.inner.kind {
+            Kind::Server(_) => 0,
+            Kind::Io => 1,
+            Kind::Closed => 2,
+            Kind::Connect => 3,
+            Kind::Timeout => 4,
+            Kind::Protocol => 5,
+            Kind::Type => 6,
+            Kind::Config => 7,
+            Kind::Usage => 8,
+            Kind::Pool => 9,
+            Kind::Aborted => 10,
+        }
+    }
+
     /// A copy with the same kind and text, for errors that must be reported twice. The
     /// source chain is flattened into the text because sources are not `Clone`.
     pub(crate) fn duplicate(&self) -> Self {

@@ -86,6 +86,14 @@
 //!   default, each thread's tasks keeping to their own) plus a deadpool of [`Exclusive`]
 //!   ones, which return to the pool in the state their handshake made.
 //!
+//! ## Watching it run
+//!
+//! - [`Client::stats`]: commands sent, completed, in flight, errors by kind, reconnects,
+//!   bytes, pools, and every connection's own counters ([`stats`]).
+//! - [`trace`]: a `debug` span per command and per batch, after OpenTelemetry's database
+//!   conventions; connection events (`info`/`warn`) and [`Client::events`].
+//! - The `metrics` feature: the stats as `kermes_*` metrics for any `metrics` recorder.
+//!
 //! ## Behaviour worth knowing
 //!
 //! - Cancelling a command (dropping its future) never desynchronises a connection; a
@@ -123,6 +131,8 @@
 //!   zones).
 //! - `object-store`: Tundra's `ObjectStoreBackend` (S3, GCS, Azure through `object_store`).
 //! - `tower-sessions`: `session::RedisStore`, a `tower_sessions::SessionStore`.
+//! - `metrics`: `metrics::report` sets `kermes_*` metrics from [`Client::stats`] for any
+//!   `metrics` recorder (Prometheus through `metrics-exporter-prometheus`).
 //! - `testing`: [`testing`] spawns throwaway `redis-server` / `valkey-server` processes
 //!   (plain or TLS), a fault-injecting proxy and a TLS terminator.
 
@@ -141,6 +151,8 @@ mod error;
 pub mod helpers;
 mod lease;
 pub mod lock;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod mq;
 mod node;
 mod pipeline;
@@ -153,6 +165,7 @@ mod script;
 pub mod sentinel;
 #[cfg(feature = "tower-sessions")]
 pub mod session;
+pub mod stats;
 mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -173,6 +186,7 @@ pub use query::{BoxedQuery, Query, Retype};
 pub use resp::{Limits, Value};
 pub use script::{Library, Script, lua};
 pub use sentinel::{ReadFrom, SentinelOptions};
+pub use stats::Stats;
 pub use tls::{TlsOptions, TlsRoots};
 pub use value::{
     ArgBuf, Cipher, Compression, Format, FromValue, Frozen, Raw, Serde, ToArgs, ValueCodec,

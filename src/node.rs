@@ -19,6 +19,7 @@ pub(crate) struct Node {
     pick: Pick,
     next: AtomicUsize,
     pool: Pool,
+    events: broadcast::Sender<ConnectionEvent>,
 }
 
 enum Pick {
@@ -56,7 +57,7 @@ impl Node {
     ) -> Result<Node> {
         let config = template.config.clone();
         let mut opts = template.with_mode(Mode::Shared);
-        opts.events = Some(events);
+        opts.events = Some(events.clone());
         let (count, pick) = match config.shared_connections {
             Some(n) => (n, Pick::RoundRobin),
             None => (per_worker(), Pick::Thread),
@@ -80,6 +81,7 @@ impl Node {
             pick,
             next: AtomicUsize::new(0),
             pool,
+            events,
         })
     }
 
@@ -129,8 +131,43 @@ impl Node {
 
     /// An exclusive connection from the pool, for this caller alone.
     pub(crate) async fn exclusive(&self) -> Result<Exclusive> {
-        let obj = self.pool.get().await.map_err(pool_error)?;
+        let obj = match self.pool.get().await {
+            Ok(obj) => obj,
+            Err(e) => {
+                let e = pool_error(e);
+                if e.is_pool() {
+                    self.exhausted(&e);
+                }
+                return Err(e);
+            }
+        };
         Ok(Exclusive::new(obj, self.template.config.response_timeout))
+    }
+
+    /// No exclusive connection came free in time: counted, and told as a warning and an
+    /// event, since callers are waiting on a pool too small for them.
+    #[cold]
+    fn exhausted(&self, e: &Error) {
+        let status = self.pool.status();
+        tracing::warn!(
+            max_size = status.max_size,
+            in_use = status.size.saturating_sub(status.available),
+            waiting = status.waiting,
+            error = %e,
+            "connection pool exhausted"
+        );
+        if let Some(stats) = &self.template.stats {
+            stats.pool_timed_out();
+        }
+        let _ = self.events.send(ConnectionEvent::PoolExhausted {
+            max_size: status.max_size,
+            waiting: status.waiting,
+        });
+    }
+
+    /// Its exclusive-connection pool, for `Client::stats`.
+    pub(crate) fn pool_stats(&self, addr: String) -> crate::stats::PoolStats {
+        crate::stats::PoolStats::of(addr, self.pool.status())
     }
 
     /// Options for a connection of its own (subscriber, monitor) to this server.

@@ -239,8 +239,11 @@ impl Pipeline {
         {
             cache.invalidate_keys(&written);
         }
-        if let (Some(span), Err(e)) = (&span, &replies) {
-            crate::trace::failed(span, e);
+        if let Err(e) = &replies {
+            client.registry().failed(e);
+            if let Some(span) = &span {
+                crate::trace::failed(span, e);
+            }
         }
         replies
     }

@@ -103,10 +103,11 @@ impl<'a, T: FromValue> Future for Query<'a, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let reply = self.as_mut().poll_reply(cx);
-        if let Poll::Ready(Err(e)) = &reply
-            && let Some(span) = &self.span
-        {
-            crate::trace::failed(span, e);
+        if let Poll::Ready(Err(e)) = &reply {
+            self.client.registry().failed(e);
+            if let Some(span) = &self.span {
+                crate::trace::failed(span, e);
+            }
         }
         reply
     }

@@ -110,6 +110,8 @@ pub(crate) struct Router {
     /// The client-side cache, kept fresh by every node's shared connections.
     cache: Option<Arc<crate::cache::LocalCache>>,
     me: Weak<Router>,
+    /// Every connection's counters, for `Client::stats`.
+    pub(crate) stats: Arc<crate::stats::Registry>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,6 +147,7 @@ impl Router {
             refresh_scheduled: AtomicBool::new(false),
             next_primary: AtomicUsize::new(0),
             counters: Counters::default(),
+            stats: Default::default(),
             me: me.clone(),
         });
         router.refresh_now(true).await?;
@@ -232,6 +235,7 @@ impl Router {
                 );
                 template.readonly = replica;
                 template.tracking = self.cache.clone();
+                template.stats = Some(self.stats.clone());
                 Arc::new(LazyNode {
                     addr: addr.clone(),
                     replica,
@@ -454,7 +458,19 @@ impl Router {
 
     /// Options for a connection of its own to the cluster, through `endpoint`.
     pub(crate) fn options(&self, endpoint: Arc<dyn Endpoint>, mode: Mode) -> Options {
-        Options::new(self.config.clone(), endpoint, self.tls.clone(), mode)
+        let mut opts = Options::new(self.config.clone(), endpoint, self.tls.clone(), mode);
+        opts.stats = Some(self.stats.clone());
+        opts
+    }
+
+    /// The exclusive-connection pools of the nodes connected so far.
+    pub(crate) fn pool_stats(&self) -> Vec<crate::stats::PoolStats> {
+        let mut nodes: Vec<Arc<LazyNode>> = lock(&self.nodes).values().cloned().collect();
+        nodes.sort_by_key(|n| (n.addr.to_string(), n.replica));
+        nodes
+            .iter()
+            .filter_map(|n| Some(n.node.get()?.pool_stats(n.addr.to_string())))
+            .collect()
     }
 }
 
@@ -538,6 +554,7 @@ impl Router {
             refresh_scheduled: AtomicBool::new(false),
             next_primary: AtomicUsize::new(0),
             counters: Counters::default(),
+            stats: Default::default(),
             me: me.clone(),
         })
     }

@@ -106,8 +106,12 @@ pub(crate) async fn drive(
     push: &broadcast::Sender<Push>,
     subs: &mut Subscriptions,
     opts: &Options,
+    stats: &crate::stats::ConnStats,
 ) -> Exit {
     let mut state = Driver {
+        stats,
+        written: 0,
+        read: socket.codec().consumed(),
         socket,
         requests,
         push,
@@ -146,6 +150,7 @@ pub(crate) async fn drive(
     };
     if let Exit::Died(err) = &exit {
         for p in state.pending.drain(..) {
+            state.stats.abandoned(u64::from(p.remaining));
             let _ = p.tx.send(Err(Error::in_flight(err)));
         }
     }
@@ -160,6 +165,12 @@ enum Gathered {
 }
 
 struct Driver<'a> {
+    /// This connection's counters, written by this task only.
+    stats: &'a crate::stats::ConnStats,
+    /// Commands encoded by this gathering, for the counters.
+    written: u64,
+    /// The codec's byte count when the counters last saw it.
+    read: u64,
     socket: &'a mut Socket,
     requests: &'a mut mpsc::Receiver<Request>,
     push: &'a broadcast::Sender<Push>,
@@ -298,6 +309,7 @@ impl Driver<'_> {
                     Poll::Pending => break,
                 }
             }
+            self.count_read();
             if self.demoted {
                 return Poll::Ready(Step::Exit(Exit::Died(Error::closed(
                     "the server answered READONLY: it is a replica now (a failover); \
@@ -323,6 +335,15 @@ impl Driver<'_> {
             if !again {
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// Publishes the bytes the codec decoded since the last look.
+    fn count_read(&mut self) {
+        let now = self.socket.codec().consumed();
+        if now != self.read {
+            self.stats.read(now - self.read);
+            self.read = now;
         }
     }
 
@@ -353,7 +374,19 @@ impl Driver<'_> {
 
     /// Moves queued requests into the write buffer until the queue is empty (its waker is
     /// then set) or a cap is reached.
+    /// Encodes queued requests into the write buffer, up to the caps; counts what it wrote.
     fn gather(&mut self, cx: &mut Context<'_>) -> Gathered {
+        let before = self.socket.write_buffer().len();
+        let stopped = self.gather_requests(cx);
+        if self.written > 0 {
+            let bytes = self.socket.write_buffer().len().saturating_sub(before);
+            self.stats
+                .wrote(std::mem::take(&mut self.written), bytes as u64);
+        }
+        stopped
+    }
+
+    fn gather_requests(&mut self, cx: &mut Context<'_>) -> Gathered {
         let mut gathered = 0;
         while !self.requests_closed {
             if self.socket.write_buffer().len() >= self.max_batch_bytes
@@ -381,6 +414,7 @@ impl Driver<'_> {
                             continue;
                         }
                     }
+                    self.written += request.replies as u64;
                     self.pending.push_back(Pending::new(
                         request.tx,
                         request.replies,
@@ -410,6 +444,7 @@ impl Driver<'_> {
             None => Pending::internal(replies),
         };
         pending.change = Some(Box::new(change));
+        self.written += replies as u64;
         self.pending.push_back(pending);
         self.held += 1;
     }
@@ -473,6 +508,7 @@ impl Driver<'_> {
             self.demoted = true;
         }
         front.remaining -= 1;
+        self.stats.completed(1, matches!(value, Value::Error(_)));
         if front.remaining > 0 && !refused {
             front.gathered.push(value);
             return Ok(false);
@@ -488,6 +524,8 @@ impl Driver<'_> {
             }
         }
         if refused && let Some(change) = &done.change {
+            // One error answered the whole change: its other names count as done too.
+            self.stats.abandoned(u64::from(done.remaining));
             self.subs.refused(change);
             // Restored after a reconnect and refused (a shard channel whose slot is on
             // another node now): the layer above is told, as of a dropped subscription.
@@ -551,7 +589,10 @@ impl Driver<'_> {
             && self.pending.is_empty()
             && now - health.active_at >= idle
         {
+            let before = self.socket.write_buffer().len();
             cmd("PING").args.encode_into(self.socket.write_buffer_mut());
+            let bytes = self.socket.write_buffer().len() - before;
+            self.stats.wrote(1, bytes as u64);
             self.pending.push_back(Pending::internal(1));
             self.held += 1;
             health.active_at = now;

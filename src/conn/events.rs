@@ -44,6 +44,15 @@ pub enum ConnectionEvent {
         /// Where it went (a failover may have moved it).
         addr: Addr,
     },
+    /// No exclusive connection (for a blocking command, a transaction, `exclusive()`) came
+    /// free within the pool's wait timeout: the caller failed with
+    /// [`is_pool()`](crate::Error::is_pool). Also a `warn` tracing event.
+    PoolExhausted {
+        /// The pool's size limit ([`ClientBuilder::pool_max_size`](crate::ClientBuilder::pool_max_size)).
+        max_size: usize,
+        /// Callers still waiting for a connection.
+        waiting: usize,
+    },
     /// This receiver fell behind and missed this many events.
     Lagged(u64),
 }

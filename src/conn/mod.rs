@@ -95,6 +95,8 @@ pub(crate) struct Options {
     /// hands it every invalidation, and flushes it when invalidations may have been missed
     /// (the connection died or came back).
     pub(crate) tracking: Option<Arc<crate::cache::LocalCache>>,
+    /// The client's counters, where this connection registers its own.
+    pub(crate) stats: Option<Arc<crate::stats::Registry>>,
 }
 
 /// See [`Options::on_dropped`].
@@ -124,6 +126,7 @@ impl Options {
             readonly: false,
             on_dropped: None,
             tracking: None,
+            stats: None,
             config,
             endpoint,
             mode,
@@ -143,6 +146,7 @@ impl Options {
         );
         opts.readonly = self.readonly;
         opts.tracking = self.tracking.clone();
+        opts.stats = self.stats.clone();
         opts
     }
 }
@@ -225,7 +229,7 @@ impl Connection {
     ) -> Result<(Connection, broadcast::Receiver<Push>)> {
         let connected = handshake::connect(&opts).await?;
         let id = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(connection = id, addr = %connected.addr, protocol = ?connected.protocol, mode = ?opts.mode, "connected");
+        tracing::info!(connection = id, addr = %connected.addr, protocol = ?connected.protocol, mode = ?opts.mode, "connected");
         let (tx, rx) = mpsc::channel(QUEUE);
         let (push, frames) = broadcast::channel(opts.push_buffer.max(1));
         let protocol = connected.protocol;
@@ -237,6 +241,14 @@ impl Connection {
             });
         }
         let up = Arc::new(AtomicBool::new(true));
+        let stats = crate::stats::ConnStats::new(
+            id,
+            opts.mode,
+            connected.addr.clone(),
+            up.clone(),
+            tx.downgrade(),
+            opts.stats.clone(),
+        );
         tokio::spawn(task::run(
             id,
             connected.socket,
@@ -244,6 +256,7 @@ impl Connection {
             rx,
             push.clone(),
             up.clone(),
+            stats,
         ));
         let conn = Connection {
             tx,

@@ -21,11 +21,14 @@ pub(crate) async fn run(
     mut requests: mpsc::Receiver<Request>,
     push: broadcast::Sender<Push>,
     up: Arc<AtomicBool>,
+    stats: Arc<crate::stats::ConnStats>,
 ) {
     let mut subs = Subscriptions::default();
     let mut generation = 0;
     loop {
-        let cause = match driver::drive(&mut socket, &mut requests, &push, &mut subs, &opts).await {
+        let cause = match driver::drive(&mut socket, &mut requests, &push, &mut subs, &opts, &stats)
+            .await
+        {
             Exit::HandlesGone => {
                 // A cluster node dropped from the map: what was read through it is tracked
                 // by nobody now.
@@ -54,6 +57,7 @@ pub(crate) async fn run(
             return;
         };
         socket = connected.socket;
+        stats.reconnected(&connected.addr);
         // Invalidations sent while the connection was down are lost: what it cached may be
         // stale. Tracking is on again (the handshake turned it on).
         flush_cache(&opts);
@@ -97,6 +101,7 @@ async fn reestablish(
     mut last_error: Error,
 ) -> Option<handshake::Connected> {
     let policy = &opts.config.reconnect;
+    let cause = last_error.to_string();
     let mut failures: u32 = 0;
     let mut changed = opts.endpoint.changed();
     if let Some(rx) = &mut changed {
@@ -120,7 +125,7 @@ async fn reestablish(
         }
         match handshake::connect(opts).await {
             Ok(connected) => {
-                tracing::info!(connection = id, addr = %connected.addr, attempts = failures + 1, "reconnected");
+                tracing::info!(connection = id, addr = %connected.addr, attempts = failures + 1, cause = %cause, "reconnected");
                 return Some(connected);
             }
             Err(e) => {

@@ -15,6 +15,8 @@ use crate::error::Error;
 pub struct RespCodec {
     limits: Limits,
     scan: ScanState,
+    /// Bytes of the frames decoded so far.
+    consumed: u64,
 }
 
 impl RespCodec {
@@ -23,7 +25,13 @@ impl RespCodec {
         RespCodec {
             limits,
             scan: ScanState::default(),
+            consumed: 0,
         }
+    }
+
+    /// Bytes of the frames decoded so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 }
 
@@ -32,14 +40,19 @@ impl Decoder for RespCodec {
     type Error = Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, Error> {
+        let before = src.len();
         if self.scan.is_fresh()
             && let Some(value) = decode_flat(src, &self.limits)?
         {
+            self.consumed += (before - src.len()) as u64;
             return Ok(Some(value));
         }
         match scan(src, &mut self.scan, &self.limits)? {
             None => Ok(None),
-            Some(len) => parse(&src.split_to(len).freeze()).map(Some),
+            Some(len) => {
+                self.consumed += len as u64;
+                parse(&src.split_to(len).freeze()).map(Some)
+            }
         }
     }
 
