@@ -544,6 +544,8 @@ impl Driver<'_> {
             all.push(value);
             Value::Array(all)
         };
+        // The counters first: the caller, woken on another thread, may read them at once.
+        self.count_read();
         // The caller may have gone (cancelled); its reply is read and dropped here, which is
         // what keeps later replies matched to their requests.
         let _ = done.tx.send(Ok(reply));
