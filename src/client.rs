@@ -455,6 +455,13 @@ impl ClientBuilder {
         self.with(|c| c.db = db)
     }
 
+    /// Command spans ([`trace`](crate::trace)) also record `db.query.text`: the command
+    /// and its subcommand with every argument replaced by `?` (`SET ? ?`,
+    /// `CLIENT SETNAME ?`), never a key or a value. Default off: the command name only.
+    pub fn trace_statements(self, on: bool) -> Self {
+        self.with(|c| c.trace_statements = on)
+    }
+
     /// `CLIENT SETNAME` on every connection. Default none.
     pub fn client_name(self, name: impl Into<String>) -> Self {
         let name = name.into();

@@ -162,6 +162,10 @@ pub struct Config {
     pub db: u32,
     /// `CLIENT SETNAME` at every (re)connect. Default none.
     pub client_name: Option<String>,
+    /// Command spans also record `db.query.text`: the command (and a container's
+    /// subcommand) with every argument replaced by `?`, options included (`SET ? ? ? ?` for
+    /// `SET k v EX 10`). Default off: spans name the command only.
+    pub trace_statements: bool,
     /// RESP version to negotiate. Default RESP3.
     pub protocol: Protocol,
     /// Time allowed to connect and complete the handshake. Default 4 s.
@@ -229,6 +233,7 @@ impl Default for Config {
             password: None,
             db: 0,
             client_name: None,
+            trace_statements: false,
             protocol: Protocol::default(),
             connect_timeout: Duration::from_secs(4),
             response_timeout: None,

@@ -4,7 +4,9 @@
 //! name, never its arguments: they may hold secrets), `db.namespace` (the database
 //! index), `server.address`, `server.port`, `db.operation.batch.size` for pipelines, and
 //! `error.type` when the command failed. With no subscriber interested in that target and
-//! level, a command pays one cached interest check.
+//! level, a command pays one cached interest check. With
+//! [`ClientBuilder::trace_statements`](crate::ClientBuilder::trace_statements), a command's
+//! span also records `db.query.text`, sanitized: `SET ? ?`.
 
 use tracing::Span;
 use tracing::field::Empty;
@@ -40,9 +42,29 @@ fn command_span(client: &Client, cmd: &Cmd) -> Span {
         server.address = Empty,
         server.port = Empty,
         error.type = Empty,
+        db.query.text = Empty,
     );
     record_server(&span, client);
+    if client.config().trace_statements {
+        span.record("db.query.text", sanitized(cmd).as_str());
+    }
     span
+}
+
+/// The command (and a container's subcommand) with every argument as `?`.
+fn sanitized(cmd: &Cmd) -> String {
+    let mut args = cmd.args.iter();
+    let mut text = String::from_utf8_lossy(args.next().unwrap_or_default()).to_uppercase();
+    let container = crate::commands::command_info(&text)
+        .is_some_and(|info| info.route == crate::route::Route::Subcommand);
+    if container && let Some(sub) = args.next() {
+        text.push(' ');
+        text.push_str(&String::from_utf8_lossy(sub).to_uppercase());
+    }
+    for _ in args {
+        text.push_str(" ?");
+    }
+    text
 }
 
 /// The span of a pipeline or transaction of `count` commands, when a subscriber wants it.

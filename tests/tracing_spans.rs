@@ -137,6 +137,16 @@ server_tests! {
         let before = gets();
         let _: Option<String> = cached.get("a").to().await.unwrap();
         assert_eq!(gets(), before + 1, "one span for a cache miss");
+        // No statement unless asked for; asked for, a sanitized one.
+        assert!(spans.iter().all(|s| !s.fields.contains_key("db.query.text")), "{spans:?}");
+        let statements = Client::builder().url(&server.url()).trace_statements(true).connect().await.unwrap();
+        statements.set("secret-key", "hunter2").await.unwrap();
+        let n: i64 = statements.cmd("CLIENT").arg("ID").query().await.unwrap();
+        assert!(n > 0);
+        let texts: Vec<String> = on_port(port).iter().filter_map(|s| s.fields.get("db.query.text").cloned()).collect();
+        assert!(texts.contains(&"SET ? ?".to_string()), "{texts:?}");
+        assert!(texts.contains(&"CLIENT ID".to_string()), "{texts:?}");
+        assert!(texts.iter().all(|t| !t.contains("secret") && !t.contains("hunter2")), "{texts:?}");
         drop(all);
     }
 }
