@@ -96,7 +96,7 @@ server_tests! {
         for (i, r) in replies[10_000..].iter().enumerate() {
             assert_eq!(i64::from_value(r.as_ref().unwrap().clone()).unwrap(), i as i64);
         }
-        let stats: String = c.info("commandstats").to().await.unwrap();
+        let stats: String = c.info_with("commandstats").to().await.unwrap();
         assert!(stats.contains("cmdstat_set:calls=10000,"), "{stats}");
     }
 

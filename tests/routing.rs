@@ -69,7 +69,7 @@ server_tests! {
         // The generated methods route the same way.
         let err = soon("client_setname", client.client_setname("x")).await.unwrap_err();
         assert!(err.is_usage(), "{err}");
-        let err = soon("client_tracking", client.client_tracking(ClientTrackingStatus::On)).await.unwrap_err();
+        let err = soon("client_tracking", client.client_tracking(Switch::On)).await.unwrap_err();
         assert!(err.is_usage(), "{err}");
         let err = soon("readonly", client.readonly()).await.unwrap_err();
         assert!(err.is_usage(), "{err}");

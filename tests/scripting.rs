@@ -19,7 +19,7 @@ server_tests! {
         // NOSCRIPT now: the call still succeeds, and caches the script again.
         assert_eq!(script.run::<_, i64>(&c, "n", 5).await.unwrap(), 10);
         assert_eq!(c.script_exists(script.sha1()).to::<Vec<i64>>().await.unwrap(), [1]);
-        let stats: String = c.info("commandstats").to().await.unwrap();
+        let stats: String = c.info_with("commandstats").to().await.unwrap();
         // Both runs met NOSCRIPT (first: never loaded; second: flushed) and fell back once each.
         assert!(stats.contains("cmdstat_eval:calls=2,"), "{stats}");
         let evalsha = stats.lines().find(|l| l.starts_with("cmdstat_evalsha:")).unwrap();

@@ -54,7 +54,9 @@ const SERVER_MADE: &[(&str, &str)] = &[
 /// Whether `cmd`'s method (whose reply schema reads as `ty`) takes its reply type from the
 /// caller.
 pub fn binds(cmd: &Command, ty: &str) -> bool {
-    let untyped = ty.contains("Bytes") || ty.contains("Value");
+    let untyped = ["Bytes", "Value", "StreamEntry", "GeoMember"]
+        .iter()
+        .any(|t| ty.contains(t));
     let data = DATA_GROUPS.contains(&cmd.group.as_str())
         || DATA_COMMANDS.iter().any(|(n, _)| *n == cmd.name);
     untyped

@@ -11,144 +11,523 @@ const CORRECTIONS: &[(&str, &str, Kind, &str)] = &[(
     "the spec says integer; the server takes a float increment (ZINCRBY z 2.5 m)",
 )];
 
-/// Where the reply schema's type is looser than what the reply is: (command, for the plain
-/// method only (the `_with` one keeps the schema's type), the type, why).
-const REPLIES: &[(&str, bool, &str, &str)] = &[
+/// Which of a command's methods a reply correction is for.
+#[derive(Clone, Copy, PartialEq)]
+enum Which {
+    /// The plain method only (its options can change the reply's shape).
+    Plain,
+    /// The `_with` method only.
+    With,
+    /// Both.
+    Both,
+}
+use Which::{Both, Plain, With};
+
+/// Where the reply schema's type is looser than what the reply is: (command, which method,
+/// the type, why). For a reply typed by the binding (see `binding.rs`) the type is what the
+/// docs name as its natural type.
+const REPLIES: &[(&str, Which, &str, &str)] = &[
     (
         "SET",
-        true,
+        Plain,
         "()",
         "SET without NX, XX or GET always answers OK",
     ),
     (
         "INCRBYFLOAT",
-        false,
+        Both,
         "f64",
         "the spec says string: a float as text, which f64 reads",
     ),
     (
         "HINCRBYFLOAT",
-        false,
+        Both,
         "f64",
         "the spec says string: a float as text, which f64 reads",
     ),
     (
         "GEODIST",
-        false,
+        Both,
         "Option<f64>",
         "the spec says string or nil: a distance as text",
     ),
     (
         "HEXPIRE",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one code per field (-2 no such field, 0 condition not met, 1 done, 2 deleted)",
     ),
     (
         "HPEXPIRE",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one code per field (-2 no such field, 0 condition not met, 1 done, 2 deleted)",
     ),
     (
         "HEXPIREAT",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one code per field (-2 no such field, 0 condition not met, 1 done, 2 deleted)",
     ),
     (
         "HPEXPIREAT",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one code per field (-2 no such field, 0 condition not met, 1 done, 2 deleted)",
     ),
     (
         "HPERSIST",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one code per field (-2 no such field, -1 no expiry, 1 persisted)",
     ),
     (
         "HTTL",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one time per field (-2 no such field, -1 no expiry)",
     ),
     (
         "HPTTL",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one time per field (-2 no such field, -1 no expiry)",
     ),
     (
         "HEXPIRETIME",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one time per field (-2 no such field, -1 no expiry)",
     ),
     (
         "HPEXPIRETIME",
-        false,
+        Both,
         "Vec<i64>",
         "Valkey's dump has no schema: one time per field (-2 no such field, -1 no expiry)",
     ),
     (
         "HGETEX",
-        false,
+        Both,
         "Vec<Option<Bytes>>",
         "Valkey's dump has no schema: one value per field, nil where missing",
     ),
     (
         "HGETDEL",
-        false,
+        Both,
         "Vec<Option<Bytes>>",
         "Valkey's dump has no schema: one value per field, nil where missing",
     ),
     (
         "HSETEX",
-        false,
+        Both,
         "i64",
         "Valkey's dump has no schema: 1 when the fields were set, 0 when a condition stopped it",
     ),
     (
         "MSETEX",
-        false,
+        Both,
         "i64",
         "Valkey's dump has no schema: 1 when the keys were set, 0 when a condition stopped it",
     ),
     (
         "DELIFEQ",
-        false,
+        Both,
         "i64",
         "Valkey's dump has no schema: 1 when the key was deleted, 0 otherwise",
     ),
     (
         "ZRANK",
-        true,
+        Plain,
         "Option<i64>",
         "without WITHSCORE: the rank, or nil",
     ),
     (
         "ZREVRANK",
-        true,
+        Plain,
         "Option<i64>",
         "without WITHSCORE: the rank, or nil",
+    ),
+    (
+        "SCAN",
+        Both,
+        "(u64, Vec<Bytes>)",
+        "a cursor and a page of keys",
+    ),
+    (
+        "SSCAN",
+        Both,
+        "(u64, Vec<Bytes>)",
+        "a cursor and a page of members",
+    ),
+    (
+        "HSCAN",
+        Both,
+        "(u64, Vec<(Bytes, Bytes)>)",
+        "a cursor and a page of fields and values (NOVALUES: `(u64, Vec<Bytes>)`)",
+    ),
+    (
+        "ZSCAN",
+        Both,
+        "(u64, Vec<(Bytes, f64)>)",
+        "a cursor and a page of members and scores",
+    ),
+    (
+        "HGETALL",
+        Both,
+        "HashMap<Bytes, Bytes>",
+        "a map in RESP3, pairs in RESP2: both read as a map",
+    ),
+    (
+        "BLPOP",
+        Both,
+        "Option<(Bytes, Bytes)>",
+        "the list and the element, or nil on timeout",
+    ),
+    (
+        "BRPOP",
+        Both,
+        "Option<(Bytes, Bytes)>",
+        "the list and the element, or nil on timeout",
+    ),
+    (
+        "BZPOPMIN",
+        Both,
+        "Option<(Bytes, Bytes, f64)>",
+        "the key, the member and its score, or nil on timeout",
+    ),
+    (
+        "BZPOPMAX",
+        Both,
+        "Option<(Bytes, Bytes, f64)>",
+        "the key, the member and its score, or nil on timeout",
+    ),
+    (
+        "LMPOP",
+        Both,
+        "Option<(Bytes, Vec<Bytes>)>",
+        "the list and the elements, or nil",
+    ),
+    (
+        "BLMPOP",
+        Both,
+        "Option<(Bytes, Vec<Bytes>)>",
+        "the list and the elements, or nil on timeout",
+    ),
+    (
+        "ZMPOP",
+        Both,
+        "Option<(Bytes, Vec<(Bytes, f64)>)>",
+        "the key and its members with scores, or nil",
+    ),
+    (
+        "BZMPOP",
+        Both,
+        "Option<(Bytes, Vec<(Bytes, f64)>)>",
+        "the key and its members with scores, or nil on timeout",
+    ),
+    (
+        "ZPOPMIN",
+        Both,
+        "Vec<(Bytes, f64)>",
+        "members with their scores",
+    ),
+    (
+        "ZPOPMAX",
+        Both,
+        "Vec<(Bytes, f64)>",
+        "members with their scores",
+    ),
+    (
+        "GEOPOS",
+        Both,
+        "Vec<Option<(f64, f64)>>",
+        "longitude and latitude per member, nil where missing",
+    ),
+    (
+        "GEOSEARCH",
+        Both,
+        "Vec<GeoMember>",
+        "names, with what WITHDIST, WITHHASH and WITHCOORD add",
+    ),
+    (
+        "GEORADIUS",
+        Both,
+        "Vec<GeoMember>",
+        "names, with what WITHDIST, WITHHASH and WITHCOORD add (a count with STORE)",
+    ),
+    (
+        "GEORADIUS_RO",
+        Both,
+        "Vec<GeoMember>",
+        "names, with what WITHDIST, WITHHASH and WITHCOORD add",
+    ),
+    (
+        "GEORADIUSBYMEMBER",
+        Both,
+        "Vec<GeoMember>",
+        "names, with what WITHDIST, WITHHASH and WITHCOORD add (a count with STORE)",
+    ),
+    (
+        "GEORADIUSBYMEMBER_RO",
+        Both,
+        "Vec<GeoMember>",
+        "names, with what WITHDIST, WITHHASH and WITHCOORD add",
+    ),
+    (
+        "XRANGE",
+        Both,
+        "Vec<StreamEntry>",
+        "entries: an ID and field-value pairs each",
+    ),
+    (
+        "XREVRANGE",
+        Both,
+        "Vec<StreamEntry>",
+        "entries: an ID and field-value pairs each",
+    ),
+    (
+        "XCLAIM",
+        Both,
+        "Vec<StreamEntry>",
+        "the claimed entries (JUSTID: `Vec<Bytes>`)",
+    ),
+    (
+        "XAUTOCLAIM",
+        Both,
+        "(Bytes, Vec<StreamEntry>, Vec<Bytes>)",
+        "the next start ID, the claimed entries, the IDs no longer in the stream",
+    ),
+    (
+        "XREAD",
+        Both,
+        "Option<Vec<(Bytes, Vec<StreamEntry>)>>",
+        "each stream's name and new entries (a map in RESP3), or nil",
+    ),
+    (
+        "XREADGROUP",
+        Both,
+        "Option<Vec<(Bytes, Vec<StreamEntry>)>>",
+        "each stream's name and entries (a map in RESP3), or nil",
+    ),
+    (
+        "SORT",
+        Plain,
+        "Vec<Option<Bytes>>",
+        "without STORE: the sorted elements (nil for a missing GET pattern)",
+    ),
+    (
+        "LPOP",
+        Plain,
+        "Option<Bytes>",
+        "without a count: one element or nil",
+    ),
+    (
+        "LPOP",
+        With,
+        "Option<Vec<Bytes>>",
+        "with a count: the elements, or nil",
+    ),
+    (
+        "RPOP",
+        Plain,
+        "Option<Bytes>",
+        "without a count: one element or nil",
+    ),
+    (
+        "RPOP",
+        With,
+        "Option<Vec<Bytes>>",
+        "with a count: the elements, or nil",
+    ),
+    (
+        "SPOP",
+        Plain,
+        "Option<Bytes>",
+        "without a count: one member or nil",
+    ),
+    ("SPOP", With, "Vec<Bytes>", "with a count: the members"),
+    (
+        "SRANDMEMBER",
+        Plain,
+        "Option<Bytes>",
+        "without a count: one member or nil",
+    ),
+    (
+        "SRANDMEMBER",
+        With,
+        "Vec<Bytes>",
+        "with a count: the members",
+    ),
+    (
+        "HRANDFIELD",
+        Plain,
+        "Option<Bytes>",
+        "without a count: one field or nil",
+    ),
+    (
+        "HRANDFIELD",
+        With,
+        "Vec<Bytes>",
+        "with a count: the fields (WITHVALUES: `Vec<(Bytes, Bytes)>`)",
+    ),
+    (
+        "ZRANDMEMBER",
+        Plain,
+        "Option<Bytes>",
+        "without a count: one member or nil",
+    ),
+    (
+        "ZRANDMEMBER",
+        With,
+        "Vec<Bytes>",
+        "with a count: the members (WITHSCORES: `Vec<(Bytes, f64)>`)",
+    ),
+    (
+        "ZADD",
+        Plain,
+        "i64",
+        "without INCR: how many members were added",
+    ),
+    (
+        "LPOS",
+        Plain,
+        "Option<i64>",
+        "without COUNT: the index, or nil",
+    ),
+    (
+        "ZDIFF",
+        Plain,
+        "Vec<Bytes>",
+        "without WITHSCORES: the members",
+    ),
+    (
+        "ZINTER",
+        Plain,
+        "Vec<Bytes>",
+        "without WITHSCORES: the members",
+    ),
+    (
+        "ZUNION",
+        Plain,
+        "Vec<Bytes>",
+        "without WITHSCORES: the members",
+    ),
+    (
+        "ZREVRANGE",
+        Plain,
+        "Vec<Bytes>",
+        "without WITHSCORES: the members",
+    ),
+    (
+        "LCS",
+        Plain,
+        "Bytes",
+        "without LEN or IDX: the common subsequence",
+    ),
+    (
+        "CONFIG GET",
+        Both,
+        "std::collections::HashMap<String, Bytes>",
+        "parameter names and values (a map in RESP3, pairs in RESP2)",
+    ),
+    (
+        "PUBSUB NUMSUB",
+        Both,
+        "Vec<(Bytes, i64)>",
+        "each channel with its subscriber count",
+    ),
+    (
+        "PUBSUB SHARDNUMSUB",
+        Both,
+        "Vec<(Bytes, i64)>",
+        "each shard channel with its subscriber count",
+    ),
+    (
+        "MEMORY STATS",
+        Both,
+        "std::collections::HashMap<String, Value>",
+        "named figures whose set varies by server version",
+    ),
+    (
+        "XINFO STREAM",
+        Plain,
+        "std::collections::HashMap<String, Value>",
+        "named fields (length, groups, first-entry...) whose values differ in kind",
+    ),
+    (
+        "XINFO GROUPS",
+        Both,
+        "Vec<std::collections::HashMap<String, Value>>",
+        "one map of named fields per group",
+    ),
+    (
+        "XINFO CONSUMERS",
+        Both,
+        "Vec<std::collections::HashMap<String, Value>>",
+        "one map of named fields per consumer",
+    ),
+    (
+        "XPENDING",
+        Plain,
+        "(i64, Option<Bytes>, Option<Bytes>, Option<Vec<(Bytes, i64)>>)",
+        "the summary form: count, smallest and greatest ID, entries per consumer",
+    ),
+    (
+        "XPENDING",
+        With,
+        "Vec<(Bytes, Bytes, i64, i64)>",
+        "the extended form: ID, consumer, idle ms, deliveries per entry",
+    ),
+    (
+        "FUNCTION LIST",
+        Both,
+        "Vec<std::collections::HashMap<String, Value>>",
+        "one map per library (name, engine, functions...)",
+    ),
+    (
+        "CLIENT TRACKINGINFO",
+        Both,
+        "std::collections::HashMap<String, Value>",
+        "flags, redirect and prefixes",
+    ),
+    (
+        "ACL GETUSER",
+        Both,
+        "Option<std::collections::HashMap<String, Value>>",
+        "the user's rules by name, or nil",
+    ),
+    (
+        "COMMAND DOCS",
+        Both,
+        "std::collections::HashMap<String, Value>",
+        "each command's docs by name",
+    ),
+    (
+        "LATENCY HISTORY",
+        Both,
+        "Vec<(i64, i64)>",
+        "timestamp and latency per sample",
     ),
 ];
 
 /// The corrected reply type of `command`'s plain method (`plain`) or `_with` method.
 pub fn reply(command: &str, plain: bool) -> Option<&'static str> {
+    let wanted = if plain { Plain } else { With };
     REPLIES
         .iter()
-        .find(|(name, plain_only, _, _)| *name == command && (plain || !plain_only))
+        .find(|(name, which, _, _)| *name == command && (*which == Both || *which == wanted))
         .map(|(_, _, ty, _)| *ty)
 }
 
 pub fn apply(commands: &mut [Command]) -> Vec<String> {
     let mut applied = Vec::new();
-    for (name, plain_only, ty, why) in REPLIES {
+    for (name, which, ty, why) in REPLIES {
         if commands.iter().any(|c| c.name == *name) {
-            let which = if *plain_only { "plain method's " } else { "" };
+            let which = match which {
+                Plain => "plain method's ",
+                With => "_with method's ",
+                Both => "",
+            };
             applied.push(format!("{name} {which}reply {ty}: {why}"));
         }
     }

@@ -79,3 +79,56 @@ pub fn doc_text(s: &str) -> String {
         .replace('>', "\\>")
         .replace('\n', " ")
 }
+
+/// One enum per meaning across commands: where several arguments offer the same choices
+/// (as the spec writes them), they share one enum with a name a reader would write, and the
+/// token prefix its variants share is left out of the variant names (`GeoFrom::Member`, not
+/// `GeosearchFrom::Frommember`). (choices, enum name, prefix dropped from variants).
+pub const SHARED_ENUMS: &[(&str, &str, &str)] = &[
+    ("LEFT|RIGHT", "Direction", ""),
+    ("MIN|MAX", "MinMax", ""),
+    ("BEFORE|AFTER", "Position", ""),
+    ("m|km|ft|mi", "GeoUnit", ""),
+    (
+        "FROMMEMBER member|FROMLONLAT longitude latitude",
+        "GeoFrom",
+        "FROM",
+    ),
+    (
+        "BYRADIUS radius <m | km | ft | mi>|BYBOX width height <m | km | ft | mi>",
+        "GeoBy",
+        "BY",
+    ),
+    ("BYTE|BIT", "BitUnit", ""),
+    ("MAXLEN|MINID", "TrimStrategy", ""),
+    ("=|~", "TrimOperator", ""),
+    ("ON|OFF", "Switch", ""),
+    ("YES|NO", "YesNo", ""),
+    ("SLOW|LARGE-REQUEST|LARGE-REPLY", "CommandlogType", ""),
+    ("id|$", "StreamId", ""),
+    ("host port|NO ONE", "ReplicaOf", ""),
+];
+
+/// Variant names camel case would spell badly.
+const VARIANT_WORDS: &[(&str, &str)] = &[("Lonlat", "LonLat")];
+
+/// The shared enum for these choices, if there is one: (name, prefix to drop).
+pub fn shared_enum(choices: &str) -> Option<(&'static str, &'static str)> {
+    SHARED_ENUMS
+        .iter()
+        .find(|(c, _, _)| *c == choices)
+        .map(|(_, name, prefix)| (*name, *prefix))
+}
+
+/// A variant's name from its label, with the enum's shared prefix dropped.
+pub fn variant(label: &str, prefix: &str) -> String {
+    let rest = label
+        .strip_prefix(prefix)
+        .filter(|r| !prefix.is_empty() && !r.is_empty())
+        .unwrap_or(label);
+    let name = camel(rest);
+    VARIANT_WORDS
+        .iter()
+        .find(|(from, _)| *from == name)
+        .map_or(name, |(_, to)| (*to).to_string())
+}

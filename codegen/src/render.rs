@@ -22,6 +22,8 @@ pub struct Group {
     pipe_methods: String,
     /// One function per method building its command, shared by both traits.
     builders: String,
+    /// Commands whose only argument is an optional list: `info()` and `info_with(list)`.
+    pub lone_lists: Vec<String>,
     type_names: Names,
     /// Enums already defined, by command prefix and argument syntax, so asking for an
     /// argument's type twice never defines it twice.
@@ -116,6 +118,7 @@ impl Group {
             methods: String::new(),
             pipe_methods: String::new(),
             builders: String::new(),
+            lone_lists: Vec::new(),
             type_names: Names::default(),
             enums: Default::default(),
         }
@@ -224,19 +227,28 @@ impl Group {
     /// Defines (once per command and argument) the enum for a `oneof`, and names it.
     fn define_enum(&mut self, arg: &Arg, prefix: &str) -> String {
         let choices: Vec<String> = arg.children.iter().map(crate::syntax::of_arg).collect();
-        let key = format!("{prefix}/{}/{}", arg.name, choices.join("|"));
+        let shape = choices.join("|");
+        let shared = crate::naming::shared_enum(&shape);
+        let key = match shared {
+            Some((name, _)) => format!("shared/{name}"),
+            None => format!("{prefix}/{}/{shape}", arg.name),
+        };
         if let Some(name) = self.enums.get(&key) {
             return name.clone();
         }
-        let name = self
-            .type_names
-            .unique(format!("{prefix}{}", camel(&arg.name)));
+        let name = match shared {
+            Some((name, _)) => self.type_names.unique(name.to_string()),
+            None => self
+                .type_names
+                .unique(format!("{prefix}{}", camel(&arg.name))),
+        };
+        let strip = shared.map_or("", |(_, p)| p);
         self.enums.insert(key, name.clone());
         let mut variants = String::new();
         let mut arms = String::new();
         let mut vnames = Names::default();
         for child in &arg.children {
-            let vname = vnames.unique(camel(label(child)));
+            let vname = vnames.unique(crate::naming::variant(label(child), strip));
             let syntax = crate::syntax::of_arg(child);
             let _ = writeln!(variants, "    /// `{}`", syntax.replace('`', "'"));
             let mut owned = child.clone();
@@ -428,6 +440,61 @@ impl Group {
         let (mut fields, mut setters) = (String::new(), String::new());
         let mut field_names = Names::default();
         let mut method_names = Names::with(&["new"]);
+        // A command whose only argument is an optional list (INFO [section ...], COMMAND
+        // DOCS [name ...]): the plain method sends none (`info()`), the `_with` method
+        // takes the list (`info_with(["memory"])`).
+        let lone_list = match cmd.args.as_slice() {
+            [a] => a.optional && a.multiple && a.token.is_none() && is_scalar(a.kind),
+            _ => false,
+        };
+        if lone_list {
+            let mut part = Sig::default();
+            let arg = Arg {
+                optional: false,
+                ..cmd.args[0].clone()
+            };
+            self.flatten(std::slice::from_ref(&arg), &mut part, &mut names, &prefix);
+            self.lone_lists.push(cmd.name.clone());
+            let _ = write!(
+                self.builders,
+                "fn cmd_{method}() -> Cmd {{\n    {}\n    cmd\n}}\n\n",
+                with_args(&head, &subcommand, &[])
+            );
+            let decl: Vec<String> = part
+                .params
+                .iter()
+                .map(|(n, t)| format!("{n}: {t}"))
+                .collect();
+            let args: Vec<&str> = part.params.iter().map(|(n, _)| n.as_str()).collect();
+            let _ = write!(
+                self.builders,
+                "fn cmd_{method}_with({}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
+                decl.join(", "),
+                with_args(&head, &subcommand, &part.body)
+            );
+            let (ty, ty_with) = (reply(bind, &ret), reply(bind_with, &ret_with));
+            let (g, g_with) = (generics(bind), generics(bind_with));
+            let list = crate::syntax::of_arg(&cmd.args[0]).replace('`', "'");
+            let _ = write!(
+                self.methods,
+                "{docs}{deprecated}    fn {method}{g}(&'a self) -> Self::Reply<'a, {ty}> {{\n        self.send(cmd_{method}())\n    }}\n\n\
+                 /// [`{method}`]({t}::{method}) with `{list}`: any list (`[\"a\", \"b\"]`, a `Vec`).\n    ///\n    /// {}\n{deprecated}    fn {method}_with{g_with}(&'a self, {}) -> Self::Reply<'a, {ty_with}> {{\n        self.send(cmd_{method}_with({}))\n    }}\n\n",
+                crate::docs::reply_line(bind_with, &ret_with),
+                decl.join(", "),
+                args.join(", "),
+                t = self.trait_name,
+            );
+            let _ = write!(
+                self.pipe_methods,
+                "    /// Queues [`{upper}`]({t}::{method}).\n{deprecated}    fn {method}(&self) -> Queued<'_> {{\n        self.queue(cmd_{method}())\n    }}\n\n\
+                 /// Queues [`{upper}`]({t}::{method}_with) with `{list}`.\n{deprecated}    fn {method}_with(&self, {}) -> Queued<'_> {{\n        self.queue(cmd_{method}_with({}))\n    }}\n\n",
+                decl.join(", "),
+                args.join(", "),
+                upper = cmd.name,
+                t = self.trait_name,
+            );
+            return;
+        }
         let mut i = 0;
         while i < cmd.args.len() {
             let arg = &cmd.args[i];

@@ -16,6 +16,7 @@
 mod expiry;
 mod generated;
 mod info;
+mod replies;
 
 pub use expiry::ExpiryCommands;
 pub(crate) use expiry::{absolute, relative};
@@ -23,6 +24,7 @@ pub use generated::*;
 pub use info::{
     BeginSearch, CommandFlags, CommandInfo, FindKeys, KeySpec, RequestPolicy, ResponsePolicy,
 };
+pub use replies::{GeoMember, StreamEntry};
 
 use crate::cmd::Cmd;
 use crate::value::FromValue;

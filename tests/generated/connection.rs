@@ -19,7 +19,7 @@ crate::group_tests! {
         let ex = c.exclusive().await.unwrap();
         ex.client_setname("conn-test").await.unwrap();
         assert_eq!(ex.client_getname().to::<Option<String>>().await.unwrap().as_deref(), Some("conn-test"));
-        ex.client_no_evict(ClientNoEvictEnabled::On).await.unwrap();
+        ex.client_no_evict(Switch::On).await.unwrap();
         let info: String = ex.client_info().to().await.unwrap();
         assert!(info.contains("name=conn-test"), "{info}");
     }

@@ -22,7 +22,7 @@ crate::group_tests! {
         }
         let channels: Vec<String> = c.pubsub_channels().to().await.unwrap();
         assert_eq!(channels, ["news"]);
-        let counts: Vec<(String, i64)> = c.pubsub_numsub(["news", "none"]).to().await.unwrap();
+        let counts: Vec<(String, i64)> = c.pubsub_numsub_with(["news", "none"]).to().await.unwrap();
         assert_eq!(counts, [("news".into(), 1), ("none".into(), 0)]);
         assert_eq!(c.pubsub_numpat().await.unwrap(), 1);
         // Channel and pattern subscription both receive it.

@@ -5,6 +5,47 @@ use std::collections::HashMap;
 use kermes::prelude::*;
 
 crate::group_tests! {
+    async fn server_structures_read_as_their_types(t) {
+        let c = &t.c;
+        let config = c.config_get("maxmemory*").await.unwrap();
+        assert!(config.contains_key("maxmemory"), "{config:?}");
+        let stats = c.memory_stats().await.unwrap();
+        assert!(stats.contains_key("peak.allocated"), "{stats:?}");
+        let docs = c.command_docs_with(["get"]).await.unwrap();
+        assert!(docs.contains_key("get"), "{docs:?}");
+        let user = c.acl_getuser("default").await.unwrap().expect("the default user");
+        assert!(user.contains_key("flags"), "{user:?}");
+        assert!(c.acl_getuser("nobody-here").await.unwrap().is_none());
+        let tracking = c.client_trackinginfo().await.unwrap();
+        assert!(tracking.contains_key("flags"), "{tracking:?}");
+        assert_eq!(c.latency_history("command").await.unwrap(), []);
+        let subs = c.pubsub_numsub_with(["a", "b"]).await.unwrap();
+        assert_eq!(subs, [(Bytes::from("a"), 0), (Bytes::from("b"), 0)]);
+        let shard = c.pubsub_shardnumsub_with(["a"]).await.unwrap();
+        assert_eq!(shard, [(Bytes::from("a"), 0)]);
+        c.function_load_with("#!lua name=structlib\nredis.register_function('one', function() return 1 end)", FunctionLoadOptions::new().replace()).await.unwrap();
+        let libs = c.function_list().await.unwrap();
+        assert!(libs.iter().any(|l| l.get("library_name") == Some(&Value::Bulk("structlib".into()))), "{libs:?}");
+        c.function_delete("structlib").await.unwrap();
+
+        // A stream with a group and a pending entry.
+        c.xgroup_create_with("{x}s", "g", StreamId::Id("0".into()), XgroupCreateOptions::new().mkstream()).await.unwrap();
+        c.xadd("{x}s", XaddIdSelector::AutoId, [("f", "v")]).await.unwrap();
+        let _: Value = c.xreadgroup("g", "alice", "{x}s", ">").await.unwrap();
+        let info = c.xinfo_stream("{x}s").await.unwrap();
+        assert_eq!(info.get("length"), Some(&Value::Int(1)), "{info:?}");
+        let groups = c.xinfo_groups("{x}s").await.unwrap();
+        assert_eq!(groups[0].get("pending"), Some(&Value::Int(1)), "{groups:?}");
+        let consumers = c.xinfo_consumers("{x}s", "g").await.unwrap();
+        assert_eq!(consumers.len(), 1);
+        let (count, first, last, per_consumer) = c.xpending("{x}s", "g").await.unwrap();
+        assert_eq!(count, 1);
+        assert!(first.is_some() && first == last);
+        assert_eq!(per_consumer, Some(vec![(Bytes::from("alice"), 1)]));
+        let entries = c.xpending_with("{x}s", "g", XpendingOptions::new().filters(None, "-", "+", 10, None)).await.unwrap();
+        assert_eq!((entries.len(), &entries[0].1[..], entries[0].3), (1, &b"alice"[..], 1));
+    }
+
     async fn keyspace_config_and_introspection(t) {
         let c = &t.c;
         c.mset([("a", 1), ("b", 2)]).await.unwrap();
@@ -19,7 +60,7 @@ crate::group_tests! {
         let keys: Vec<String> = c.command_getkeys("MSET", ["k1", "v1", "k2", "v2"]).to().await.unwrap();
         assert_eq!(keys, ["k1", "k2"]);
         if !t.skip_on_cluster("INFO keyspace is per node, and a cluster has no database 1 to swap") {
-            let info: String = c.info("keyspace").to().await.unwrap();
+            let info: String = c.info_with("keyspace").to().await.unwrap();
             assert!(info.contains("db0:keys=2"), "{info}");
             c.swapdb(0, 1).await.unwrap();
             assert_eq!(c.dbsize().await.unwrap(), 0);

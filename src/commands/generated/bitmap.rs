@@ -262,20 +262,20 @@ impl<S: BatchSink + ?Sized> BitmapPipeline for S {}
 /// Choices for `[BYTE | BIT]`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum BitcountUnit {
+pub enum BitUnit {
     /// `BYTE`
     Byte,
     /// `BIT`
     Bit,
 }
 
-impl ToArgs for BitcountUnit {
+impl ToArgs for BitUnit {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            BitcountUnit::Byte => {
+            BitUnit::Byte => {
                 a.push(b"BYTE");
             }
-            BitcountUnit::Bit => {
+            BitUnit::Bit => {
                 a.push(b"BIT");
             }
         }
@@ -300,11 +300,7 @@ impl BitcountOptions {
     }
 
     /// `start [end [BYTE | BIT]]` (from `[start [end [BYTE | BIT]]]`).
-    pub fn range(
-        mut self,
-        start: i64,
-        end_unit_block: Option<(i64, Option<BitcountUnit>)>,
-    ) -> Self {
+    pub fn range(mut self, start: i64, end_unit_block: Option<(i64, Option<BitUnit>)>) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
         start.write_args(a);
@@ -504,29 +500,6 @@ impl ToArgs for BitopOperation {
     }
 }
 
-/// Choices for `[BYTE | BIT]`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum BitposUnit {
-    /// `BYTE`
-    Byte,
-    /// `BIT`
-    Bit,
-}
-
-impl ToArgs for BitposUnit {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            BitposUnit::Byte => {
-                a.push(b"BYTE");
-            }
-            BitposUnit::Bit => {
-                a.push(b"BIT");
-            }
-        }
-    }
-}
-
 /// Optional arguments of [`BitmapCommands::bitpos_with`]:
 ///
 /// ```text
@@ -545,7 +518,7 @@ impl BitposOptions {
     }
 
     /// `start [end [BYTE | BIT]]` (from `[start [end [BYTE | BIT]]]`).
-    pub fn range(mut self, start: i64, end_unit_block: Option<(i64, Option<BitposUnit>)>) -> Self {
+    pub fn range(mut self, start: i64, end_unit_block: Option<(i64, Option<BitUnit>)>) -> Self {
         let mut buf = ArgBuf::default();
         let a = &mut buf;
         start.write_args(a);

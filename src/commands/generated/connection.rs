@@ -60,7 +60,7 @@ pub trait ConnectionCommands: ReplySink {
     ///
     /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
-    fn client_caching<'a>(&'a self, mode: ClientCachingMode) -> Self::Reply<'a, ()> {
+    fn client_caching<'a>(&'a self, mode: YesNo) -> Self::Reply<'a, ()> {
         self.send(cmd_client_caching(mode))
     }
 
@@ -160,10 +160,7 @@ pub trait ConnectionCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn client_import_source<'a>(
-        &'a self,
-        enabled: ClientImportSourceEnabled,
-    ) -> Self::Reply<'a, Value> {
+    fn client_import_source<'a>(&'a self, enabled: Switch) -> Self::Reply<'a, Value> {
         self.send(cmd_client_import_source(enabled))
     }
 
@@ -235,7 +232,7 @@ pub trait ConnectionCommands: ReplySink {
     ///
     /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
-    fn client_no_evict<'a>(&'a self, enabled: ClientNoEvictEnabled) -> Self::Reply<'a, ()> {
+    fn client_no_evict<'a>(&'a self, enabled: Switch) -> Self::Reply<'a, ()> {
         self.send(cmd_client_no_evict(enabled))
     }
 
@@ -251,7 +248,7 @@ pub trait ConnectionCommands: ReplySink {
     ///
     /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`
-    fn client_no_touch<'a>(&'a self, enabled: ClientNoTouchEnabled) -> Self::Reply<'a, ()> {
+    fn client_no_touch<'a>(&'a self, enabled: Switch) -> Self::Reply<'a, ()> {
         self.send(cmd_client_no_touch(enabled))
     }
 
@@ -342,7 +339,7 @@ pub trait ConnectionCommands: ReplySink {
     ///
     /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: If the client was successfully put into or taken out of tracking mode.
-    fn client_tracking<'a>(&'a self, status: ClientTrackingStatus) -> Self::Reply<'a, ()> {
+    fn client_tracking<'a>(&'a self, status: Switch) -> Self::Reply<'a, ()> {
         self.send(cmd_client_tracking(status))
     }
 
@@ -351,7 +348,7 @@ pub trait ConnectionCommands: ReplySink {
     /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     fn client_tracking_with<'a>(
         &'a self,
-        status: ClientTrackingStatus,
+        status: Switch,
         options: ClientTrackingOptions,
     ) -> Self::Reply<'a, ()> {
         self.send(cmd_client_tracking_with(status, options))
@@ -367,9 +364,11 @@ pub trait ConnectionCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
-    fn client_trackinginfo<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn client_trackinginfo<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_client_trackinginfo())
     }
 
@@ -547,7 +546,7 @@ pub trait ConnectionPipeline: BatchSink {
     }
 
     /// Queues [`CLIENT CACHING`](ConnectionCommands::client_caching).
-    fn client_caching(&self, mode: ClientCachingMode) -> Queued<'_> {
+    fn client_caching(&self, mode: YesNo) -> Queued<'_> {
         self.queue(cmd_client_caching(mode))
     }
 
@@ -577,7 +576,7 @@ pub trait ConnectionPipeline: BatchSink {
     }
 
     /// Queues [`CLIENT IMPORT-SOURCE`](ConnectionCommands::client_import_source).
-    fn client_import_source(&self, enabled: ClientImportSourceEnabled) -> Queued<'_> {
+    fn client_import_source(&self, enabled: Switch) -> Queued<'_> {
         self.queue(cmd_client_import_source(enabled))
     }
 
@@ -602,12 +601,12 @@ pub trait ConnectionPipeline: BatchSink {
     }
 
     /// Queues [`CLIENT NO-EVICT`](ConnectionCommands::client_no_evict).
-    fn client_no_evict(&self, enabled: ClientNoEvictEnabled) -> Queued<'_> {
+    fn client_no_evict(&self, enabled: Switch) -> Queued<'_> {
         self.queue(cmd_client_no_evict(enabled))
     }
 
     /// Queues [`CLIENT NO-TOUCH`](ConnectionCommands::client_no_touch).
-    fn client_no_touch(&self, enabled: ClientNoTouchEnabled) -> Queued<'_> {
+    fn client_no_touch(&self, enabled: Switch) -> Queued<'_> {
         self.queue(cmd_client_no_touch(enabled))
     }
 
@@ -637,16 +636,12 @@ pub trait ConnectionPipeline: BatchSink {
     }
 
     /// Queues [`CLIENT TRACKING`](ConnectionCommands::client_tracking).
-    fn client_tracking(&self, status: ClientTrackingStatus) -> Queued<'_> {
+    fn client_tracking(&self, status: Switch) -> Queued<'_> {
         self.queue(cmd_client_tracking(status))
     }
 
     /// Queues [`CLIENT TRACKING`](ConnectionCommands::client_tracking_with) with its optional arguments.
-    fn client_tracking_with(
-        &self,
-        status: ClientTrackingStatus,
-        options: ClientTrackingOptions,
-    ) -> Queued<'_> {
+    fn client_tracking_with(&self, status: Switch, options: ClientTrackingOptions) -> Queued<'_> {
         self.queue(cmd_client_tracking_with(status, options))
     }
 
@@ -744,20 +739,20 @@ impl AuthOptions {
 /// Choices for `<YES | NO>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum ClientCachingMode {
+pub enum YesNo {
     /// `YES`
     Yes,
     /// `NO`
     No,
 }
 
-impl ToArgs for ClientCachingMode {
+impl ToArgs for YesNo {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            ClientCachingMode::Yes => {
+            YesNo::Yes => {
                 a.push(b"YES");
             }
-            ClientCachingMode::No => {
+            YesNo::No => {
                 a.push(b"NO");
             }
         }
@@ -767,20 +762,20 @@ impl ToArgs for ClientCachingMode {
 /// Choices for `<ON | OFF>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum ClientImportSourceEnabled {
+pub enum Switch {
     /// `ON`
     On,
     /// `OFF`
     Off,
 }
 
-impl ToArgs for ClientImportSourceEnabled {
+impl ToArgs for Switch {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            ClientImportSourceEnabled::On => {
+            Switch::On => {
                 a.push(b"ON");
             }
-            ClientImportSourceEnabled::Off => {
+            Switch::Off => {
                 a.push(b"OFF");
             }
         }
@@ -830,29 +825,6 @@ impl ToArgs for ClientKillClientType {
     }
 }
 
-/// Choices for `SKIPME <YES | NO>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientKillSkipme {
-    /// `YES`
-    Yes,
-    /// `NO`
-    No,
-}
-
-impl ToArgs for ClientKillSkipme {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ClientKillSkipme::Yes => {
-                a.push(b"YES");
-            }
-            ClientKillSkipme::No => {
-                a.push(b"NO");
-            }
-        }
-    }
-}
-
 /// Choices for `<[ID client-id] | [TYPE normal | master | primary | slave | replica | pubsub] | [USER username] | [ADDR ip:port] | [LADDR ip:port] | [SKIPME YES | NO] | [MAXAGE maxage]> [<[ID client-id] | [TYPE normal | master | primary | slave | replica | pubsub] | [USER username] | [ADDR ip:port] | [LADDR ip:port] | [SKIPME YES | NO] | [MAXAGE maxage]> ...]`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -868,7 +840,7 @@ pub enum ClientKillNewFormat {
     /// `[LADDR ip:port]`
     Laddr(Bytes),
     /// `[SKIPME YES | NO]`
-    Skipme(ClientKillSkipme),
+    Skipme(YesNo),
     /// `[MAXAGE maxage]`
     Maxage(i64),
 }
@@ -1002,52 +974,6 @@ impl ClientListOptions {
     }
 }
 
-/// Choices for `<ON | OFF>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientNoEvictEnabled {
-    /// `ON`
-    On,
-    /// `OFF`
-    Off,
-}
-
-impl ToArgs for ClientNoEvictEnabled {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ClientNoEvictEnabled::On => {
-                a.push(b"ON");
-            }
-            ClientNoEvictEnabled::Off => {
-                a.push(b"OFF");
-            }
-        }
-    }
-}
-
-/// Choices for `<ON | OFF>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientNoTouchEnabled {
-    /// `ON`
-    On,
-    /// `OFF`
-    Off,
-}
-
-impl ToArgs for ClientNoTouchEnabled {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ClientNoTouchEnabled::On => {
-                a.push(b"ON");
-            }
-            ClientNoTouchEnabled::Off => {
-                a.push(b"OFF");
-            }
-        }
-    }
-}
-
 /// Optional arguments of [`ConnectionCommands::client_pause_with`]:
 ///
 /// ```text
@@ -1132,29 +1058,6 @@ impl ToArgs for ClientSetinfoAttr {
             ClientSetinfoAttr::LibVer(v) => {
                 a.push(b"lib-ver");
                 (v).write_args(a);
-            }
-        }
-    }
-}
-
-/// Choices for `<ON | OFF>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientTrackingStatus {
-    /// `ON`
-    On,
-    /// `OFF`
-    Off,
-}
-
-impl ToArgs for ClientTrackingStatus {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ClientTrackingStatus::On => {
-                a.push(b"ON");
-            }
-            ClientTrackingStatus::Off => {
-                a.push(b"OFF");
             }
         }
     }
@@ -1363,7 +1266,7 @@ fn cmd_auth_with(password: impl ToArgs, options: AuthOptions) -> Cmd {
     cmd
 }
 
-fn cmd_client_caching(mode: ClientCachingMode) -> Cmd {
+fn cmd_client_caching(mode: YesNo) -> Cmd {
     let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
     let a = &mut cmd.args;
     a.push(b"CACHING");
@@ -1411,7 +1314,7 @@ fn cmd_client_id() -> Cmd {
     cmd
 }
 
-fn cmd_client_import_source(enabled: ClientImportSourceEnabled) -> Cmd {
+fn cmd_client_import_source(enabled: Switch) -> Cmd {
     let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
     let a = &mut cmd.args;
     a.push(b"IMPORT-SOURCE");
@@ -1456,7 +1359,7 @@ fn cmd_client_list_with(options: ClientListOptions) -> Cmd {
     cmd
 }
 
-fn cmd_client_no_evict(enabled: ClientNoEvictEnabled) -> Cmd {
+fn cmd_client_no_evict(enabled: Switch) -> Cmd {
     let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
     let a = &mut cmd.args;
     a.push(b"NO-EVICT");
@@ -1464,7 +1367,7 @@ fn cmd_client_no_evict(enabled: ClientNoEvictEnabled) -> Cmd {
     cmd
 }
 
-fn cmd_client_no_touch(enabled: ClientNoTouchEnabled) -> Cmd {
+fn cmd_client_no_touch(enabled: Switch) -> Cmd {
     let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
     let a = &mut cmd.args;
     a.push(b"NO-TOUCH");
@@ -1515,7 +1418,7 @@ fn cmd_client_setname(connection_name: impl ToArgs) -> Cmd {
     cmd
 }
 
-fn cmd_client_tracking(status: ClientTrackingStatus) -> Cmd {
+fn cmd_client_tracking(status: Switch) -> Cmd {
     let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
     let a = &mut cmd.args;
     a.push(b"TRACKING");
@@ -1523,7 +1426,7 @@ fn cmd_client_tracking(status: ClientTrackingStatus) -> Cmd {
     cmd
 }
 
-fn cmd_client_tracking_with(status: ClientTrackingStatus, options: ClientTrackingOptions) -> Cmd {
+fn cmd_client_tracking_with(status: Switch, options: ClientTrackingOptions) -> Cmd {
     let mut cmd = Cmd::with_route("CLIENT", Route::ConnectionState);
     let a = &mut cmd.args;
     a.push(b"TRACKING");

@@ -554,7 +554,7 @@ pub trait GenericCommands: ReplySink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@keyspace`, `@read`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<Bytes>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
     fn scan<'a, T: FromValue + 'a>(&'a self, cursor: i64) -> Self::Reply<'a, T> {
         self.send(cmd_scan(cursor))
@@ -562,7 +562,7 @@ pub trait GenericCommands: ReplySink {
 
     /// [`scan`](GenericCommands::scan) with its optional arguments: see [`ScanOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<Bytes>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn scan_with<'a, T: FromValue + 'a>(
         &'a self,
         cursor: i64,
@@ -581,7 +581,7 @@ pub trait GenericCommands: ReplySink {
     /// - Complexity: O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).
     /// - ACL categories: `@write`, `@set`, `@sortedset`, `@list`, `@slow`, `@dangerous`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Option<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - integer: When the store option is specified the command returns the number of sorted elements in the destination list.
     /// - array: When not passing the store option the command returns a list of sorted elements.
     fn sort<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {

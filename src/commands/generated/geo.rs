@@ -118,13 +118,13 @@ pub trait GeoCommands: ReplySink {
     /// - Complexity: O(1) for each member requested.
     /// - ACL categories: `@read`, `@geo`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply (read as `Vec<Option<(f64, f64)>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array where each element is a two elements array representing longitude and latitude (x,y) of each member name passed as argument to the command
-    fn geopos<'a, T: FromValue + 'a>(
+    fn geopos<'a>(
         &'a self,
         key: impl ToArgs,
         member: impl ToArgs,
-    ) -> Self::Reply<'a, T> {
+    ) -> Self::Reply<'a, Vec<Option<(f64, f64)>>> {
         self.send(cmd_geopos(key, member))
     }
 
@@ -139,7 +139,7 @@ pub trait GeoCommands: ReplySink {
     /// - ACL categories: `@write`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     /// - integer: Number of items stored in key.
@@ -153,14 +153,14 @@ pub trait GeoCommands: ReplySink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusUnit,
+        unit: GeoUnit,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadius(key, longitude, latitude, radius, unit))
     }
 
     /// [`georadius`](GeoCommands::georadius) with its optional arguments: see [`GeoradiusOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(
         since = "6.2.0",
         note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS argument"
@@ -171,7 +171,7 @@ pub trait GeoCommands: ReplySink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusUnit,
+        unit: GeoUnit,
         options: GeoradiusOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadius_with(
@@ -190,7 +190,7 @@ pub trait GeoCommands: ReplySink {
     /// - ACL categories: `@write`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     /// - integer: Number of items stored in key.
@@ -203,14 +203,14 @@ pub trait GeoCommands: ReplySink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberUnit,
+        unit: GeoUnit,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadiusbymember(key, member, radius, unit))
     }
 
     /// [`georadiusbymember`](GeoCommands::georadiusbymember) with its optional arguments: see [`GeoradiusbymemberOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(
         since = "6.2.0",
         note = "use GEOSEARCH and GEOSEARCHSTORE with the BYRADIUS and FROMMEMBER arguments"
@@ -220,7 +220,7 @@ pub trait GeoCommands: ReplySink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberUnit,
+        unit: GeoUnit,
         options: GeoradiusbymemberOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadiusbymember_with(
@@ -239,7 +239,7 @@ pub trait GeoCommands: ReplySink {
     /// - ACL categories: `@read`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     #[deprecated(
@@ -251,14 +251,14 @@ pub trait GeoCommands: ReplySink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberRoUnit,
+        unit: GeoUnit,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadiusbymember_ro(key, member, radius, unit))
     }
 
     /// [`georadiusbymember_ro`](GeoCommands::georadiusbymember_ro) with its optional arguments: see [`GeoradiusbymemberRoOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(
         since = "6.2.0",
         note = "use GEOSEARCH with the BYRADIUS and FROMMEMBER arguments"
@@ -268,7 +268,7 @@ pub trait GeoCommands: ReplySink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberRoUnit,
+        unit: GeoUnit,
         options: GeoradiusbymemberRoOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadiusbymember_ro_with(
@@ -287,7 +287,7 @@ pub trait GeoCommands: ReplySink {
     /// - ACL categories: `@read`, `@geo`, `@slow`
     /// - Deprecated since 6.2.0: use `GEOSEARCH` with the `BYRADIUS` argument
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     #[deprecated(since = "6.2.0", note = "use GEOSEARCH with the BYRADIUS argument")]
@@ -297,14 +297,14 @@ pub trait GeoCommands: ReplySink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusRoUnit,
+        unit: GeoUnit,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadius_ro(key, longitude, latitude, radius, unit))
     }
 
     /// [`georadius_ro`](GeoCommands::georadius_ro) with its optional arguments: see [`GeoradiusRoOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     #[deprecated(since = "6.2.0", note = "use GEOSEARCH with the BYRADIUS argument")]
     fn georadius_ro_with<'a, T: FromValue + 'a>(
         &'a self,
@@ -312,7 +312,7 @@ pub trait GeoCommands: ReplySink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusRoUnit,
+        unit: GeoUnit,
         options: GeoradiusRoOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_georadius_ro_with(
@@ -330,26 +330,26 @@ pub trait GeoCommands: ReplySink {
     /// - Complexity: O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape
     /// - ACL categories: `@read`, `@geo`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If no WITH* option is specified, array of matched members names.
     /// - array
     fn geosearch<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
-        from: GeosearchFrom,
-        by: GeosearchBy,
+        from: GeoFrom,
+        by: GeoBy,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_geosearch(key, from, by))
     }
 
     /// [`geosearch`](GeoCommands::geosearch) with its optional arguments: see [`GeosearchOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<GeoMember>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn geosearch_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
-        from: GeosearchFrom,
-        by: GeosearchBy,
+        from: GeoFrom,
+        by: GeoBy,
         options: GeosearchOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_geosearch_with(key, from, by, options))
@@ -371,8 +371,8 @@ pub trait GeoCommands: ReplySink {
         &'a self,
         destination: impl ToArgs,
         source: impl ToArgs,
-        from: GeosearchstoreFrom,
-        by: GeosearchstoreBy,
+        from: GeoFrom,
+        by: GeoBy,
     ) -> Self::Reply<'a, i64> {
         self.send(cmd_geosearchstore(destination, source, from, by))
     }
@@ -384,8 +384,8 @@ pub trait GeoCommands: ReplySink {
         &'a self,
         destination: impl ToArgs,
         source: impl ToArgs,
-        from: GeosearchstoreFrom,
-        by: GeosearchstoreBy,
+        from: GeoFrom,
+        by: GeoBy,
         options: GeosearchstoreOptions,
     ) -> Self::Reply<'a, i64> {
         self.send(cmd_geosearchstore_with(
@@ -455,7 +455,7 @@ pub trait GeoPipeline: BatchSink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusUnit,
+        unit: GeoUnit,
     ) -> Queued<'_> {
         self.queue(cmd_georadius(key, longitude, latitude, radius, unit))
     }
@@ -471,7 +471,7 @@ pub trait GeoPipeline: BatchSink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusUnit,
+        unit: GeoUnit,
         options: GeoradiusOptions,
     ) -> Queued<'_> {
         self.queue(cmd_georadius_with(
@@ -489,7 +489,7 @@ pub trait GeoPipeline: BatchSink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberUnit,
+        unit: GeoUnit,
     ) -> Queued<'_> {
         self.queue(cmd_georadiusbymember(key, member, radius, unit))
     }
@@ -504,7 +504,7 @@ pub trait GeoPipeline: BatchSink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberUnit,
+        unit: GeoUnit,
         options: GeoradiusbymemberOptions,
     ) -> Queued<'_> {
         self.queue(cmd_georadiusbymember_with(
@@ -522,7 +522,7 @@ pub trait GeoPipeline: BatchSink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberRoUnit,
+        unit: GeoUnit,
     ) -> Queued<'_> {
         self.queue(cmd_georadiusbymember_ro(key, member, radius, unit))
     }
@@ -537,7 +537,7 @@ pub trait GeoPipeline: BatchSink {
         key: impl ToArgs,
         member: impl ToArgs,
         radius: f64,
-        unit: GeoradiusbymemberRoUnit,
+        unit: GeoUnit,
         options: GeoradiusbymemberRoOptions,
     ) -> Queued<'_> {
         self.queue(cmd_georadiusbymember_ro_with(
@@ -553,7 +553,7 @@ pub trait GeoPipeline: BatchSink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusRoUnit,
+        unit: GeoUnit,
     ) -> Queued<'_> {
         self.queue(cmd_georadius_ro(key, longitude, latitude, radius, unit))
     }
@@ -566,7 +566,7 @@ pub trait GeoPipeline: BatchSink {
         longitude: f64,
         latitude: f64,
         radius: f64,
-        unit: GeoradiusRoUnit,
+        unit: GeoUnit,
         options: GeoradiusRoOptions,
     ) -> Queued<'_> {
         self.queue(cmd_georadius_ro_with(
@@ -575,7 +575,7 @@ pub trait GeoPipeline: BatchSink {
     }
 
     /// Queues [`GEOSEARCH`](GeoCommands::geosearch).
-    fn geosearch(&self, key: impl ToArgs, from: GeosearchFrom, by: GeosearchBy) -> Queued<'_> {
+    fn geosearch(&self, key: impl ToArgs, from: GeoFrom, by: GeoBy) -> Queued<'_> {
         self.queue(cmd_geosearch(key, from, by))
     }
 
@@ -583,8 +583,8 @@ pub trait GeoPipeline: BatchSink {
     fn geosearch_with(
         &self,
         key: impl ToArgs,
-        from: GeosearchFrom,
-        by: GeosearchBy,
+        from: GeoFrom,
+        by: GeoBy,
         options: GeosearchOptions,
     ) -> Queued<'_> {
         self.queue(cmd_geosearch_with(key, from, by, options))
@@ -595,8 +595,8 @@ pub trait GeoPipeline: BatchSink {
         &self,
         destination: impl ToArgs,
         source: impl ToArgs,
-        from: GeosearchstoreFrom,
-        by: GeosearchstoreBy,
+        from: GeoFrom,
+        by: GeoBy,
     ) -> Queued<'_> {
         self.queue(cmd_geosearchstore(destination, source, from, by))
     }
@@ -606,8 +606,8 @@ pub trait GeoPipeline: BatchSink {
         &self,
         destination: impl ToArgs,
         source: impl ToArgs,
-        from: GeosearchstoreFrom,
-        by: GeosearchstoreBy,
+        from: GeoFrom,
+        by: GeoBy,
         options: GeosearchstoreOptions,
     ) -> Queued<'_> {
         self.queue(cmd_geosearchstore_with(
@@ -725,7 +725,7 @@ impl GeodistOptions {
 /// Choices for `<m | km | ft | mi>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum GeoradiusUnit {
+pub enum GeoUnit {
     /// `m`
     M,
     /// `km`
@@ -736,19 +736,19 @@ pub enum GeoradiusUnit {
     Mi,
 }
 
-impl ToArgs for GeoradiusUnit {
+impl ToArgs for GeoUnit {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            GeoradiusUnit::M => {
+            GeoUnit::M => {
                 a.push(b"m");
             }
-            GeoradiusUnit::Km => {
+            GeoUnit::Km => {
                 a.push(b"km");
             }
-            GeoradiusUnit::Ft => {
+            GeoUnit::Ft => {
                 a.push(b"ft");
             }
-            GeoradiusUnit::Mi => {
+            GeoUnit::Mi => {
                 a.push(b"mi");
             }
         }
@@ -856,39 +856,6 @@ impl GeoradiusOptions {
     }
 }
 
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeoradiusbymemberUnit {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeoradiusbymemberUnit {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeoradiusbymemberUnit::M => {
-                a.push(b"m");
-            }
-            GeoradiusbymemberUnit::Km => {
-                a.push(b"km");
-            }
-            GeoradiusbymemberUnit::Ft => {
-                a.push(b"ft");
-            }
-            GeoradiusbymemberUnit::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
 /// Optional arguments of [`GeoCommands::georadiusbymember_with`]:
 ///
 /// ```text
@@ -990,39 +957,6 @@ impl GeoradiusbymemberOptions {
     }
 }
 
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeoradiusbymemberRoUnit {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeoradiusbymemberRoUnit {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeoradiusbymemberRoUnit::M => {
-                a.push(b"m");
-            }
-            GeoradiusbymemberRoUnit::Km => {
-                a.push(b"km");
-            }
-            GeoradiusbymemberRoUnit::Ft => {
-                a.push(b"ft");
-            }
-            GeoradiusbymemberRoUnit::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
 /// Optional arguments of [`GeoCommands::georadiusbymember_ro_with`]:
 ///
 /// ```text
@@ -1100,39 +1034,6 @@ impl GeoradiusbymemberRoOptions {
         a.push(b"DESC");
         self.order = Some(buf);
         self
-    }
-}
-
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeoradiusRoUnit {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeoradiusRoUnit {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeoradiusRoUnit::M => {
-                a.push(b"m");
-            }
-            GeoradiusRoUnit::Km => {
-                a.push(b"km");
-            }
-            GeoradiusRoUnit::Ft => {
-                a.push(b"ft");
-            }
-            GeoradiusRoUnit::Mi => {
-                a.push(b"mi");
-            }
-        }
     }
 }
 
@@ -1219,21 +1120,21 @@ impl GeoradiusRoOptions {
 /// Choices for `<FROMMEMBER member | FROMLONLAT longitude latitude>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum GeosearchFrom {
+pub enum GeoFrom {
     /// `FROMMEMBER member`
-    Frommember(Bytes),
+    Member(Bytes),
     /// `FROMLONLAT longitude latitude`
-    Fromlonlat((f64, f64)),
+    LonLat((f64, f64)),
 }
 
-impl ToArgs for GeosearchFrom {
+impl ToArgs for GeoFrom {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            GeosearchFrom::Frommember(v) => {
+            GeoFrom::Member(v) => {
                 a.push(b"FROMMEMBER");
                 (v).write_args(a);
             }
-            GeosearchFrom::Fromlonlat(v) => {
+            GeoFrom::LonLat(v) => {
                 a.push(b"FROMLONLAT");
                 let (f1_0, f1_1) = v;
                 (f1_0).write_args(a);
@@ -1243,59 +1144,26 @@ impl ToArgs for GeosearchFrom {
     }
 }
 
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchUnit {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchUnit {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchUnit::M => {
-                a.push(b"m");
-            }
-            GeosearchUnit::Km => {
-                a.push(b"km");
-            }
-            GeosearchUnit::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchUnit::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
 /// Choices for `<BYRADIUS radius <m | km | ft | mi> | BYBOX width height <m | km | ft | mi>>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum GeosearchBy {
+pub enum GeoBy {
     /// `BYRADIUS radius <m | km | ft | mi>`
-    Circle((f64, GeosearchUnit)),
+    Circle((f64, GeoUnit)),
     /// `BYBOX width height <m | km | ft | mi>`
-    Box((f64, f64, GeosearchUnit)),
+    Box((f64, f64, GeoUnit)),
 }
 
-impl ToArgs for GeosearchBy {
+impl ToArgs for GeoBy {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            GeosearchBy::Circle(v) => {
+            GeoBy::Circle(v) => {
                 let (f1_0, f1_1) = v;
                 a.push(b"BYRADIUS");
                 (f1_0).write_args(a);
                 (f1_1).write_args(a);
             }
-            GeosearchBy::Box(v) => {
+            GeoBy::Box(v) => {
                 let (f1_0, f1_1, f1_2) = v;
                 a.push(b"BYBOX");
                 (f1_0).write_args(a);
@@ -1383,96 +1251,6 @@ impl GeosearchOptions {
         a.push(b"WITHHASH");
         self.withhash = Some(buf);
         self
-    }
-}
-
-/// Choices for `<FROMMEMBER member | FROMLONLAT longitude latitude>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchstoreFrom {
-    /// `FROMMEMBER member`
-    Frommember(Bytes),
-    /// `FROMLONLAT longitude latitude`
-    Fromlonlat((f64, f64)),
-}
-
-impl ToArgs for GeosearchstoreFrom {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchstoreFrom::Frommember(v) => {
-                a.push(b"FROMMEMBER");
-                (v).write_args(a);
-            }
-            GeosearchstoreFrom::Fromlonlat(v) => {
-                a.push(b"FROMLONLAT");
-                let (f1_0, f1_1) = v;
-                (f1_0).write_args(a);
-                (f1_1).write_args(a);
-            }
-        }
-    }
-}
-
-/// Choices for `<m | km | ft | mi>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchstoreUnit {
-    /// `m`
-    M,
-    /// `km`
-    Km,
-    /// `ft`
-    Ft,
-    /// `mi`
-    Mi,
-}
-
-impl ToArgs for GeosearchstoreUnit {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchstoreUnit::M => {
-                a.push(b"m");
-            }
-            GeosearchstoreUnit::Km => {
-                a.push(b"km");
-            }
-            GeosearchstoreUnit::Ft => {
-                a.push(b"ft");
-            }
-            GeosearchstoreUnit::Mi => {
-                a.push(b"mi");
-            }
-        }
-    }
-}
-
-/// Choices for `<BYRADIUS radius <m | km | ft | mi> | BYBOX width height <m | km | ft | mi>>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GeosearchstoreBy {
-    /// `BYRADIUS radius <m | km | ft | mi>`
-    Circle((f64, GeosearchstoreUnit)),
-    /// `BYBOX width height <m | km | ft | mi>`
-    Box((f64, f64, GeosearchstoreUnit)),
-}
-
-impl ToArgs for GeosearchstoreBy {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            GeosearchstoreBy::Circle(v) => {
-                let (f1_0, f1_1) = v;
-                a.push(b"BYRADIUS");
-                (f1_0).write_args(a);
-                (f1_1).write_args(a);
-            }
-            GeosearchstoreBy::Box(v) => {
-                let (f1_0, f1_1, f1_2) = v;
-                a.push(b"BYBOX");
-                (f1_0).write_args(a);
-                (f1_1).write_args(a);
-                (f1_2).write_args(a);
-            }
-        }
     }
 }
 
@@ -1605,7 +1383,7 @@ fn cmd_georadius(
     longitude: f64,
     latitude: f64,
     radius: f64,
-    unit: GeoradiusUnit,
+    unit: GeoUnit,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUS", Route::Shared);
     let a = &mut cmd.args;
@@ -1622,7 +1400,7 @@ fn cmd_georadius_with(
     longitude: f64,
     latitude: f64,
     radius: f64,
-    unit: GeoradiusUnit,
+    unit: GeoUnit,
     options: GeoradiusOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUS", Route::Shared);
@@ -1653,12 +1431,7 @@ fn cmd_georadius_with(
     cmd
 }
 
-fn cmd_georadiusbymember(
-    key: impl ToArgs,
-    member: impl ToArgs,
-    radius: f64,
-    unit: GeoradiusbymemberUnit,
-) -> Cmd {
+fn cmd_georadiusbymember(key: impl ToArgs, member: impl ToArgs, radius: f64, unit: GeoUnit) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER", Route::Shared);
     let a = &mut cmd.args;
     key.write_args(a);
@@ -1672,7 +1445,7 @@ fn cmd_georadiusbymember_with(
     key: impl ToArgs,
     member: impl ToArgs,
     radius: f64,
-    unit: GeoradiusbymemberUnit,
+    unit: GeoUnit,
     options: GeoradiusbymemberOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER", Route::Shared);
@@ -1706,7 +1479,7 @@ fn cmd_georadiusbymember_ro(
     key: impl ToArgs,
     member: impl ToArgs,
     radius: f64,
-    unit: GeoradiusbymemberRoUnit,
+    unit: GeoUnit,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER_RO", Route::Shared);
     let a = &mut cmd.args;
@@ -1721,7 +1494,7 @@ fn cmd_georadiusbymember_ro_with(
     key: impl ToArgs,
     member: impl ToArgs,
     radius: f64,
-    unit: GeoradiusbymemberRoUnit,
+    unit: GeoUnit,
     options: GeoradiusbymemberRoOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUSBYMEMBER_RO", Route::Shared);
@@ -1753,7 +1526,7 @@ fn cmd_georadius_ro(
     longitude: f64,
     latitude: f64,
     radius: f64,
-    unit: GeoradiusRoUnit,
+    unit: GeoUnit,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUS_RO", Route::Shared);
     let a = &mut cmd.args;
@@ -1770,7 +1543,7 @@ fn cmd_georadius_ro_with(
     longitude: f64,
     latitude: f64,
     radius: f64,
-    unit: GeoradiusRoUnit,
+    unit: GeoUnit,
     options: GeoradiusRoOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEORADIUS_RO", Route::Shared);
@@ -1798,7 +1571,7 @@ fn cmd_georadius_ro_with(
     cmd
 }
 
-fn cmd_geosearch(key: impl ToArgs, from: GeosearchFrom, by: GeosearchBy) -> Cmd {
+fn cmd_geosearch(key: impl ToArgs, from: GeoFrom, by: GeoBy) -> Cmd {
     let mut cmd = Cmd::with_route("GEOSEARCH", Route::Shared);
     let a = &mut cmd.args;
     key.write_args(a);
@@ -1809,8 +1582,8 @@ fn cmd_geosearch(key: impl ToArgs, from: GeosearchFrom, by: GeosearchBy) -> Cmd 
 
 fn cmd_geosearch_with(
     key: impl ToArgs,
-    from: GeosearchFrom,
-    by: GeosearchBy,
+    from: GeoFrom,
+    by: GeoBy,
     options: GeosearchOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEOSEARCH", Route::Shared);
@@ -1839,8 +1612,8 @@ fn cmd_geosearch_with(
 fn cmd_geosearchstore(
     destination: impl ToArgs,
     source: impl ToArgs,
-    from: GeosearchstoreFrom,
-    by: GeosearchstoreBy,
+    from: GeoFrom,
+    by: GeoBy,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEOSEARCHSTORE", Route::Shared);
     let a = &mut cmd.args;
@@ -1854,8 +1627,8 @@ fn cmd_geosearchstore(
 fn cmd_geosearchstore_with(
     destination: impl ToArgs,
     source: impl ToArgs,
-    from: GeosearchstoreFrom,
-    by: GeosearchstoreBy,
+    from: GeoFrom,
+    by: GeoBy,
     options: GeosearchstoreOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("GEOSEARCHSTORE", Route::Shared);

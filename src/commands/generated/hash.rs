@@ -180,7 +180,7 @@ pub trait HashCommands: ReplySink {
     /// - Complexity: O(N) where N is the size of the hash.
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`HashMap<Bytes, Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - map: Map of fields and their values stored in the hash, or an empty list when key does not exist. In RESP2 this is returned as a flat array.
     fn hgetall<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
         self.send(cmd_hgetall(key))
@@ -492,7 +492,7 @@ pub trait HashCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of fields returned
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key doesn't exist
     /// - string: A single random field. Returned in case `COUNT` was not used.
     /// - array: A list of fields. Returned in case `COUNT` was used.
@@ -503,7 +503,7 @@ pub trait HashCommands: ReplySink {
 
     /// [`hrandfield`](HashCommands::hrandfield) with its optional arguments: see [`HrandfieldOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn hrandfield_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -522,7 +522,7 @@ pub trait HashCommands: ReplySink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@read`, `@hash`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<(Bytes, Bytes)>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
     fn hscan<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, T> {
         self.send(cmd_hscan(key, cursor))
@@ -530,7 +530,7 @@ pub trait HashCommands: ReplySink {
 
     /// [`hscan`](HashCommands::hscan) with its optional arguments: see [`HscanOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<(Bytes, Bytes)>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn hscan_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,

@@ -42,8 +42,8 @@ pub trait ListCommands: ReplySink {
         &'a self,
         source: impl ToArgs,
         destination: impl ToArgs,
-        wherefrom: BlmoveWherefrom,
-        whereto: BlmoveWhereto,
+        wherefrom: Direction,
+        whereto: Direction,
         timeout: f64,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_blmove(source, destination, wherefrom, whereto, timeout))
@@ -59,26 +59,26 @@ pub trait ListCommands: ReplySink {
     /// - Complexity: O(N+M) where N is the number of provided keys and M is the number of elements returned.
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<Bytes>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Operation timed-out
     /// - array: The key from which elements were popped and the popped elements
     fn blmpop<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
-        where_: BlmpopWhere,
+        where_: Direction,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_blmpop(timeout, key, where_))
     }
 
     /// [`blmpop`](ListCommands::blmpop) with its optional arguments: see [`BlmpopOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<Bytes>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn blmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
-        where_: BlmpopWhere,
+        where_: Direction,
         options: BlmpopOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_blmpop_with(timeout, key, where_, options))
@@ -94,7 +94,7 @@ pub trait ListCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of provided keys.
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Bytes)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: No element could be popped and timeout expired
     /// - array: The key from which the element was popped and the value of the popped element
     fn blpop<'a, T: FromValue + 'a>(
@@ -115,7 +115,7 @@ pub trait ListCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of provided keys.
     /// - ACL categories: `@write`, `@list`, `@slow`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Bytes)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: No element could be popped and the timeout expired.
     /// - array
     fn brpop<'a, T: FromValue + 'a>(
@@ -184,7 +184,7 @@ pub trait ListCommands: ReplySink {
     fn linsert<'a>(
         &'a self,
         key: impl ToArgs,
-        where_: LinsertWhere,
+        where_: Position,
         pivot: impl ToArgs,
         element: impl ToArgs,
     ) -> Self::Reply<'a, i64> {
@@ -223,8 +223,8 @@ pub trait ListCommands: ReplySink {
         &'a self,
         source: impl ToArgs,
         destination: impl ToArgs,
-        wherefrom: LmoveWherefrom,
-        whereto: LmoveWhereto,
+        wherefrom: Direction,
+        whereto: Direction,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_lmove(source, destination, wherefrom, whereto))
     }
@@ -239,24 +239,24 @@ pub trait ListCommands: ReplySink {
     /// - Complexity: O(N+M) where N is the number of provided keys and M is the number of elements returned.
     /// - ACL categories: `@write`, `@list`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<Bytes>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: If no element could be popped.
     /// - array: List key from which elements were popped.
     fn lmpop<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
-        where_: LmpopWhere,
+        where_: Direction,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_lmpop(key, where_))
     }
 
     /// [`lmpop`](ListCommands::lmpop) with its optional arguments: see [`LmpopOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<Bytes>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn lmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
-        where_: LmpopWhere,
+        where_: Direction,
         options: LmpopOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_lmpop_with(key, where_, options))
@@ -272,7 +272,7 @@ pub trait ListCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of elements returned
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key does not exist.
     /// - string: In case `count` argument was not given, the value of the first element.
     /// - array: In case `count` argument was given, a list of popped elements
@@ -282,7 +282,7 @@ pub trait ListCommands: ReplySink {
 
     /// [`lpop`](ListCommands::lpop) with its optional arguments: see [`LpopOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Vec<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn lpop_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -301,15 +301,11 @@ pub trait ListCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.
     /// - ACL categories: `@read`, `@list`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply (read as `Option<i64>`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: In case there is no matching element
     /// - integer: An integer representing the matching element
     /// - array: If the COUNT option is given, an array of integers representing the matching elements (empty if there are no matches)
-    fn lpos<'a, T: FromValue + 'a>(
-        &'a self,
-        key: impl ToArgs,
-        element: impl ToArgs,
-    ) -> Self::Reply<'a, T> {
+    fn lpos<'a>(&'a self, key: impl ToArgs, element: impl ToArgs) -> Self::Reply<'a, Option<i64>> {
         self.send(cmd_lpos(key, element))
     }
 
@@ -446,7 +442,7 @@ pub trait ListCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of elements returned
     /// - ACL categories: `@write`, `@list`, `@fast`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key does not exist.
     /// - string: When 'COUNT' was not given, the value of the last element.
     /// - array: When 'COUNT' was given, list of popped elements.
@@ -456,7 +452,7 @@ pub trait ListCommands: ReplySink {
 
     /// [`rpop`](ListCommands::rpop) with its optional arguments: see [`RpopOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Vec<Bytes>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn rpop_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -531,15 +527,15 @@ pub trait ListPipeline: BatchSink {
         &self,
         source: impl ToArgs,
         destination: impl ToArgs,
-        wherefrom: BlmoveWherefrom,
-        whereto: BlmoveWhereto,
+        wherefrom: Direction,
+        whereto: Direction,
         timeout: f64,
     ) -> Queued<'_> {
         self.queue(cmd_blmove(source, destination, wherefrom, whereto, timeout))
     }
 
     /// Queues [`BLMPOP`](ListCommands::blmpop).
-    fn blmpop(&self, timeout: f64, key: impl ToArgs, where_: BlmpopWhere) -> Queued<'_> {
+    fn blmpop(&self, timeout: f64, key: impl ToArgs, where_: Direction) -> Queued<'_> {
         self.queue(cmd_blmpop(timeout, key, where_))
     }
 
@@ -548,7 +544,7 @@ pub trait ListPipeline: BatchSink {
         &self,
         timeout: f64,
         key: impl ToArgs,
-        where_: BlmpopWhere,
+        where_: Direction,
         options: BlmpopOptions,
     ) -> Queued<'_> {
         self.queue(cmd_blmpop_with(timeout, key, where_, options))
@@ -584,7 +580,7 @@ pub trait ListPipeline: BatchSink {
     fn linsert(
         &self,
         key: impl ToArgs,
-        where_: LinsertWhere,
+        where_: Position,
         pivot: impl ToArgs,
         element: impl ToArgs,
     ) -> Queued<'_> {
@@ -601,24 +597,19 @@ pub trait ListPipeline: BatchSink {
         &self,
         source: impl ToArgs,
         destination: impl ToArgs,
-        wherefrom: LmoveWherefrom,
-        whereto: LmoveWhereto,
+        wherefrom: Direction,
+        whereto: Direction,
     ) -> Queued<'_> {
         self.queue(cmd_lmove(source, destination, wherefrom, whereto))
     }
 
     /// Queues [`LMPOP`](ListCommands::lmpop).
-    fn lmpop(&self, key: impl ToArgs, where_: LmpopWhere) -> Queued<'_> {
+    fn lmpop(&self, key: impl ToArgs, where_: Direction) -> Queued<'_> {
         self.queue(cmd_lmpop(key, where_))
     }
 
     /// Queues [`LMPOP`](ListCommands::lmpop_with) with its optional arguments.
-    fn lmpop_with(
-        &self,
-        key: impl ToArgs,
-        where_: LmpopWhere,
-        options: LmpopOptions,
-    ) -> Queued<'_> {
+    fn lmpop_with(&self, key: impl ToArgs, where_: Direction, options: LmpopOptions) -> Queued<'_> {
         self.queue(cmd_lmpop_with(key, where_, options))
     }
 
@@ -709,66 +700,20 @@ impl<S: BatchSink + ?Sized> ListPipeline for S {}
 /// Choices for `<LEFT | RIGHT>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum BlmoveWherefrom {
+pub enum Direction {
     /// `LEFT`
     Left,
     /// `RIGHT`
     Right,
 }
 
-impl ToArgs for BlmoveWherefrom {
+impl ToArgs for Direction {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            BlmoveWherefrom::Left => {
+            Direction::Left => {
                 a.push(b"LEFT");
             }
-            BlmoveWherefrom::Right => {
-                a.push(b"RIGHT");
-            }
-        }
-    }
-}
-
-/// Choices for `<LEFT | RIGHT>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum BlmoveWhereto {
-    /// `LEFT`
-    Left,
-    /// `RIGHT`
-    Right,
-}
-
-impl ToArgs for BlmoveWhereto {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            BlmoveWhereto::Left => {
-                a.push(b"LEFT");
-            }
-            BlmoveWhereto::Right => {
-                a.push(b"RIGHT");
-            }
-        }
-    }
-}
-
-/// Choices for `<LEFT | RIGHT>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum BlmpopWhere {
-    /// `LEFT`
-    Left,
-    /// `RIGHT`
-    Right,
-}
-
-impl ToArgs for BlmpopWhere {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            BlmpopWhere::Left => {
-                a.push(b"LEFT");
-            }
-            BlmpopWhere::Right => {
+            Direction::Right => {
                 a.push(b"RIGHT");
             }
         }
@@ -806,90 +751,21 @@ impl BlmpopOptions {
 /// Choices for `<BEFORE | AFTER>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum LinsertWhere {
+pub enum Position {
     /// `BEFORE`
     Before,
     /// `AFTER`
     After,
 }
 
-impl ToArgs for LinsertWhere {
+impl ToArgs for Position {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            LinsertWhere::Before => {
+            Position::Before => {
                 a.push(b"BEFORE");
             }
-            LinsertWhere::After => {
+            Position::After => {
                 a.push(b"AFTER");
-            }
-        }
-    }
-}
-
-/// Choices for `<LEFT | RIGHT>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum LmoveWherefrom {
-    /// `LEFT`
-    Left,
-    /// `RIGHT`
-    Right,
-}
-
-impl ToArgs for LmoveWherefrom {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            LmoveWherefrom::Left => {
-                a.push(b"LEFT");
-            }
-            LmoveWherefrom::Right => {
-                a.push(b"RIGHT");
-            }
-        }
-    }
-}
-
-/// Choices for `<LEFT | RIGHT>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum LmoveWhereto {
-    /// `LEFT`
-    Left,
-    /// `RIGHT`
-    Right,
-}
-
-impl ToArgs for LmoveWhereto {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            LmoveWhereto::Left => {
-                a.push(b"LEFT");
-            }
-            LmoveWhereto::Right => {
-                a.push(b"RIGHT");
-            }
-        }
-    }
-}
-
-/// Choices for `<LEFT | RIGHT>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum LmpopWhere {
-    /// `LEFT`
-    Left,
-    /// `RIGHT`
-    Right,
-}
-
-impl ToArgs for LmpopWhere {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            LmpopWhere::Left => {
-                a.push(b"LEFT");
-            }
-            LmpopWhere::Right => {
-                a.push(b"RIGHT");
             }
         }
     }
@@ -1030,8 +906,8 @@ impl RpopOptions {
 fn cmd_blmove(
     source: impl ToArgs,
     destination: impl ToArgs,
-    wherefrom: BlmoveWherefrom,
-    whereto: BlmoveWhereto,
+    wherefrom: Direction,
+    whereto: Direction,
     timeout: f64,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("BLMOVE", Route::Blocking);
@@ -1044,7 +920,7 @@ fn cmd_blmove(
     cmd
 }
 
-fn cmd_blmpop(timeout: f64, key: impl ToArgs, where_: BlmpopWhere) -> Cmd {
+fn cmd_blmpop(timeout: f64, key: impl ToArgs, where_: Direction) -> Cmd {
     let mut cmd = Cmd::with_route("BLMPOP", Route::Blocking);
     let a = &mut cmd.args;
     timeout.write_args(a);
@@ -1059,7 +935,7 @@ fn cmd_blmpop(timeout: f64, key: impl ToArgs, where_: BlmpopWhere) -> Cmd {
 fn cmd_blmpop_with(
     timeout: f64,
     key: impl ToArgs,
-    where_: BlmpopWhere,
+    where_: Direction,
     options: BlmpopOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("BLMPOP", Route::Blocking);
@@ -1111,7 +987,7 @@ fn cmd_lindex(key: impl ToArgs, index: i64) -> Cmd {
 
 fn cmd_linsert(
     key: impl ToArgs,
-    where_: LinsertWhere,
+    where_: Position,
     pivot: impl ToArgs,
     element: impl ToArgs,
 ) -> Cmd {
@@ -1134,8 +1010,8 @@ fn cmd_llen(key: impl ToArgs) -> Cmd {
 fn cmd_lmove(
     source: impl ToArgs,
     destination: impl ToArgs,
-    wherefrom: LmoveWherefrom,
-    whereto: LmoveWhereto,
+    wherefrom: Direction,
+    whereto: Direction,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("LMOVE", Route::Shared);
     let a = &mut cmd.args;
@@ -1146,7 +1022,7 @@ fn cmd_lmove(
     cmd
 }
 
-fn cmd_lmpop(key: impl ToArgs, where_: LmpopWhere) -> Cmd {
+fn cmd_lmpop(key: impl ToArgs, where_: Direction) -> Cmd {
     let mut cmd = Cmd::with_route("LMPOP", Route::Shared);
     let a = &mut cmd.args;
     let counted = &mut ArgBuf::default();
@@ -1157,7 +1033,7 @@ fn cmd_lmpop(key: impl ToArgs, where_: LmpopWhere) -> Cmd {
     cmd
 }
 
-fn cmd_lmpop_with(key: impl ToArgs, where_: LmpopWhere, options: LmpopOptions) -> Cmd {
+fn cmd_lmpop_with(key: impl ToArgs, where_: Direction, options: LmpopOptions) -> Cmd {
     let mut cmd = Cmd::with_route("LMPOP", Route::Shared);
     let a = &mut cmd.args;
     let counted = &mut ArgBuf::default();

@@ -125,10 +125,20 @@ pub trait PubsubCommands: ReplySink {
     /// - Complexity: O(N) for the NUMSUB subcommand, where N is the number of requested channels
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<(Bytes, i64)>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: The number of subscribers per channel, each even element (including 0th) is channel name, each odd element is the number of subscribers.
-    fn pubsub_numsub<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_pubsub_numsub(channel))
+    fn pubsub_numsub<'a>(&'a self) -> Self::Reply<'a, Vec<(Bytes, i64)>> {
+        self.send(cmd_pubsub_numsub())
+    }
+
+    /// [`pubsub_numsub`](PubsubCommands::pubsub_numsub) with `[channel [channel ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Vec<(Bytes, i64)>`; [`Query::to`](crate::Query::to) re-types it):
+    fn pubsub_numsub_with<'a>(
+        &'a self,
+        channel: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<(Bytes, i64)>> {
+        self.send(cmd_pubsub_numsub_with(channel))
     }
 
     /// Returns the active shard channels.
@@ -167,10 +177,20 @@ pub trait PubsubCommands: ReplySink {
     /// - Complexity: O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels
     /// - ACL categories: `@pubsub`, `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<(Bytes, i64)>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: The number of subscribers per shard channel, each even element (including 0th) is channel name, each odd element is the number of subscribers.
-    fn pubsub_shardnumsub<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_pubsub_shardnumsub(shardchannel))
+    fn pubsub_shardnumsub<'a>(&'a self) -> Self::Reply<'a, Vec<(Bytes, i64)>> {
+        self.send(cmd_pubsub_shardnumsub())
+    }
+
+    /// [`pubsub_shardnumsub`](PubsubCommands::pubsub_shardnumsub) with `[shardchannel [shardchannel ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Vec<(Bytes, i64)>`; [`Query::to`](crate::Query::to) re-types it):
+    fn pubsub_shardnumsub_with<'a>(
+        &'a self,
+        shardchannel: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<(Bytes, i64)>> {
+        self.send(cmd_pubsub_shardnumsub_with(shardchannel))
     }
 
     /// Stops listening to messages published to channels that match one or more patterns.
@@ -185,8 +205,15 @@ pub trait PubsubCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn punsubscribe<'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_punsubscribe(pattern))
+    fn punsubscribe<'a>(&'a self) -> Self::Reply<'a, Value> {
+        self.send(cmd_punsubscribe())
+    }
+
+    /// [`punsubscribe`](PubsubCommands::punsubscribe) with `[pattern [pattern ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    fn punsubscribe_with<'a>(&'a self, pattern: impl ToArgs) -> Self::Reply<'a, Value> {
+        self.send(cmd_punsubscribe_with(pattern))
     }
 
     /// Post a message to a shard channel
@@ -253,8 +280,15 @@ pub trait PubsubCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn sunsubscribe<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_sunsubscribe(shardchannel))
+    fn sunsubscribe<'a>(&'a self) -> Self::Reply<'a, Value> {
+        self.send(cmd_sunsubscribe())
+    }
+
+    /// [`sunsubscribe`](PubsubCommands::sunsubscribe) with `[shardchannel [shardchannel ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    fn sunsubscribe_with<'a>(&'a self, shardchannel: impl ToArgs) -> Self::Reply<'a, Value> {
+        self.send(cmd_sunsubscribe_with(shardchannel))
     }
 
     /// Stops listening to messages posted to channels.
@@ -269,8 +303,15 @@ pub trait PubsubCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn unsubscribe<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_unsubscribe(channel))
+    fn unsubscribe<'a>(&'a self) -> Self::Reply<'a, Value> {
+        self.send(cmd_unsubscribe())
+    }
+
+    /// [`unsubscribe`](PubsubCommands::unsubscribe) with `[channel [channel ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    fn unsubscribe_with<'a>(&'a self, channel: impl ToArgs) -> Self::Reply<'a, Value> {
+        self.send(cmd_unsubscribe_with(channel))
     }
 }
 
@@ -310,8 +351,13 @@ pub trait PubsubPipeline: BatchSink {
     }
 
     /// Queues [`PUBSUB NUMSUB`](PubsubCommands::pubsub_numsub).
-    fn pubsub_numsub(&self, channel: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_pubsub_numsub(channel))
+    fn pubsub_numsub(&self) -> Queued<'_> {
+        self.queue(cmd_pubsub_numsub())
+    }
+
+    /// Queues [`PUBSUB NUMSUB`](PubsubCommands::pubsub_numsub_with) with `[channel [channel ...]]`.
+    fn pubsub_numsub_with(&self, channel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pubsub_numsub_with(channel))
     }
 
     /// Queues [`PUBSUB SHARDCHANNELS`](PubsubCommands::pubsub_shardchannels).
@@ -325,13 +371,23 @@ pub trait PubsubPipeline: BatchSink {
     }
 
     /// Queues [`PUBSUB SHARDNUMSUB`](PubsubCommands::pubsub_shardnumsub).
-    fn pubsub_shardnumsub(&self, shardchannel: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_pubsub_shardnumsub(shardchannel))
+    fn pubsub_shardnumsub(&self) -> Queued<'_> {
+        self.queue(cmd_pubsub_shardnumsub())
+    }
+
+    /// Queues [`PUBSUB SHARDNUMSUB`](PubsubCommands::pubsub_shardnumsub_with) with `[shardchannel [shardchannel ...]]`.
+    fn pubsub_shardnumsub_with(&self, shardchannel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_pubsub_shardnumsub_with(shardchannel))
     }
 
     /// Queues [`PUNSUBSCRIBE`](PubsubCommands::punsubscribe).
-    fn punsubscribe(&self, pattern: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_punsubscribe(pattern))
+    fn punsubscribe(&self) -> Queued<'_> {
+        self.queue(cmd_punsubscribe())
+    }
+
+    /// Queues [`PUNSUBSCRIBE`](PubsubCommands::punsubscribe_with) with `[pattern [pattern ...]]`.
+    fn punsubscribe_with(&self, pattern: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_punsubscribe_with(pattern))
     }
 
     /// Queues [`SPUBLISH`](PubsubCommands::spublish).
@@ -350,13 +406,23 @@ pub trait PubsubPipeline: BatchSink {
     }
 
     /// Queues [`SUNSUBSCRIBE`](PubsubCommands::sunsubscribe).
-    fn sunsubscribe(&self, shardchannel: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_sunsubscribe(shardchannel))
+    fn sunsubscribe(&self) -> Queued<'_> {
+        self.queue(cmd_sunsubscribe())
+    }
+
+    /// Queues [`SUNSUBSCRIBE`](PubsubCommands::sunsubscribe_with) with `[shardchannel [shardchannel ...]]`.
+    fn sunsubscribe_with(&self, shardchannel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_sunsubscribe_with(shardchannel))
     }
 
     /// Queues [`UNSUBSCRIBE`](PubsubCommands::unsubscribe).
-    fn unsubscribe(&self, channel: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_unsubscribe(channel))
+    fn unsubscribe(&self) -> Queued<'_> {
+        self.queue(cmd_unsubscribe())
+    }
+
+    /// Queues [`UNSUBSCRIBE`](PubsubCommands::unsubscribe_with) with `[channel [channel ...]]`.
+    fn unsubscribe_with(&self, channel: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_unsubscribe_with(channel))
     }
 }
 
@@ -465,7 +531,15 @@ fn cmd_pubsub_numpat() -> Cmd {
     cmd
 }
 
-fn cmd_pubsub_numsub(channel: impl ToArgs) -> Cmd {
+fn cmd_pubsub_numsub() -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"NUMSUB");
+
+    cmd
+}
+
+fn cmd_pubsub_numsub_with(channel: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"NUMSUB");
@@ -491,7 +565,15 @@ fn cmd_pubsub_shardchannels_with(options: PubsubShardchannelsOptions) -> Cmd {
     cmd
 }
 
-fn cmd_pubsub_shardnumsub(shardchannel: impl ToArgs) -> Cmd {
+fn cmd_pubsub_shardnumsub() -> Cmd {
+    let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"SHARDNUMSUB");
+
+    cmd
+}
+
+fn cmd_pubsub_shardnumsub_with(shardchannel: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("PUBSUB", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"SHARDNUMSUB");
@@ -499,7 +581,12 @@ fn cmd_pubsub_shardnumsub(shardchannel: impl ToArgs) -> Cmd {
     cmd
 }
 
-fn cmd_punsubscribe(pattern: impl ToArgs) -> Cmd {
+fn cmd_punsubscribe() -> Cmd {
+    let cmd = Cmd::with_route("PUNSUBSCRIBE", Route::PubSub);
+    cmd
+}
+
+fn cmd_punsubscribe_with(pattern: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("PUNSUBSCRIBE", Route::PubSub);
     let a = &mut cmd.args;
     pattern.write_args(a);
@@ -528,14 +615,24 @@ fn cmd_subscribe(channel: impl ToArgs) -> Cmd {
     cmd
 }
 
-fn cmd_sunsubscribe(shardchannel: impl ToArgs) -> Cmd {
+fn cmd_sunsubscribe() -> Cmd {
+    let cmd = Cmd::with_route("SUNSUBSCRIBE", Route::PubSub);
+    cmd
+}
+
+fn cmd_sunsubscribe_with(shardchannel: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("SUNSUBSCRIBE", Route::PubSub);
     let a = &mut cmd.args;
     shardchannel.write_args(a);
     cmd
 }
 
-fn cmd_unsubscribe(channel: impl ToArgs) -> Cmd {
+fn cmd_unsubscribe() -> Cmd {
+    let cmd = Cmd::with_route("UNSUBSCRIBE", Route::PubSub);
+    cmd
+}
+
+fn cmd_unsubscribe_with(channel: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("UNSUBSCRIBE", Route::PubSub);
     let a = &mut cmd.args;
     channel.write_args(a);

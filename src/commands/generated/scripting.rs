@@ -248,16 +248,21 @@ pub trait ScriptingCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of functions
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
-    fn function_list<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn function_list<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_function_list())
     }
 
     /// [`function_list`](ScriptingCommands::function_list) with its optional arguments: see [`FunctionListOptions`].
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
-    fn function_list_with<'a>(&'a self, options: FunctionListOptions) -> Self::Reply<'a, Value> {
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
+    fn function_list_with<'a>(
+        &'a self,
+        options: FunctionListOptions,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_function_list_with(options))
     }
 

@@ -120,10 +120,13 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N). Where N is the number of password, command and pattern rules that the user has.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Option<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: A set of ACL rule definitions for the user.
     /// - nil: If user does not exist
-    fn acl_getuser<'a>(&'a self, username: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn acl_getuser<'a>(
+        &'a self,
+        username: impl ToArgs,
+    ) -> Self::Reply<'a, Option<std::collections::HashMap<String, Value>>> {
         self.send(cmd_acl_getuser(username))
     }
 
@@ -347,10 +350,20 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of commands to look up
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: A map where each key is a command name, and each value is the documentary information
-    fn command_docs<'a>(&'a self, command_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_command_docs(command_name))
+    fn command_docs<'a>(&'a self) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
+        self.send(cmd_command_docs())
+    }
+
+    /// [`command_docs`](ServerCommands::command_docs) with `[command-name [command-name ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
+    fn command_docs_with<'a>(
+        &'a self,
+        command_name: impl ToArgs,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
+        self.send(cmd_command_docs_with(command_name))
     }
 
     /// Extracts the key names from an arbitrary command.
@@ -421,8 +434,15 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
-    fn command_info<'a>(&'a self, command_name: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_command_info(command_name))
+    fn command_info<'a>(&'a self) -> Self::Reply<'a, Value> {
+        self.send(cmd_command_info())
+    }
+
+    /// [`command_info`](ServerCommands::command_info) with `[command-name [command-name ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    fn command_info_with<'a>(&'a self, command_name: impl ToArgs) -> Self::Reply<'a, Value> {
+        self.send(cmd_command_info_with(command_name))
     }
 
     /// Returns a list of command names.
@@ -461,11 +481,7 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn commandlog_get<'a>(
-        &'a self,
-        count: i64,
-        type_: CommandlogGetType,
-    ) -> Self::Reply<'a, Value> {
+    fn commandlog_get<'a>(&'a self, count: i64, type_: CommandlogType) -> Self::Reply<'a, Value> {
         self.send(cmd_commandlog_get(count, type_))
     }
 
@@ -499,7 +515,7 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn commandlog_len<'a>(&'a self, type_: CommandlogLenType) -> Self::Reply<'a, Value> {
+    fn commandlog_len<'a>(&'a self, type_: CommandlogType) -> Self::Reply<'a, Value> {
         self.send(cmd_commandlog_len(type_))
     }
 
@@ -516,7 +532,7 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn commandlog_reset<'a>(&'a self, type_: CommandlogResetType) -> Self::Reply<'a, Value> {
+    fn commandlog_reset<'a>(&'a self, type_: CommandlogType) -> Self::Reply<'a, Value> {
         self.send(cmd_commandlog_reset(type_))
     }
 
@@ -530,9 +546,12 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N) when N is the number of configuration parameters provided
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
-    fn config_get<'a>(&'a self, parameter: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn config_get<'a>(
+        &'a self,
+        parameter: impl ToArgs,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Bytes>> {
         self.send(cmd_config_get(parameter))
     }
 
@@ -697,8 +716,15 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: A map of info fields, one field per line in the form of \<field\>:\<value\> where the value can be a comma separated map like \<key\>=\<val\>. Also contains section header lines starting with `#` and blank lines.
-    fn info<'a>(&'a self, section: impl ToArgs) -> Self::Reply<'a, Bytes> {
-        self.send(cmd_info(section))
+    fn info<'a>(&'a self) -> Self::Reply<'a, Bytes> {
+        self.send(cmd_info())
+    }
+
+    /// [`info`](ServerCommands::info) with `[section [section ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
+    fn info_with<'a>(&'a self, section: impl ToArgs) -> Self::Reply<'a, Bytes> {
+        self.send(cmd_info_with(section))
     }
 
     /// Returns the Unix timestamp of the last successful save to disk.
@@ -777,8 +803,15 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: A map where each key is a command name, and each value is a map with the total calls, and an inner map of the histogram time buckets.
-    fn latency_histogram<'a>(&'a self, command: impl ToArgs) -> Self::Reply<'a, Value> {
-        self.send(cmd_latency_histogram(command))
+    fn latency_histogram<'a>(&'a self) -> Self::Reply<'a, Value> {
+        self.send(cmd_latency_histogram())
+    }
+
+    /// [`latency_histogram`](ServerCommands::latency_histogram) with `[COMMAND [COMMAND ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    fn latency_histogram_with<'a>(&'a self, command: impl ToArgs) -> Self::Reply<'a, Value> {
+        self.send(cmd_latency_histogram_with(command))
     }
 
     /// Returns timestamp-latency samples for an event.
@@ -791,9 +824,9 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<(i64, i64)>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array where each element is a two elements array representing the timestamp and the latency of the event.
-    fn latency_history<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn latency_history<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, Vec<(i64, i64)>> {
         self.send(cmd_latency_history(event))
     }
 
@@ -825,8 +858,15 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - integer: Number of event time series that were reset.
-    fn latency_reset<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, i64> {
-        self.send(cmd_latency_reset(event))
+    fn latency_reset<'a>(&'a self) -> Self::Reply<'a, i64> {
+        self.send(cmd_latency_reset())
+    }
+
+    /// [`latency_reset`](ServerCommands::latency_reset) with `[event [event ...]]`: any list (`["a", "b"]`, a `Vec`).
+    ///
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
+    fn latency_reset_with<'a>(&'a self, event: impl ToArgs) -> Self::Reply<'a, i64> {
+        self.send(cmd_latency_reset_with(event))
     }
 
     /// Displays computer art and the server version
@@ -926,9 +966,9 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: Memory usage details.
-    fn memory_stats<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn memory_stats<'a>(&'a self) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_memory_stats())
     }
 
@@ -1079,7 +1119,7 @@ pub trait ServerCommands: ReplySink {
     ///
     /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: ReplicaOf status.
-    fn replicaof<'a>(&'a self, args: ReplicaofArgs) -> Self::Reply<'a, Bytes> {
+    fn replicaof<'a>(&'a self, args: ReplicaOf) -> Self::Reply<'a, Bytes> {
         self.send(cmd_replicaof(args))
     }
 
@@ -1154,7 +1194,7 @@ pub trait ServerCommands: ReplySink {
     /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - string: SlaveOf status.
     #[deprecated(since = "5.0.0", note = "use REPLICAOF")]
-    fn slaveof<'a>(&'a self, args: SlaveofArgs) -> Self::Reply<'a, Bytes> {
+    fn slaveof<'a>(&'a self, args: ReplicaOf) -> Self::Reply<'a, Bytes> {
         self.send(cmd_slaveof(args))
     }
 
@@ -1378,8 +1418,13 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`COMMAND DOCS`](ServerCommands::command_docs).
-    fn command_docs(&self, command_name: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_command_docs(command_name))
+    fn command_docs(&self) -> Queued<'_> {
+        self.queue(cmd_command_docs())
+    }
+
+    /// Queues [`COMMAND DOCS`](ServerCommands::command_docs_with) with `[command-name [command-name ...]]`.
+    fn command_docs_with(&self, command_name: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_command_docs_with(command_name))
     }
 
     /// Queues [`COMMAND GETKEYS`](ServerCommands::command_getkeys).
@@ -1398,8 +1443,13 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`COMMAND INFO`](ServerCommands::command_info).
-    fn command_info(&self, command_name: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_command_info(command_name))
+    fn command_info(&self) -> Queued<'_> {
+        self.queue(cmd_command_info())
+    }
+
+    /// Queues [`COMMAND INFO`](ServerCommands::command_info_with) with `[command-name [command-name ...]]`.
+    fn command_info_with(&self, command_name: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_command_info_with(command_name))
     }
 
     /// Queues [`COMMAND LIST`](ServerCommands::command_list).
@@ -1413,7 +1463,7 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`COMMANDLOG GET`](ServerCommands::commandlog_get).
-    fn commandlog_get(&self, count: i64, type_: CommandlogGetType) -> Queued<'_> {
+    fn commandlog_get(&self, count: i64, type_: CommandlogType) -> Queued<'_> {
         self.queue(cmd_commandlog_get(count, type_))
     }
 
@@ -1423,12 +1473,12 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`COMMANDLOG LEN`](ServerCommands::commandlog_len).
-    fn commandlog_len(&self, type_: CommandlogLenType) -> Queued<'_> {
+    fn commandlog_len(&self, type_: CommandlogType) -> Queued<'_> {
         self.queue(cmd_commandlog_len(type_))
     }
 
     /// Queues [`COMMANDLOG RESET`](ServerCommands::commandlog_reset).
-    fn commandlog_reset(&self, type_: CommandlogResetType) -> Queued<'_> {
+    fn commandlog_reset(&self, type_: CommandlogType) -> Queued<'_> {
         self.queue(cmd_commandlog_reset(type_))
     }
 
@@ -1493,8 +1543,13 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`INFO`](ServerCommands::info).
-    fn info(&self, section: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_info(section))
+    fn info(&self) -> Queued<'_> {
+        self.queue(cmd_info())
+    }
+
+    /// Queues [`INFO`](ServerCommands::info_with) with `[section [section ...]]`.
+    fn info_with(&self, section: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_info_with(section))
     }
 
     /// Queues [`LASTSAVE`](ServerCommands::lastsave).
@@ -1518,8 +1573,13 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`LATENCY HISTOGRAM`](ServerCommands::latency_histogram).
-    fn latency_histogram(&self, command: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_latency_histogram(command))
+    fn latency_histogram(&self) -> Queued<'_> {
+        self.queue(cmd_latency_histogram())
+    }
+
+    /// Queues [`LATENCY HISTOGRAM`](ServerCommands::latency_histogram_with) with `[COMMAND [COMMAND ...]]`.
+    fn latency_histogram_with(&self, command: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_latency_histogram_with(command))
     }
 
     /// Queues [`LATENCY HISTORY`](ServerCommands::latency_history).
@@ -1533,8 +1593,13 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`LATENCY RESET`](ServerCommands::latency_reset).
-    fn latency_reset(&self, event: impl ToArgs) -> Queued<'_> {
-        self.queue(cmd_latency_reset(event))
+    fn latency_reset(&self) -> Queued<'_> {
+        self.queue(cmd_latency_reset())
+    }
+
+    /// Queues [`LATENCY RESET`](ServerCommands::latency_reset_with) with `[event [event ...]]`.
+    fn latency_reset_with(&self, event: impl ToArgs) -> Queued<'_> {
+        self.queue(cmd_latency_reset_with(event))
     }
 
     /// Queues [`LOLWUT`](ServerCommands::lolwut).
@@ -1618,7 +1683,7 @@ pub trait ServerPipeline: BatchSink {
     }
 
     /// Queues [`REPLICAOF`](ServerCommands::replicaof).
-    fn replicaof(&self, args: ReplicaofArgs) -> Queued<'_> {
+    fn replicaof(&self, args: ReplicaOf) -> Queued<'_> {
         self.queue(cmd_replicaof(args))
     }
 
@@ -1644,7 +1709,7 @@ pub trait ServerPipeline: BatchSink {
 
     /// Queues [`SLAVEOF`](ServerCommands::slaveof).
     #[deprecated(since = "5.0.0", note = "use REPLICAOF")]
-    fn slaveof(&self, args: SlaveofArgs) -> Queued<'_> {
+    fn slaveof(&self, args: ReplicaOf) -> Queued<'_> {
         self.queue(cmd_slaveof(args))
     }
 
@@ -1866,7 +1931,7 @@ impl CommandListOptions {
 /// Choices for `<SLOW | LARGE-REQUEST | LARGE-REPLY>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum CommandlogGetType {
+pub enum CommandlogType {
     /// `SLOW`
     Slow,
     /// `LARGE-REQUEST`
@@ -1875,72 +1940,16 @@ pub enum CommandlogGetType {
     LargeReply,
 }
 
-impl ToArgs for CommandlogGetType {
+impl ToArgs for CommandlogType {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            CommandlogGetType::Slow => {
+            CommandlogType::Slow => {
                 a.push(b"SLOW");
             }
-            CommandlogGetType::LargeRequest => {
+            CommandlogType::LargeRequest => {
                 a.push(b"LARGE-REQUEST");
             }
-            CommandlogGetType::LargeReply => {
-                a.push(b"LARGE-REPLY");
-            }
-        }
-    }
-}
-
-/// Choices for `<SLOW | LARGE-REQUEST | LARGE-REPLY>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum CommandlogLenType {
-    /// `SLOW`
-    Slow,
-    /// `LARGE-REQUEST`
-    LargeRequest,
-    /// `LARGE-REPLY`
-    LargeReply,
-}
-
-impl ToArgs for CommandlogLenType {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            CommandlogLenType::Slow => {
-                a.push(b"SLOW");
-            }
-            CommandlogLenType::LargeRequest => {
-                a.push(b"LARGE-REQUEST");
-            }
-            CommandlogLenType::LargeReply => {
-                a.push(b"LARGE-REPLY");
-            }
-        }
-    }
-}
-
-/// Choices for `<SLOW | LARGE-REQUEST | LARGE-REPLY>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum CommandlogResetType {
-    /// `SLOW`
-    Slow,
-    /// `LARGE-REQUEST`
-    LargeRequest,
-    /// `LARGE-REPLY`
-    LargeReply,
-}
-
-impl ToArgs for CommandlogResetType {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            CommandlogResetType::Slow => {
-                a.push(b"SLOW");
-            }
-            CommandlogResetType::LargeRequest => {
-                a.push(b"LARGE-REQUEST");
-            }
-            CommandlogResetType::LargeReply => {
+            CommandlogType::LargeReply => {
                 a.push(b"LARGE-REPLY");
             }
         }
@@ -2174,22 +2183,22 @@ impl ModuleLoadexOptions {
 /// Choices for `<host port | NO ONE>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum ReplicaofArgs {
+pub enum ReplicaOf {
     /// `host port`
     HostPort((Bytes, i64)),
     /// `NO ONE`
     NoOne,
 }
 
-impl ToArgs for ReplicaofArgs {
+impl ToArgs for ReplicaOf {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            ReplicaofArgs::HostPort(v) => {
+            ReplicaOf::HostPort(v) => {
                 let (f1_0, f1_1) = v;
                 (f1_0).write_args(a);
                 (f1_1).write_args(a);
             }
-            ReplicaofArgs::NoOne => {
+            ReplicaOf::NoOne => {
                 a.push(b"NO");
                 a.push(b"ONE");
             }
@@ -2266,32 +2275,6 @@ impl ShutdownOptions {
         a.push(b"ABORT");
         self.abort_selector = Some(buf);
         self
-    }
-}
-
-/// Choices for `<host port | NO ONE>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum SlaveofArgs {
-    /// `host port`
-    HostPort((Bytes, i64)),
-    /// `NO ONE`
-    NoOne,
-}
-
-impl ToArgs for SlaveofArgs {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            SlaveofArgs::HostPort(v) => {
-                let (f1_0, f1_1) = v;
-                (f1_0).write_args(a);
-                (f1_1).write_args(a);
-            }
-            SlaveofArgs::NoOne => {
-                a.push(b"NO");
-                a.push(b"ONE");
-            }
-        }
     }
 }
 
@@ -2491,7 +2474,15 @@ fn cmd_command_count() -> Cmd {
     cmd
 }
 
-fn cmd_command_docs(command_name: impl ToArgs) -> Cmd {
+fn cmd_command_docs() -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"DOCS");
+
+    cmd
+}
+
+fn cmd_command_docs_with(command_name: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"DOCS");
@@ -2525,7 +2516,15 @@ fn cmd_command_help() -> Cmd {
     cmd
 }
 
-fn cmd_command_info(command_name: impl ToArgs) -> Cmd {
+fn cmd_command_info() -> Cmd {
+    let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"INFO");
+
+    cmd
+}
+
+fn cmd_command_info_with(command_name: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("COMMAND", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"INFO");
@@ -2551,7 +2550,7 @@ fn cmd_command_list_with(options: CommandListOptions) -> Cmd {
     cmd
 }
 
-fn cmd_commandlog_get(count: i64, type_: CommandlogGetType) -> Cmd {
+fn cmd_commandlog_get(count: i64, type_: CommandlogType) -> Cmd {
     let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"GET");
@@ -2568,7 +2567,7 @@ fn cmd_commandlog_help() -> Cmd {
     cmd
 }
 
-fn cmd_commandlog_len(type_: CommandlogLenType) -> Cmd {
+fn cmd_commandlog_len(type_: CommandlogType) -> Cmd {
     let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"LEN");
@@ -2576,7 +2575,7 @@ fn cmd_commandlog_len(type_: CommandlogLenType) -> Cmd {
     cmd
 }
 
-fn cmd_commandlog_reset(type_: CommandlogResetType) -> Cmd {
+fn cmd_commandlog_reset(type_: CommandlogType) -> Cmd {
     let mut cmd = Cmd::with_route("COMMANDLOG", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"RESET");
@@ -2677,7 +2676,12 @@ fn cmd_flushdb_with(options: FlushdbOptions) -> Cmd {
     cmd
 }
 
-fn cmd_info(section: impl ToArgs) -> Cmd {
+fn cmd_info() -> Cmd {
+    let cmd = Cmd::with_route("INFO", Route::Shared);
+    cmd
+}
+
+fn cmd_info_with(section: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("INFO", Route::Shared);
     let a = &mut cmd.args;
     section.write_args(a);
@@ -2713,7 +2717,15 @@ fn cmd_latency_help() -> Cmd {
     cmd
 }
 
-fn cmd_latency_histogram(command: impl ToArgs) -> Cmd {
+fn cmd_latency_histogram() -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"HISTOGRAM");
+
+    cmd
+}
+
+fn cmd_latency_histogram_with(command: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"HISTOGRAM");
@@ -2737,7 +2749,15 @@ fn cmd_latency_latest() -> Cmd {
     cmd
 }
 
-fn cmd_latency_reset(event: impl ToArgs) -> Cmd {
+fn cmd_latency_reset() -> Cmd {
+    let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
+    let a = &mut cmd.args;
+    a.push(b"RESET");
+
+    cmd
+}
+
+fn cmd_latency_reset_with(event: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("LATENCY", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"RESET");
@@ -2878,7 +2898,7 @@ fn cmd_monitor() -> Cmd {
     cmd
 }
 
-fn cmd_replicaof(args: ReplicaofArgs) -> Cmd {
+fn cmd_replicaof(args: ReplicaOf) -> Cmd {
     let mut cmd = Cmd::with_route("REPLICAOF", Route::Shared);
     let a = &mut cmd.args;
     (&args).write_args(a);
@@ -2909,7 +2929,7 @@ fn cmd_shutdown_with(options: ShutdownOptions) -> Cmd {
     cmd
 }
 
-fn cmd_slaveof(args: SlaveofArgs) -> Cmd {
+fn cmd_slaveof(args: ReplicaOf) -> Cmd {
     let mut cmd = Cmd::with_route("SLAVEOF", Route::Shared);
     let a = &mut cmd.args;
     (&args).write_args(a);

@@ -241,7 +241,7 @@ pub trait SetCommands: ReplySink {
     /// - Complexity: Without the count argument O(1), otherwise O(N) where N is the value of the passed count.
     /// - ACL categories: `@write`, `@set`, `@fast`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: The key does not exist.
     /// - string: The removed member when 'COUNT' is not given.
     /// - array: List to the removed members when 'COUNT' is given.
@@ -251,7 +251,7 @@ pub trait SetCommands: ReplySink {
 
     /// [`spop`](SetCommands::spop) with its optional arguments: see [`SpopOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn spop_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -270,7 +270,7 @@ pub trait SetCommands: ReplySink {
     /// - Complexity: Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: In case `count` is not given and key doesn't exist
     /// - string: In case `count` is not given, randomly selected element
     /// - array: In case `count` is given, an array of elements
@@ -281,7 +281,7 @@ pub trait SetCommands: ReplySink {
 
     /// [`srandmember`](SetCommands::srandmember) with its optional arguments: see [`SrandmemberOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn srandmember_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -316,7 +316,7 @@ pub trait SetCommands: ReplySink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@read`, `@set`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<Bytes>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
     fn sscan<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, T> {
         self.send(cmd_sscan(key, cursor))
@@ -324,7 +324,7 @@ pub trait SetCommands: ReplySink {
 
     /// [`sscan`](SetCommands::sscan) with its optional arguments: see [`SscanOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<Bytes>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn sscan_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,

@@ -35,26 +35,26 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<(Bytes, f64)>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Timeout reached and no elements were popped.
     /// - array: The keyname and the popped members.
     fn bzmpop<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
-        where_: BzmpopWhere,
+        where_: MinMax,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_bzmpop(timeout, key, where_))
     }
 
     /// [`bzmpop`](SortedSetCommands::bzmpop) with its optional arguments: see [`BzmpopOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<(Bytes, f64)>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn bzmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         timeout: f64,
         key: impl ToArgs,
-        where_: BzmpopWhere,
+        where_: MinMax,
         options: BzmpopOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_bzmpop_with(timeout, key, where_, options))
@@ -70,7 +70,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Bytes, f64)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Timeout reached and no elements were popped.
     /// - array: The keyname, popped member, and its score.
     fn bzpopmax<'a, T: FromValue + 'a>(
@@ -91,7 +91,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Bytes, f64)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Timeout reached and no elements were popped.
     /// - array: The keyname, popped member, and its score.
     fn bzpopmin<'a, T: FromValue + 'a>(
@@ -112,12 +112,12 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(log(N)) for each item added, where N is the number of elements in the sorted set.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - nil: Operation was aborted (conflict with one of the `XX`/`NX`/`LT`/`GT` options).
     /// - integer: The number of new members (when the `CH` option is not used)
     /// - integer: The number of new or updated members (when the `CH` option is used)
     /// - number: The updated score of the member (when the `INCR` option is used)
-    fn zadd<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn zadd<'a>(&'a self, key: impl ToArgs, data: impl ToArgs) -> Self::Reply<'a, i64> {
         self.send(cmd_zadd(key, data))
     }
 
@@ -180,7 +180,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: A list of members. Returned in case `WITHSCORES` was not used.
     /// - array: Members and their scores. Returned in case `WITHSCORES` was used. In RESP2 this is returned as a flat array
     fn zdiff<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
@@ -249,7 +249,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Result of intersection, containing only the member names. Returned in case `WITHSCORES` was not used.
     /// - array: Result of intersection, containing members and their scores. Returned in case `WITHSCORES` was used. In RESP2 this is returned as a flat array
     fn zinter<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
@@ -357,24 +357,24 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<(Bytes, f64)>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: No element could be popped.
     /// - array
     fn zmpop<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
-        where_: ZmpopWhere,
+        where_: MinMax,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_zmpop(key, where_))
     }
 
     /// [`zmpop`](SortedSetCommands::zmpop) with its optional arguments: see [`ZmpopOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<(Bytes, Vec<(Bytes, f64)>)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn zmpop_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
-        where_: ZmpopWhere,
+        where_: MinMax,
         options: ZmpopOptions,
     ) -> Self::Reply<'a, T> {
         self.send(cmd_zmpop_with(key, where_, options))
@@ -410,7 +410,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<(Bytes, f64)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of popped elements and scores when 'COUNT' isn't specified.
     /// - array: List of popped elements and scores when 'COUNT' is specified.
     fn zpopmax<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
@@ -419,7 +419,7 @@ pub trait SortedSetCommands: ReplySink {
 
     /// [`zpopmax`](SortedSetCommands::zpopmax) with its optional arguments: see [`ZpopmaxOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<(Bytes, f64)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn zpopmax_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -438,7 +438,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.
     /// - ACL categories: `@write`, `@sortedset`, `@fast`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<(Bytes, f64)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of popped elements and scores when 'COUNT' isn't specified.
     /// - array: List of popped elements and scores when 'COUNT' is specified.
     fn zpopmin<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
@@ -447,7 +447,7 @@ pub trait SortedSetCommands: ReplySink {
 
     /// [`zpopmin`](SortedSetCommands::zpopmin) with its optional arguments: see [`ZpopminOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<(Bytes, f64)>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn zpopmin_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -466,7 +466,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of members returned
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: Key does not exist.
     /// - string: Randomly selected element when 'COUNT' is not used.
     /// - array: Randomly selected elements when 'COUNT' is used.
@@ -477,7 +477,7 @@ pub trait SortedSetCommands: ReplySink {
 
     /// [`zrandmember`](SortedSetCommands::zrandmember) with its optional arguments: see [`ZrandmemberOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn zrandmember_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -752,7 +752,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `REV` argument
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of member elements.
     /// - array: List of the members and their scores. Returned in case `WITHSCORES` was used.
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the REV argument")]
@@ -904,7 +904,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<(Bytes, f64)>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Cursor and scan response in array form.
     fn zscan<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs, cursor: i64) -> Self::Reply<'a, T> {
         self.send(cmd_zscan(key, cursor))
@@ -912,7 +912,7 @@ pub trait SortedSetCommands: ReplySink {
 
     /// [`zscan`](SortedSetCommands::zscan) with its optional arguments: see [`ZscanOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(u64, Vec<(Bytes, f64)>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn zscan_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -949,7 +949,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: The result of union when 'WITHSCORES' is not used.
     /// - array: The result of union when 'WITHSCORES' is used.
     fn zunion<'a, T: FromValue + 'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, T> {
@@ -1006,7 +1006,7 @@ impl<S: ReplySink + ?Sized> SortedSetCommands for S {}
 /// writes): the methods of [`SortedSetCommands`], each returning the [`Queued`] command.
 pub trait SortedSetPipeline: BatchSink {
     /// Queues [`BZMPOP`](SortedSetCommands::bzmpop).
-    fn bzmpop(&self, timeout: f64, key: impl ToArgs, where_: BzmpopWhere) -> Queued<'_> {
+    fn bzmpop(&self, timeout: f64, key: impl ToArgs, where_: MinMax) -> Queued<'_> {
         self.queue(cmd_bzmpop(timeout, key, where_))
     }
 
@@ -1015,7 +1015,7 @@ pub trait SortedSetPipeline: BatchSink {
         &self,
         timeout: f64,
         key: impl ToArgs,
-        where_: BzmpopWhere,
+        where_: MinMax,
         options: BzmpopOptions,
     ) -> Queued<'_> {
         self.queue(cmd_bzmpop_with(timeout, key, where_, options))
@@ -1112,17 +1112,12 @@ pub trait SortedSetPipeline: BatchSink {
     }
 
     /// Queues [`ZMPOP`](SortedSetCommands::zmpop).
-    fn zmpop(&self, key: impl ToArgs, where_: ZmpopWhere) -> Queued<'_> {
+    fn zmpop(&self, key: impl ToArgs, where_: MinMax) -> Queued<'_> {
         self.queue(cmd_zmpop(key, where_))
     }
 
     /// Queues [`ZMPOP`](SortedSetCommands::zmpop_with) with its optional arguments.
-    fn zmpop_with(
-        &self,
-        key: impl ToArgs,
-        where_: ZmpopWhere,
-        options: ZmpopOptions,
-    ) -> Queued<'_> {
+    fn zmpop_with(&self, key: impl ToArgs, where_: MinMax, options: ZmpopOptions) -> Queued<'_> {
         self.queue(cmd_zmpop_with(key, where_, options))
     }
 
@@ -1392,20 +1387,20 @@ impl<S: BatchSink + ?Sized> SortedSetPipeline for S {}
 /// Choices for `<MIN | MAX>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum BzmpopWhere {
+pub enum MinMax {
     /// `MIN`
     Min,
     /// `MAX`
     Max,
 }
 
-impl ToArgs for BzmpopWhere {
+impl ToArgs for MinMax {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            BzmpopWhere::Min => {
+            MinMax::Min => {
                 a.push(b"MIN");
             }
-            BzmpopWhere::Max => {
+            MinMax::Max => {
                 a.push(b"MAX");
             }
         }
@@ -1695,29 +1690,6 @@ impl ZinterstoreOptions {
         a.push(b"MAX");
         self.aggregate = Some(buf);
         self
-    }
-}
-
-/// Choices for `<MIN | MAX>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ZmpopWhere {
-    /// `MIN`
-    Min,
-    /// `MAX`
-    Max,
-}
-
-impl ToArgs for ZmpopWhere {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            ZmpopWhere::Min => {
-                a.push(b"MIN");
-            }
-            ZmpopWhere::Max => {
-                a.push(b"MAX");
-            }
-        }
     }
 }
 
@@ -2353,7 +2325,7 @@ impl ZunionstoreOptions {
     }
 }
 
-fn cmd_bzmpop(timeout: f64, key: impl ToArgs, where_: BzmpopWhere) -> Cmd {
+fn cmd_bzmpop(timeout: f64, key: impl ToArgs, where_: MinMax) -> Cmd {
     let mut cmd = Cmd::with_route("BZMPOP", Route::Blocking);
     let a = &mut cmd.args;
     timeout.write_args(a);
@@ -2365,12 +2337,7 @@ fn cmd_bzmpop(timeout: f64, key: impl ToArgs, where_: BzmpopWhere) -> Cmd {
     cmd
 }
 
-fn cmd_bzmpop_with(
-    timeout: f64,
-    key: impl ToArgs,
-    where_: BzmpopWhere,
-    options: BzmpopOptions,
-) -> Cmd {
+fn cmd_bzmpop_with(timeout: f64, key: impl ToArgs, where_: MinMax, options: BzmpopOptions) -> Cmd {
     let mut cmd = Cmd::with_route("BZMPOP", Route::Blocking);
     let a = &mut cmd.args;
     timeout.write_args(a);
@@ -2581,7 +2548,7 @@ fn cmd_zlexcount(key: impl ToArgs, min: impl ToArgs, max: impl ToArgs) -> Cmd {
     cmd
 }
 
-fn cmd_zmpop(key: impl ToArgs, where_: ZmpopWhere) -> Cmd {
+fn cmd_zmpop(key: impl ToArgs, where_: MinMax) -> Cmd {
     let mut cmd = Cmd::with_route("ZMPOP", Route::Shared);
     let a = &mut cmd.args;
     let counted = &mut ArgBuf::default();
@@ -2592,7 +2559,7 @@ fn cmd_zmpop(key: impl ToArgs, where_: ZmpopWhere) -> Cmd {
     cmd
 }
 
-fn cmd_zmpop_with(key: impl ToArgs, where_: ZmpopWhere, options: ZmpopOptions) -> Cmd {
+fn cmd_zmpop_with(key: impl ToArgs, where_: MinMax, options: ZmpopOptions) -> Cmd {
     let mut cmd = Cmd::with_route("ZMPOP", Route::Shared);
     let a = &mut cmd.args;
     let counted = &mut ArgBuf::default();

@@ -91,7 +91,7 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(1) if COUNT is small.
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(Bytes, Vec<StreamEntry>, Vec<Bytes>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Claimed stream entries (with data, if `JUSTID` was not given).
     /// - array: Claimed stream entries (without data, if `JUSTID` was given).
     fn xautoclaim<'a, T: FromValue + 'a>(
@@ -107,7 +107,7 @@ pub trait StreamCommands: ReplySink {
 
     /// [`xautoclaim`](StreamCommands::xautoclaim) with its optional arguments: see [`XautoclaimOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`(Bytes, Vec<StreamEntry>, Vec<Bytes>)`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn xautoclaim_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -137,7 +137,7 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(log N) with N being the number of messages in the PEL of the consumer group.
     /// - ACL categories: `@write`, `@stream`, `@fast`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<StreamEntry>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: If JUSTID option is specified, return just an array of IDs of messages successfully claimed.
     /// - array: Array of stream entries that contains each entry as an array of 2 elements, the Entry ID and the entry data itself.
     fn xclaim<'a, T: FromValue + 'a>(
@@ -153,7 +153,7 @@ pub trait StreamCommands: ReplySink {
 
     /// [`xclaim`](StreamCommands::xclaim) with its optional arguments: see [`XclaimOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<StreamEntry>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn xclaim_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -205,7 +205,7 @@ pub trait StreamCommands: ReplySink {
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupCreateIdSelector,
+        id_selector: StreamId,
     ) -> Self::Reply<'a, ()> {
         self.send(cmd_xgroup_create(key, group, id_selector))
     }
@@ -217,7 +217,7 @@ pub trait StreamCommands: ReplySink {
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupCreateIdSelector,
+        id_selector: StreamId,
         options: XgroupCreateOptions,
     ) -> Self::Reply<'a, ()> {
         self.send(cmd_xgroup_create_with(key, group, id_selector, options))
@@ -315,7 +315,7 @@ pub trait StreamCommands: ReplySink {
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupSetidIdSelector,
+        id_selector: StreamId,
     ) -> Self::Reply<'a, ()> {
         self.send(cmd_xgroup_setid(key, group, id_selector))
     }
@@ -327,7 +327,7 @@ pub trait StreamCommands: ReplySink {
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupSetidIdSelector,
+        id_selector: StreamId,
         options: XgroupSetidOptions,
     ) -> Self::Reply<'a, ()> {
         self.send(cmd_xgroup_setid_with(key, group, id_selector, options))
@@ -343,13 +343,13 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Array list of consumers
     fn xinfo_consumers<'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_xinfo_consumers(key, group))
     }
 
@@ -363,9 +363,12 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
-    fn xinfo_groups<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn xinfo_groups<'a>(
+        &'a self,
+        key: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_xinfo_groups(key))
     }
 
@@ -395,10 +398,13 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: Summary form, in case `FULL` was not given.
     /// - map: Extended form, in case `FULL` was given.
-    fn xinfo_stream<'a>(&'a self, key: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn xinfo_stream<'a>(
+        &'a self,
+        key: impl ToArgs,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_xinfo_stream(key))
     }
 
@@ -439,22 +445,26 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `(i64, Option<Bytes>, Option<Bytes>, Option<Vec<(Bytes, i64)>>)`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Extended form, in case `start` was given.
     /// - array: Summary form, in case `start` was not given.
-    fn xpending<'a>(&'a self, key: impl ToArgs, group: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn xpending<'a>(
+        &'a self,
+        key: impl ToArgs,
+        group: impl ToArgs,
+    ) -> Self::Reply<'a, (i64, Option<Bytes>, Option<Bytes>, Option<Vec<(Bytes, i64)>>)> {
         self.send(cmd_xpending(key, group))
     }
 
     /// [`xpending`](StreamCommands::xpending) with its optional arguments: see [`XpendingOptions`].
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<(Bytes, Bytes, i64, i64)>`; [`Query::to`](crate::Query::to) re-types it):
     fn xpending_with<'a>(
         &'a self,
         key: impl ToArgs,
         group: impl ToArgs,
         options: XpendingOptions,
-    ) -> Self::Reply<'a, Value> {
+    ) -> Self::Reply<'a, Vec<(Bytes, Bytes, i64, i64)>> {
         self.send(cmd_xpending_with(key, group, options))
     }
 
@@ -468,7 +478,7 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<StreamEntry>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: Stream entries with IDs matching the specified range.
     fn xrange<'a, T: FromValue + 'a>(
         &'a self,
@@ -481,7 +491,7 @@ pub trait StreamCommands: ReplySink {
 
     /// [`xrange`](StreamCommands::xrange) with its optional arguments: see [`XrangeOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<StreamEntry>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn xrange_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -502,7 +512,7 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity:
     /// - ACL categories: `@read`, `@stream`, `@slow`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Vec<(Bytes, Vec<StreamEntry>)>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - map: A map of key-value elements when each element composed of key name and the entries reported for that key.
     /// - nil: If BLOCK option is given, and a timeout occurs, or there is no stream we can serve.
     fn xread<'a, T: FromValue + 'a>(
@@ -515,7 +525,7 @@ pub trait StreamCommands: ReplySink {
 
     /// [`xread`](StreamCommands::xread) with its optional arguments: see [`XreadOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Vec<(Bytes, Vec<StreamEntry>)>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn xread_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -535,7 +545,7 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.
     /// - ACL categories: `@write`, `@stream`, `@slow`, `@blocking`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Vec<(Bytes, Vec<StreamEntry>)>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - nil: If BLOCK option is specified and the timeout expired
     /// - map: A map of key-value elements when each element composed of key name and the entries reported for that key
     fn xreadgroup<'a, T: FromValue + 'a>(
@@ -550,7 +560,7 @@ pub trait StreamCommands: ReplySink {
 
     /// [`xreadgroup`](StreamCommands::xreadgroup) with its optional arguments: see [`XreadgroupOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Option<Vec<(Bytes, Vec<StreamEntry>)>>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn xreadgroup_with<'a, T: FromValue + 'a>(
         &'a self,
         group: impl ToArgs,
@@ -572,7 +582,7 @@ pub trait StreamCommands: ReplySink {
     /// - Complexity: O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).
     /// - ACL categories: `@read`, `@stream`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<StreamEntry>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: An array of the entries with IDs matching the specified range
     fn xrevrange<'a, T: FromValue + 'a>(
         &'a self,
@@ -585,7 +595,7 @@ pub trait StreamCommands: ReplySink {
 
     /// [`xrevrange`](StreamCommands::xrevrange) with its optional arguments: see [`XrevrangeOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<StreamEntry>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     fn xrevrange_with<'a, T: FromValue + 'a>(
         &'a self,
         key: impl ToArgs,
@@ -639,8 +649,8 @@ pub trait StreamCommands: ReplySink {
     fn xtrim<'a>(
         &'a self,
         key: impl ToArgs,
-        strategy: XtrimStrategy,
-        operator: Option<XtrimOperator>,
+        strategy: TrimStrategy,
+        operator: Option<TrimOperator>,
         threshold: impl ToArgs,
         count: Option<i64>,
     ) -> Self::Reply<'a, i64> {
@@ -748,7 +758,7 @@ pub trait StreamPipeline: BatchSink {
         &self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupCreateIdSelector,
+        id_selector: StreamId,
     ) -> Queued<'_> {
         self.queue(cmd_xgroup_create(key, group, id_selector))
     }
@@ -758,7 +768,7 @@ pub trait StreamPipeline: BatchSink {
         &self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupCreateIdSelector,
+        id_selector: StreamId,
         options: XgroupCreateOptions,
     ) -> Queued<'_> {
         self.queue(cmd_xgroup_create_with(key, group, id_selector, options))
@@ -799,7 +809,7 @@ pub trait StreamPipeline: BatchSink {
         &self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupSetidIdSelector,
+        id_selector: StreamId,
     ) -> Queued<'_> {
         self.queue(cmd_xgroup_setid(key, group, id_selector))
     }
@@ -809,7 +819,7 @@ pub trait StreamPipeline: BatchSink {
         &self,
         key: impl ToArgs,
         group: impl ToArgs,
-        id_selector: XgroupSetidIdSelector,
+        id_selector: StreamId,
         options: XgroupSetidOptions,
     ) -> Queued<'_> {
         self.queue(cmd_xgroup_setid_with(key, group, id_selector, options))
@@ -944,8 +954,8 @@ pub trait StreamPipeline: BatchSink {
     fn xtrim(
         &self,
         key: impl ToArgs,
-        strategy: XtrimStrategy,
-        operator: Option<XtrimOperator>,
+        strategy: TrimStrategy,
+        operator: Option<TrimOperator>,
         threshold: impl ToArgs,
         count: Option<i64>,
     ) -> Queued<'_> {
@@ -958,20 +968,20 @@ impl<S: BatchSink + ?Sized> StreamPipeline for S {}
 /// Choices for `<MAXLEN | MINID>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum XaddStrategy {
+pub enum TrimStrategy {
     /// `MAXLEN`
     Maxlen,
     /// `MINID`
     Minid,
 }
 
-impl ToArgs for XaddStrategy {
+impl ToArgs for TrimStrategy {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            XaddStrategy::Maxlen => {
+            TrimStrategy::Maxlen => {
                 a.push(b"MAXLEN");
             }
-            XaddStrategy::Minid => {
+            TrimStrategy::Minid => {
                 a.push(b"MINID");
             }
         }
@@ -981,20 +991,20 @@ impl ToArgs for XaddStrategy {
 /// Choices for `[= | ~]`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum XaddOperator {
+pub enum TrimOperator {
     /// `=`
     Equal,
     /// `~`
     Approximately,
 }
 
-impl ToArgs for XaddOperator {
+impl ToArgs for TrimOperator {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            XaddOperator::Equal => {
+            TrimOperator::Equal => {
                 a.push(b"=");
             }
-            XaddOperator::Approximately => {
+            TrimOperator::Approximately => {
                 a.push(b"~");
             }
         }
@@ -1054,8 +1064,8 @@ impl XaddOptions {
     /// `<MAXLEN | MINID> [= | ~] threshold [LIMIT count]` (from `[<MAXLEN | MINID> [= | ~] threshold [LIMIT count]]`).
     pub fn trim(
         mut self,
-        strategy: XaddStrategy,
-        operator: Option<XaddOperator>,
+        strategy: TrimStrategy,
+        operator: Option<TrimOperator>,
         threshold: impl ToArgs,
         count: Option<i64>,
     ) -> Self {
@@ -1197,20 +1207,20 @@ impl XclaimOptions {
 /// Choices for `<id | $>`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum XgroupCreateIdSelector {
+pub enum StreamId {
     /// `id`
     Id(Bytes),
     /// `$`
     NewId,
 }
 
-impl ToArgs for XgroupCreateIdSelector {
+impl ToArgs for StreamId {
     fn write_args(&self, a: &mut ArgBuf) {
         match self {
-            XgroupCreateIdSelector::Id(v) => {
+            StreamId::Id(v) => {
                 (v).write_args(a);
             }
-            XgroupCreateIdSelector::NewId => {
+            StreamId::NewId => {
                 a.push(b"$");
             }
         }
@@ -1252,29 +1262,6 @@ impl XgroupCreateOptions {
         entriesread.write_args(a);
         self.entriesread = Some(buf);
         self
-    }
-}
-
-/// Choices for `<id | $>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum XgroupSetidIdSelector {
-    /// `id`
-    Id(Bytes),
-    /// `$`
-    NewId,
-}
-
-impl ToArgs for XgroupSetidIdSelector {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            XgroupSetidIdSelector::Id(v) => {
-                (v).write_args(a);
-            }
-            XgroupSetidIdSelector::NewId => {
-                a.push(b"$");
-            }
-        }
     }
 }
 
@@ -1563,52 +1550,6 @@ impl XsetidOptions {
     }
 }
 
-/// Choices for `<MAXLEN | MINID>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum XtrimStrategy {
-    /// `MAXLEN`
-    Maxlen,
-    /// `MINID`
-    Minid,
-}
-
-impl ToArgs for XtrimStrategy {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            XtrimStrategy::Maxlen => {
-                a.push(b"MAXLEN");
-            }
-            XtrimStrategy::Minid => {
-                a.push(b"MINID");
-            }
-        }
-    }
-}
-
-/// Choices for `[= | ~]`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum XtrimOperator {
-    /// `=`
-    Equal,
-    /// `~`
-    Approximately,
-}
-
-impl ToArgs for XtrimOperator {
-    fn write_args(&self, a: &mut ArgBuf) {
-        match self {
-            XtrimOperator::Equal => {
-                a.push(b"=");
-            }
-            XtrimOperator::Approximately => {
-                a.push(b"~");
-            }
-        }
-    }
-}
-
 fn cmd_xack(key: impl ToArgs, group: impl ToArgs, id: impl ToArgs) -> Cmd {
     let mut cmd = Cmd::with_route("XACK", Route::Shared);
     let a = &mut cmd.args;
@@ -1749,11 +1690,7 @@ fn cmd_xdel(key: impl ToArgs, id: impl ToArgs) -> Cmd {
     cmd
 }
 
-fn cmd_xgroup_create(
-    key: impl ToArgs,
-    group: impl ToArgs,
-    id_selector: XgroupCreateIdSelector,
-) -> Cmd {
+fn cmd_xgroup_create(key: impl ToArgs, group: impl ToArgs, id_selector: StreamId) -> Cmd {
     let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"CREATE");
@@ -1766,7 +1703,7 @@ fn cmd_xgroup_create(
 fn cmd_xgroup_create_with(
     key: impl ToArgs,
     group: impl ToArgs,
-    id_selector: XgroupCreateIdSelector,
+    id_selector: StreamId,
     options: XgroupCreateOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
@@ -1821,11 +1758,7 @@ fn cmd_xgroup_help() -> Cmd {
     cmd
 }
 
-fn cmd_xgroup_setid(
-    key: impl ToArgs,
-    group: impl ToArgs,
-    id_selector: XgroupSetidIdSelector,
-) -> Cmd {
+fn cmd_xgroup_setid(key: impl ToArgs, group: impl ToArgs, id_selector: StreamId) -> Cmd {
     let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
     let a = &mut cmd.args;
     a.push(b"SETID");
@@ -1838,7 +1771,7 @@ fn cmd_xgroup_setid(
 fn cmd_xgroup_setid_with(
     key: impl ToArgs,
     group: impl ToArgs,
-    id_selector: XgroupSetidIdSelector,
+    id_selector: StreamId,
     options: XgroupSetidOptions,
 ) -> Cmd {
     let mut cmd = Cmd::with_route("XGROUP", Route::Shared);
@@ -2067,8 +2000,8 @@ fn cmd_xsetid_with(key: impl ToArgs, last_id: impl ToArgs, options: XsetidOption
 
 fn cmd_xtrim(
     key: impl ToArgs,
-    strategy: XtrimStrategy,
-    operator: Option<XtrimOperator>,
+    strategy: TrimStrategy,
+    operator: Option<TrimOperator>,
     threshold: impl ToArgs,
     count: Option<i64>,
 ) -> Cmd {

@@ -254,7 +254,7 @@ pub trait StringCommands: ReplySink {
     /// - Complexity: O(N*M) where N and M are the lengths of s1 and s2, respectively
     /// - ACL categories: `@read`, `@string`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Bytes`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - string: The longest common subsequence.
     /// - integer: The length of the longest common subsequence when 'LEN' is given.
     /// - map: Array with the LCS length and all the ranges in both the strings when 'IDX' is given. In RESP2 this is returned as a flat array
