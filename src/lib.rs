@@ -39,7 +39,8 @@
 //! `let m: HashMap<String, i64> = client.hgetall("h").await?`, or any [`FromValue`] type
 //! (`Bytes`, numbers, tuples, maps, [`Serde`] for serialized values). A reply the server
 //! makes keeps its one type and needs no annotation: `set` gives `()`, counters `i64`,
-//! `xadd` the entry's ID. Each method's docs name the reply's natural type;
+//! `xadd` the entry's ID. Each method's docs name the reply's natural type
+//! ([`commands::StreamEntry`] for XRANGE, [`commands::GeoMember`] for GEOSEARCH);
 //! `.to::<T>()` re-reads any reply as another type.
 //!
 //! ## Choosing how to run a command

@@ -65,6 +65,22 @@ server_tests! {
         let masters: Value = sentinel.query(cmd("SENTINEL").arg("MASTERS")).await.unwrap();
         assert!(format!("{masters:?}").contains(MASTER_NAME), "{masters:?}");
         assert_eq!(sentinel.sentinel_myid().await.unwrap().len(), 40);
+        // The same, typed (Redis 7.0's sentinel knows only the MASTER names).
+        #[allow(deprecated)]
+        let (found, unknown, masters, master) = (
+            sentinel.sentinel_get_master_addr_by_name(MASTER_NAME).await.unwrap(),
+            sentinel.sentinel_get_master_addr_by_name("nosuchmaster").await.unwrap(),
+            sentinel.sentinel_masters().await.unwrap(),
+            sentinel.sentinel_master(MASTER_NAME).await.unwrap(),
+        );
+        assert_eq!(found, Some(("127.0.0.1".to_string(), set.master.port())));
+        assert!(unknown.is_none());
+        assert_eq!(masters[0]["name"], MASTER_NAME);
+        assert_eq!(master["port"], set.master.port().to_string());
+        let replicas = sentinel.sentinel_replicas(MASTER_NAME).await.unwrap();
+        assert!(replicas.iter().all(|r| r.contains_key("ip")), "{replicas:?}");
+        let others = sentinel.sentinel_sentinels(MASTER_NAME).await.unwrap();
+        assert!(others.iter().all(|r| r.contains_key("runid")), "{others:?}");
         // A wrong master name is a clear error.
         let url = set.url().replace(&format!("/{MASTER_NAME}"), "/nosuchmaster");
         let err = Client::builder()

@@ -37,6 +37,7 @@ const DATA_COMMANDS: &[(&str, &str)] = &[
 /// Commands of the data groups whose reply the server makes: (command, why).
 const SERVER_MADE: &[(&str, &str)] = &[
     ("XADD", "the new entry's ID"),
+    ("MIGRATE", "OK or NOKEY"),
     ("TYPE", "a type name"),
     ("DUMP", "a serialized payload for RESTORE, only ever bytes"),
     ("OBJECT ENCODING", "an encoding name"),

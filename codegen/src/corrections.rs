@@ -450,7 +450,7 @@ const REPLIES: &[(&str, Which, &str, &str)] = &[
     ),
     (
         "XINFO STREAM",
-        Plain,
+        Both,
         "std::collections::HashMap<String, Value>",
         "named fields (length, groups, first-entry...) whose values differ in kind",
     ),
@@ -508,6 +508,159 @@ const REPLIES: &[(&str, Which, &str, &str)] = &[
         "Vec<(i64, i64)>",
         "timestamp and latency per sample",
     ),
+    (
+        "CLUSTER SHARDS",
+        Both,
+        "Vec<std::collections::HashMap<String, Value>>",
+        "one map per shard (slots, nodes)",
+    ),
+    (
+        "CLUSTER LINKS",
+        Both,
+        "Vec<std::collections::HashMap<String, Value>>",
+        "one map per link to a peer",
+    ),
+    (
+        "FUNCTION STATS",
+        Both,
+        "std::collections::HashMap<String, Value>",
+        "the running script and each engine's figures",
+    ),
+    (
+        "ACL LOG",
+        Plain,
+        "Vec<std::collections::HashMap<String, Value>>",
+        "without RESET: one map per entry",
+    ),
+    (
+        "COMMAND GETKEYSANDFLAGS",
+        Both,
+        "Vec<(Bytes, Vec<Bytes>)>",
+        "each key with its flags",
+    ),
+    ("COMMANDLOG HELP", Both, "Vec<Bytes>", "lines of help"),
+    ("COMMANDLOG LEN", Both, "i64", "the number of entries"),
+    ("COMMANDLOG RESET", Both, "()", "OK"),
+    (
+        "LATENCY HISTOGRAM",
+        Both,
+        "std::collections::HashMap<String, Value>",
+        "each command's calls and histogram",
+    ),
+    (
+        "MODULE LIST",
+        Both,
+        "Vec<std::collections::HashMap<String, Value>>",
+        "one map per module (name, ver, ...)",
+    ),
+    (
+        "SLOWLOG GET",
+        Both,
+        "Vec<(i64, i64, i64, Vec<Bytes>, Bytes, Bytes)>",
+        "each entry: ID, Unix time, microseconds, arguments, client address, client name",
+    ),
+    (
+        "HELLO",
+        Both,
+        "std::collections::HashMap<String, Value>",
+        "the server's properties (server, version, proto, id, mode, role, modules)",
+    ),
+    (
+        "EXEC",
+        Both,
+        "Option<Vec<Value>>",
+        "each queued command's reply, or nil when a watched key changed",
+    ),
+    (
+        "SENTINEL MASTERS",
+        Both,
+        "Vec<std::collections::HashMap<String, String>>",
+        "one map of state per monitored master",
+    ),
+    (
+        "SENTINEL PRIMARIES",
+        Both,
+        "Vec<std::collections::HashMap<String, String>>",
+        "one map of state per monitored primary",
+    ),
+    (
+        "SENTINEL MASTER",
+        Both,
+        "std::collections::HashMap<String, String>",
+        "the master's state",
+    ),
+    (
+        "SENTINEL PRIMARY",
+        Both,
+        "std::collections::HashMap<String, String>",
+        "the primary's state",
+    ),
+    (
+        "SENTINEL REPLICAS",
+        Both,
+        "Vec<std::collections::HashMap<String, String>>",
+        "one map of state per replica",
+    ),
+    (
+        "SENTINEL SLAVES",
+        Both,
+        "Vec<std::collections::HashMap<String, String>>",
+        "one map of state per replica",
+    ),
+    (
+        "SENTINEL SENTINELS",
+        Both,
+        "Vec<std::collections::HashMap<String, String>>",
+        "one map of state per other sentinel",
+    ),
+    (
+        "SENTINEL GET-MASTER-ADDR-BY-NAME",
+        Both,
+        "Option<(String, u16)>",
+        "host and port, or nil for an unknown name",
+    ),
+    (
+        "SENTINEL GET-PRIMARY-ADDR-BY-NAME",
+        Both,
+        "Option<(String, u16)>",
+        "host and port, or nil for an unknown name",
+    ),
+    (
+        "ACL DRYRUN",
+        Both,
+        "Bytes",
+        "OK, or the reason the user may not run the command",
+    ),
+    (
+        "ZRANGE",
+        Plain,
+        "Vec<Bytes>",
+        "without WITHSCORES: the members",
+    ),
+    (
+        "ZRANGEBYSCORE",
+        Plain,
+        "Vec<Bytes>",
+        "without WITHSCORES: the members",
+    ),
+    (
+        "WAITAOF",
+        Both,
+        "(i64, i64)",
+        "how many local and replica AOFs have the writes",
+    ),
+    (
+        "MIGRATE",
+        Both,
+        "Bytes",
+        "OK, or NOKEY when no key was found",
+    ),
+    (
+        "ZREVRANGEBYSCORE",
+        Plain,
+        "Vec<Bytes>",
+        "without WITHSCORES: the members",
+    ),
 ];
 
 /// The corrected reply type of `command`'s plain method (`plain`) or `_with` method.
@@ -552,4 +705,198 @@ fn find<'a>(args: &'a mut [Arg], name: &str) -> Option<&'a mut Arg> {
         }
     }
     None
+}
+
+/// Why a command's reply is still read as an untyped `Value`: codegen refuses a method
+/// whose reply is `Value` without a line here.
+const VALUE_KEPT: &[(&str, &str)] = &[
+    (
+        "LATENCY LATEST",
+        "Redis answers four fields per event, Valkey 9 more",
+    ),
+    (
+        "ZREVRANGEBYSCORE",
+        "with WITHSCORES members and scores (bind `Vec<(Bytes, f64)>`)",
+    ),
+    (
+        "CLUSTER MIGRATESLOTS",
+        "Valkey 9 only, and its dump has no reply schema",
+    ),
+    (
+        "EVAL",
+        "a script returns whatever it returns: bind the type it gives",
+    ),
+    (
+        "EVALSHA",
+        "a script returns whatever it returns: bind the type it gives",
+    ),
+    (
+        "EVAL_RO",
+        "a script returns whatever it returns: bind the type it gives",
+    ),
+    (
+        "EVALSHA_RO",
+        "a script returns whatever it returns: bind the type it gives",
+    ),
+    (
+        "FCALL",
+        "a function returns whatever it returns: bind the type it gives",
+    ),
+    (
+        "FCALL_RO",
+        "a function returns whatever it returns: bind the type it gives",
+    ),
+    ("LCS", "with LEN a number, with IDX a map of matches"),
+    (
+        "LPOS",
+        "with COUNT a list of indexes, without it one index or nil",
+    ),
+    (
+        "SORT",
+        "with STORE a count, with GET patterns elements or nils",
+    ),
+    (
+        "ZDIFF",
+        "with WITHSCORES members and scores (bind `Vec<(Bytes, f64)>`)",
+    ),
+    (
+        "ZINTER",
+        "with WITHSCORES members and scores (bind `Vec<(Bytes, f64)>`)",
+    ),
+    (
+        "ZUNION",
+        "with WITHSCORES members and scores (bind `Vec<(Bytes, f64)>`)",
+    ),
+    (
+        "ZRANGE",
+        "with WITHSCORES members and scores (bind `Vec<(Bytes, f64)>`)",
+    ),
+    (
+        "ZRANGEBYSCORE",
+        "with WITHSCORES members and scores (bind `Vec<(Bytes, f64)>`)",
+    ),
+    (
+        "ZREVRANGE",
+        "with WITHSCORES members and scores (bind `Vec<(Bytes, f64)>`)",
+    ),
+    ("ZRANK", "with WITHSCORE the rank and the score"),
+    ("ZREVRANK", "with WITHSCORE the rank and the score"),
+    ("SET", "with NX or XX OK or nil, with GET the old value"),
+    (
+        "ZADD",
+        "with INCR the new score (or nil), otherwise a count",
+    ),
+    ("ACL LOG", "with RESET OK, otherwise the entries"),
+    (
+        "CLIENT KILL",
+        "the old form answers OK, the new form a count",
+    ),
+    (
+        "CLIENT IMPORT-SOURCE",
+        "Valkey 9 only, and its dump has no reply schema",
+    ),
+    (
+        "CLUSTER CANCELSLOTMIGRATIONS",
+        "Valkey 9 only, and its dump has no reply schema",
+    ),
+    (
+        "CLUSTER GETSLOTMIGRATIONS",
+        "Valkey 9 only, and its dump has no reply schema",
+    ),
+    (
+        "CLUSTER FLUSHSLOT",
+        "Valkey 9 only, and its dump has no reply schema",
+    ),
+    (
+        "CLUSTER SLOT-STATS",
+        "Valkey only, and its dump has no reply schema",
+    ),
+    (
+        "CLUSTERSCAN",
+        "Valkey 9 only, and its dump has no reply schema",
+    ),
+    (
+        "COMMANDLOG GET",
+        "Valkey only: entries whose fields depend on the log's type",
+    ),
+    (
+        "CLUSTER SLOTS",
+        "nested arrays whose node entries grew fields across versions; the cluster client reads it itself",
+    ),
+    (
+        "COMMAND",
+        "the command table, nested differently per version: `kermes::commands::commands()` has it parsed",
+    ),
+    (
+        "COMMAND INFO",
+        "the command table, nested differently per version: `kermes::commands::command_info` has it parsed",
+    ),
+    (
+        "ROLE",
+        "its shape depends on the role: master, replica or sentinel",
+    ),
+    (
+        "MONITOR",
+        "refused on a shared connection: `Client::monitor()` gives the lines as a stream",
+    ),
+    (
+        "SUBSCRIBE",
+        "refused on a shared connection: `Client::subscriber()` gives typed messages",
+    ),
+    (
+        "PSUBSCRIBE",
+        "refused on a shared connection: `Client::subscriber()` gives typed messages",
+    ),
+    (
+        "SSUBSCRIBE",
+        "refused on a shared connection: `Client::subscriber()` gives typed messages",
+    ),
+    (
+        "UNSUBSCRIBE",
+        "refused on a shared connection: `Client::subscriber()` gives typed messages",
+    ),
+    (
+        "PUNSUBSCRIBE",
+        "refused on a shared connection: `Client::subscriber()` gives typed messages",
+    ),
+    (
+        "SUNSUBSCRIBE",
+        "refused on a shared connection: `Client::subscriber()` gives typed messages",
+    ),
+    (
+        "SENTINEL CONFIG",
+        "sentinel internals whose shape depends on the arguments",
+    ),
+    (
+        "SENTINEL DEBUG",
+        "sentinel internals whose shape depends on the arguments",
+    ),
+    (
+        "SENTINEL INFO-CACHE",
+        "sentinel internals whose shape depends on the arguments",
+    ),
+    (
+        "SENTINEL PENDING-SCRIPTS",
+        "sentinel internals whose shape depends on the arguments",
+    ),
+    (
+        "SENTINEL SIMULATE-FAILURE",
+        "sentinel internals whose shape depends on the arguments",
+    ),
+    (
+        "SENTINEL IS-MASTER-DOWN-BY-ADDR",
+        "a sentinel-to-sentinel vote, not for clients",
+    ),
+    (
+        "SENTINEL IS-PRIMARY-DOWN-BY-ADDR",
+        "a sentinel-to-sentinel vote, not for clients",
+    ),
+];
+
+/// The reason `command`'s reply stays `Value`, if one is written.
+pub fn value_reason(command: &str) -> Option<&'static str> {
+    VALUE_KEPT
+        .iter()
+        .find(|(name, _)| *name == command)
+        .map(|(_, why)| *why)
 }

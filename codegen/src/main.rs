@@ -186,6 +186,7 @@ fn render_files(
         }
     }
     let mut files = BTreeMap::new();
+    let (mut untyped, mut missing) = (Vec::new(), Vec::new());
     let mut module = String::from(HEADER);
     module
         .push_str("//! The command API, one trait per command group, generated from the spec.\n\n");
@@ -193,6 +194,12 @@ fn render_files(
         let mut g = render::Group::new(group);
         for c in cmds {
             g.command(c);
+        }
+        for (command, method) in &g.untyped {
+            match corrections::value_reason(command) {
+                Some(why) => untyped.push(format!("  {method} reads Value: {why}")),
+                None => missing.push(format!("{method} ({command})")),
+            }
         }
         for name in &g.lone_lists {
             println!(
@@ -210,6 +217,15 @@ fn render_files(
             g.finish(group)
         );
         files.insert(format!("{file}.rs"), rustfmt(&body)?);
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "these methods read their reply as Value with no reason in corrections.rs VALUE_KEPT: {}",
+            missing.join(", ")
+        ));
+    }
+    for line in &untyped {
+        println!("{line}");
     }
     module.push_str("pub(crate) mod table;\n");
     files.insert("mod.rs".into(), rustfmt(&module)?);

@@ -24,6 +24,8 @@ pub struct Group {
     builders: String,
     /// Commands whose only argument is an optional list: `info()` and `info_with(list)`.
     pub lone_lists: Vec<String>,
+    /// Methods whose reply reads as an untyped `Value`: (command, method).
+    pub untyped: Vec<(String, String)>,
     type_names: Names,
     /// Enums already defined, by command prefix and argument syntax, so asking for an
     /// argument's type twice never defines it twice.
@@ -119,6 +121,7 @@ impl Group {
             pipe_methods: String::new(),
             builders: String::new(),
             lone_lists: Vec::new(),
+            untyped: Vec::new(),
             type_names: Names::default(),
             enums: Default::default(),
         }
@@ -473,6 +476,8 @@ impl Group {
                 with_args(&head, &subcommand, &part.body)
             );
             let (ty, ty_with) = (reply(bind, &ret), reply(bind_with, &ret_with));
+            self.note_untyped(&cmd.name, &method, &ret);
+            self.note_untyped(&cmd.name, &format!("{method}_with"), &ret_with);
             let (g, g_with) = (generics(bind), generics(bind_with));
             let list = crate::syntax::of_arg(&cmd.args[0]).replace('`', "'");
             let _ = write!(
@@ -541,6 +546,7 @@ impl Group {
             "fn cmd_{method}({decl}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
             with_args(&head, &subcommand, &plain)
         );
+        self.note_untyped(&cmd.name, &method, &ret);
         let _ = write!(
             self.methods,
             "{docs}{deprecated}    fn {method}{}(&'a self{params}) -> Self::Reply<'a, {}> {{\n        self.send(cmd_{method}({args}))\n    }}\n\n",
@@ -569,6 +575,7 @@ impl Group {
                 with_args(&head, &subcommand, &with)
             );
             let call = format!("cmd_{method}_with({args}{sep}options)");
+            self.note_untyped(&cmd.name, &format!("{method}_with"), &ret_with);
             let _ = write!(
                 self.methods,
                 "    /// [`{method}`]({t}::{method}) with its optional arguments: see [`{opts}`].\n    ///\n    /// {}\n{deprecated}    fn {method}_with{}(&'a self{params}, options: {opts}) -> Self::Reply<'a, {}> {{\n        self.send({call})\n    }}\n\n",
@@ -583,6 +590,13 @@ impl Group {
                 upper = cmd.name,
                 t = self.trait_name,
             );
+        }
+    }
+
+    /// Remembers a method whose reply (fixed, or suggested for the binding) is `Value`.
+    fn note_untyped(&mut self, command: &str, method: &str, ty: &str) {
+        if ty == "Value" {
+            self.untyped.push((command.to_string(), method.to_string()));
         }
     }
 

@@ -27,6 +27,45 @@ crate::group_tests! {
         let libs = c.function_list().await.unwrap();
         assert!(libs.iter().any(|l| l.get("library_name") == Some(&Value::Bulk("structlib".into()))), "{libs:?}");
         c.function_delete("structlib").await.unwrap();
+        let fstats = c.function_stats().await.unwrap();
+        assert!(fstats.contains_key("engines"), "{fstats:?}");
+        let keys = c.command_getkeysandflags("SET", ["k", "v"]).await.unwrap();
+        assert_eq!(keys[0].0, "k");
+        assert!(!keys[0].1.is_empty(), "{keys:?}");
+        assert_eq!(c.acl_dryrun("default", "get", "k").await.unwrap(), "OK");
+        let _log = c.acl_log().await.unwrap();
+        let modules = c.module_list().await.unwrap(); // Valkey 9 may bundle some
+        assert!(modules.iter().all(|m| m.contains_key("name")), "{modules:?}");
+        let histogram = c.latency_histogram().await.unwrap();
+        assert!(histogram.contains_key("set") || histogram.contains_key("config|set") || !histogram.is_empty(), "{histogram:?}");
+        if !t.skip_on_cluster("the slow log and latency monitor are per node") {
+            // On a connection of its own: HELLO's properties, and EXEC's replies.
+            let x = c.exclusive().await.unwrap();
+            let props = x.hello().await.unwrap();
+            assert!(props.contains_key("version"), "{props:?}");
+            x.multi().await.unwrap();
+            x.set("{x}t", 1).await.unwrap(); // QUEUED
+            let replies = x.exec().await.unwrap().expect("not aborted");
+            assert_eq!(replies.len(), 1);
+            drop(x);
+            c.config_set([("slowlog-log-slower-than", "0")]).await.unwrap();
+            c.set("slow", 1).await.unwrap();
+            let log = c.slowlog_get().await.unwrap();
+            c.config_set([("slowlog-log-slower-than", "10000")]).await.unwrap();
+            let (_, at, _, args, _, _) = log.iter().find(|e| e.3.first().is_some_and(|a| a.eq_ignore_ascii_case(b"set"))).expect("SET in the slow log");
+            assert!(*at > 1_700_000_000);
+            assert_eq!(args[1], "slow");
+            c.config_set([("latency-monitor-threshold", "1")]).await.unwrap();
+            c.cmd("DEBUG").arg("SLEEP").arg(0.01).exec().await.unwrap();
+            let latest: Vec<Vec<Value>> = c.latency_latest().to().await.unwrap();
+            c.config_set([("latency-monitor-threshold", "0")]).await.unwrap();
+            assert!(latest.iter().any(|e| e.first() == Some(&Value::Bulk("command".into()))), "{latest:?}");
+        } else {
+            let shards = c.cluster_shards().await.unwrap();
+            assert_eq!(shards.len(), 3, "{shards:?}");
+            assert!(shards[0].contains_key("slots"), "{shards:?}");
+            assert!(!c.cluster_links().await.unwrap().is_empty());
+        }
 
         // A stream with a group and a pending entry.
         c.xgroup_create_with("{x}s", "g", StreamId::Id("0".into()), XgroupCreateOptions::new().mkstream()).await.unwrap();
@@ -34,6 +73,8 @@ crate::group_tests! {
         let _: Value = c.xreadgroup("g", "alice", "{x}s", ">").await.unwrap();
         let info = c.xinfo_stream("{x}s").await.unwrap();
         assert_eq!(info.get("length"), Some(&Value::Int(1)), "{info:?}");
+        let full = c.xinfo_stream_with("{x}s", XinfoStreamOptions::new().full_block(Some(10))).await.unwrap();
+        assert!(full.contains_key("groups") && full.contains_key("entries"), "{full:?}");
         let groups = c.xinfo_groups("{x}s").await.unwrap();
         assert_eq!(groups[0].get("pending"), Some(&Value::Int(1)), "{groups:?}");
         let consumers = c.xinfo_consumers("{x}s", "g").await.unwrap();

@@ -179,7 +179,7 @@ impl Peer for Kermes {
         all_present(&v, keys.len())
     }
     async fn pipeline_get(&self, keys: Vec<Arc<str>>) {
-        use kermes::commands::StringCommands;
+        use kermes::commands::StringPipeline;
         let pipe = self.0.pipeline();
         for k in &keys {
             pipe.get(&**k);

@@ -345,9 +345,11 @@ pub trait ClusterCommands: ReplySink {
     /// - Complexity: O(N) where N is the total number of Cluster nodes
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: An array of cluster links and their attributes.
-    fn cluster_links<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn cluster_links<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_cluster_links())
     }
 
@@ -576,9 +578,11 @@ pub trait ClusterCommands: ReplySink {
     /// - Complexity: O(N) where N is the total number of cluster nodes
     /// - ACL categories: `@slow`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: A nested list of a map of hash ranges and shard nodes describing individual shards.
-    fn cluster_shards<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn cluster_shards<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_cluster_shards())
     }
 

@@ -442,16 +442,19 @@ pub trait ConnectionCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@fast`, `@connection`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
-    fn hello<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn hello<'a>(&'a self) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_hello())
     }
 
     /// [`hello`](ConnectionCommands::hello) with its optional arguments: see [`HelloOptions`].
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
-    fn hello_with<'a>(&'a self, options: HelloOptions) -> Self::Reply<'a, Value> {
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
+    fn hello_with<'a>(
+        &'a self,
+        options: HelloOptions,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_hello_with(options))
     }
 

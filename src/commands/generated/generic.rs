@@ -205,17 +205,17 @@ pub trait GenericCommands: ReplySink {
     /// - Complexity: This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.
     /// - ACL categories: `@keyspace`, `@write`, `@slow`, `@dangerous`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: Success.
     /// - `NOKEY`: No keys were found in the source instance.
-    fn migrate<'a, T: FromValue + 'a>(
+    fn migrate<'a>(
         &'a self,
         host: impl ToArgs,
         port: i64,
         key_selector: MigrateKeySelector,
         destination_db: i64,
         timeout: i64,
-    ) -> Self::Reply<'a, T> {
+    ) -> Self::Reply<'a, Bytes> {
         self.send(cmd_migrate(
             host,
             port,
@@ -227,8 +227,8 @@ pub trait GenericCommands: ReplySink {
 
     /// [`migrate`](GenericCommands::migrate) with its optional arguments: see [`MigrateOptions`].
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
-    fn migrate_with<'a, T: FromValue + 'a>(
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
+    fn migrate_with<'a>(
         &'a self,
         host: impl ToArgs,
         port: i64,
@@ -236,7 +236,7 @@ pub trait GenericCommands: ReplySink {
         destination_db: i64,
         timeout: i64,
         options: MigrateOptions,
-    ) -> Self::Reply<'a, T> {
+    ) -> Self::Reply<'a, Bytes> {
         self.send(cmd_migrate_with(
             host,
             port,
@@ -719,14 +719,14 @@ pub trait GenericCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@blocking`, `@connection`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply (read as `(i64, i64)`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Number of local and remote AOF files in sync.
-    fn waitaof<'a, T: FromValue + 'a>(
+    fn waitaof<'a>(
         &'a self,
         numlocal: i64,
         numreplicas: i64,
         timeout: i64,
-    ) -> Self::Reply<'a, T> {
+    ) -> Self::Reply<'a, (i64, i64)> {
         self.send(cmd_waitaof(numlocal, numreplicas, timeout))
     }
 }

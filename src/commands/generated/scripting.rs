@@ -330,9 +330,9 @@ pub trait ScriptingCommands: ReplySink {
     /// - Complexity: O(1)
     /// - ACL categories: `@slow`, `@scripting`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map
-    fn function_stats<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn function_stats<'a>(&'a self) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_function_stats())
     }
 

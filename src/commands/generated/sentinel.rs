@@ -115,13 +115,13 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(1)
     /// - Deprecated since 8.0.0: use `SENTINEL GET-PRIMARY-ADDR-BY-NAME`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Option<(String, u16)>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     #[deprecated(since = "8.0.0", note = "use SENTINEL GET-PRIMARY-ADDR-BY-NAME")]
     fn sentinel_get_master_addr_by_name<'a>(
         &'a self,
         primary_name: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
+    ) -> Self::Reply<'a, Option<(String, u16)>> {
         self.send(cmd_sentinel_get_master_addr_by_name(primary_name))
     }
 
@@ -134,12 +134,12 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 8.0.0
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Option<(String, u16)>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array
     fn sentinel_get_primary_addr_by_name<'a>(
         &'a self,
         primary_name: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
+    ) -> Self::Reply<'a, Option<(String, u16)>> {
         self.send(cmd_sentinel_get_primary_addr_by_name(primary_name))
     }
 
@@ -237,10 +237,13 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(1)
     /// - Deprecated since 8.0.0: use `SENTINEL PRIMARY`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, String>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: The state and info of the specified primary.
     #[deprecated(since = "8.0.0", note = "use SENTINEL PRIMARY")]
-    fn sentinel_master<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn sentinel_master<'a>(
+        &'a self,
+        primary_name: impl ToArgs,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, String>> {
         self.send(cmd_sentinel_master(primary_name))
     }
 
@@ -254,10 +257,12 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of primaries
     /// - Deprecated since 8.0.0: use `SENTINEL PRIMARIES`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, String>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of monitored primaries, and their states.
     #[deprecated(since = "8.0.0", note = "use SENTINEL PRIMARIES")]
-    fn sentinel_masters<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn sentinel_masters<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, String>>> {
         self.send(cmd_sentinel_masters())
     }
 
@@ -321,9 +326,11 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 8.0.0
     /// - Complexity: O(N) where N is the number of primaries
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, String>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of monitored primaries, and their states.
-    fn sentinel_primaries<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn sentinel_primaries<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, String>>> {
         self.send(cmd_sentinel_primaries())
     }
 
@@ -336,9 +343,12 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 8.0.0
     /// - Complexity: O(1)
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, String>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: The state and info of the specified primary.
-    fn sentinel_primary<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn sentinel_primary<'a>(
+        &'a self,
+        primary_name: impl ToArgs,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, String>> {
         self.send(cmd_sentinel_primary(primary_name))
     }
 
@@ -366,9 +376,12 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 5.0.0
     /// - Complexity: O(N) where N is the number of replicas
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, String>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of replicas for this primary, and their state.
-    fn sentinel_replicas<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn sentinel_replicas<'a>(
+        &'a self,
+        primary_name: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, String>>> {
         self.send(cmd_sentinel_replicas(primary_name))
     }
 
@@ -396,9 +409,12 @@ pub trait SentinelCommands: CommandSink {
     /// - Group: `sentinel`; since 2.8.4
     /// - Complexity: O(N) where N is the number of Sentinels
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, String>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of sentinel instances, and their state.
-    fn sentinel_sentinels<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn sentinel_sentinels<'a>(
+        &'a self,
+        primary_name: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, String>>> {
         self.send(cmd_sentinel_sentinels(primary_name))
     }
 
@@ -457,10 +473,13 @@ pub trait SentinelCommands: CommandSink {
     /// - Complexity: O(N) where N is the number of replicas.
     /// - Deprecated since 5.0.0: use `SENTINEL REPLICAS`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, String>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of monitored replicas, and their state.
     #[deprecated(since = "5.0.0", note = "use SENTINEL REPLICAS")]
-    fn sentinel_slaves<'a>(&'a self, primary_name: impl ToArgs) -> Self::Reply<'a, Value> {
+    fn sentinel_slaves<'a>(
+        &'a self,
+        primary_name: impl ToArgs,
+    ) -> Self::Reply<'a, Vec<std::collections::HashMap<String, String>>> {
         self.send(cmd_sentinel_slaves(primary_name))
     }
 }

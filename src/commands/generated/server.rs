@@ -75,7 +75,7 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(1).
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Bytes`; [`Query::to`](crate::Query::to) re-types it):
     /// - `OK`: The given user may successfully execute the given command.
     /// - string: The description of the problem, in case the user is not allowed to run the given command.
     fn acl_dryrun<'a>(
@@ -83,7 +83,7 @@ pub trait ServerCommands: ReplySink {
         username: impl ToArgs,
         command: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
+    ) -> Self::Reply<'a, Bytes> {
         self.send(cmd_acl_dryrun(username, command, arg))
     }
 
@@ -188,10 +188,10 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N) with N being the number of entries shown.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: In case `RESET` was not given, a list of recent ACL security events.
     /// - `OK`: In case `RESET` was given, OK indicates ACL log was cleared.
-    fn acl_log<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn acl_log<'a>(&'a self) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_acl_log())
     }
 
@@ -396,13 +396,13 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of arguments to the command
     /// - ACL categories: `@slow`, `@connection`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<(Bytes, Vec<Bytes>)>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: List of keys from the given command and their usage flags.
     fn command_getkeysandflags<'a>(
         &'a self,
         command: impl ToArgs,
         arg: impl ToArgs,
-    ) -> Self::Reply<'a, Value> {
+    ) -> Self::Reply<'a, Vec<(Bytes, Vec<Bytes>)>> {
         self.send(cmd_command_getkeysandflags(command, arg))
     }
 
@@ -496,9 +496,9 @@ pub trait ServerCommands: ReplySink {
     /// - ACL categories: `@slow`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<Bytes>`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn commandlog_help<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn commandlog_help<'a>(&'a self) -> Self::Reply<'a, Vec<Bytes>> {
         self.send(cmd_commandlog_help())
     }
 
@@ -513,9 +513,9 @@ pub trait ServerCommands: ReplySink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `i64`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn commandlog_len<'a>(&'a self, type_: CommandlogType) -> Self::Reply<'a, Value> {
+    fn commandlog_len<'a>(&'a self, type_: CommandlogType) -> Self::Reply<'a, i64> {
         self.send(cmd_commandlog_len(type_))
     }
 
@@ -530,9 +530,9 @@ pub trait ServerCommands: ReplySink {
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     /// - Described by the valkey-9.1.2 COMMAND DOCS dump (newer than the spec files)
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `()`; [`Query::to`](crate::Query::to) re-types it):
     /// - See the server's documentation (the spec has no reply schema).
-    fn commandlog_reset<'a>(&'a self, type_: CommandlogType) -> Self::Reply<'a, Value> {
+    fn commandlog_reset<'a>(&'a self, type_: CommandlogType) -> Self::Reply<'a, ()> {
         self.send(cmd_commandlog_reset(type_))
     }
 
@@ -801,16 +801,21 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of commands with latency information being retrieved.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     /// - map: A map where each key is a command name, and each value is a map with the total calls, and an inner map of the histogram time buckets.
-    fn latency_histogram<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn latency_histogram<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_latency_histogram())
     }
 
     /// [`latency_histogram`](ServerCommands::latency_histogram) with `[COMMAND [COMMAND ...]]`: any list (`["a", "b"]`, a `Vec`).
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
-    fn latency_histogram_with<'a>(&'a self, command: impl ToArgs) -> Self::Reply<'a, Value> {
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
+    fn latency_histogram_with<'a>(
+        &'a self,
+        command: impl ToArgs,
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_latency_histogram_with(command))
     }
 
@@ -1026,9 +1031,9 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of loaded modules.
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<std::collections::HashMap<String, Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Returns information about the modules loaded to the server.
-    fn module_list<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn module_list<'a>(&'a self) -> Self::Reply<'a, Vec<std::collections::HashMap<String, Value>>> {
         self.send(cmd_module_list())
     }
 
@@ -1208,16 +1213,21 @@ pub trait ServerCommands: ReplySink {
     /// - Complexity: O(N) where N is the number of entries returned
     /// - ACL categories: `@admin`, `@slow`, `@dangerous`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Vec<(i64, i64, i64, Vec<Bytes>, Bytes, Bytes)>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Entries from the slow log in chronological order.
-    fn slowlog_get<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn slowlog_get<'a>(
+        &'a self,
+    ) -> Self::Reply<'a, Vec<(i64, i64, i64, Vec<Bytes>, Bytes, Bytes)>> {
         self.send(cmd_slowlog_get())
     }
 
     /// [`slowlog_get`](ServerCommands::slowlog_get) with its optional arguments: see [`SlowlogGetOptions`].
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
-    fn slowlog_get_with<'a>(&'a self, options: SlowlogGetOptions) -> Self::Reply<'a, Value> {
+    /// Reply (read as `Vec<(i64, i64, i64, Vec<Bytes>, Bytes, Bytes)>`; [`Query::to`](crate::Query::to) re-types it):
+    fn slowlog_get_with<'a>(
+        &'a self,
+        options: SlowlogGetOptions,
+    ) -> Self::Reply<'a, Vec<(i64, i64, i64, Vec<Bytes>, Bytes, Bytes)>> {
         self.send(cmd_slowlog_get_with(options))
     }
 

@@ -496,7 +496,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - Complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: A list of member elements
     /// - array: Members and their scores. Returned in case `WITHSCORES` was used. In RESP2 this is returned as a flat array
     fn zrange<'a, T: FromValue + 'a>(
@@ -569,7 +569,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `BYSCORE` argument
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of the elements in the specified score range, as not WITHSCORES.
     /// - array: List of the elements and their scores in the specified score range, as WITHSCORES used.
     #[deprecated(since = "6.2.0", note = "use ZRANGE with the BYSCORE argument")]
@@ -827,7 +827,7 @@ pub trait SortedSetCommands: ReplySink {
     /// - ACL categories: `@read`, `@sortedset`, `@slow`
     /// - Deprecated since 6.2.0: use `ZRANGE` with the `REV` and `BYSCORE` arguments
     ///
-    /// Reply, as the type you bind (`Value`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
+    /// Reply, as the type you bind (`Vec<Bytes>`, or any [`FromValue`](crate::FromValue) of that shape: `String` for `Bytes`, a number, a [`Serde`](crate::Serde)):
     /// - array: List of the elements in the specified score range, as not WITHSCORES.
     /// - array: List of the elements and their scores in the specified score range, as WITHSCORES used.
     #[deprecated(

@@ -410,12 +410,12 @@ pub trait StreamCommands: ReplySink {
 
     /// [`xinfo_stream`](StreamCommands::xinfo_stream) with its optional arguments: see [`XinfoStreamOptions`].
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `std::collections::HashMap<String, Value>`; [`Query::to`](crate::Query::to) re-types it):
     fn xinfo_stream_with<'a>(
         &'a self,
         key: impl ToArgs,
         options: XinfoStreamOptions,
-    ) -> Self::Reply<'a, Value> {
+    ) -> Self::Reply<'a, std::collections::HashMap<String, Value>> {
         self.send(cmd_xinfo_stream_with(key, options))
     }
 

@@ -51,10 +51,10 @@ pub trait TransactionsCommands: ReplySink {
     /// - Complexity: Depends on commands in the transaction
     /// - ACL categories: `@slow`, `@transaction`
     ///
-    /// Reply (read as `Value`; [`Query::to`](crate::Query::to) re-types it):
+    /// Reply (read as `Option<Vec<Value>>`; [`Query::to`](crate::Query::to) re-types it):
     /// - array: Each element being the reply to each of the commands in the atomic transaction.
     /// - nil: The transaction was aborted because a `WATCH`ed key was touched
-    fn exec<'a>(&'a self) -> Self::Reply<'a, Value> {
+    fn exec<'a>(&'a self) -> Self::Reply<'a, Option<Vec<Value>>> {
         self.send(cmd_exec())
     }
 
