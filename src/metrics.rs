@@ -29,7 +29,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::Once;
 use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
@@ -69,9 +68,10 @@ pub fn report(client: &Client, name: impl Into<String>, every: Duration) -> Repo
     }
 }
 
+/// Describes every metric (on each report: the recorder in force may have changed, and a
+/// description costs nothing next to an interval).
 fn describe() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+    {
         describe_counter!("kermes_commands_sent_total", "Commands written to a socket");
         describe_counter!(
             "kermes_commands_completed_total",
@@ -121,7 +121,7 @@ fn describe() {
             "kermes_pool_timeouts_total",
             "Times no exclusive connection came free in time"
         );
-    });
+    }
 }
 
 impl Stats {
