@@ -249,6 +249,24 @@ fn render_sentinel(
             g.command(c);
         }
     }
+    let missing: Vec<String> = g
+        .untyped
+        .iter()
+        .filter(|(command, _)| corrections::value_reason(command).is_none())
+        .map(|(command, method)| format!("{method} ({command})"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "these sentinel methods read their reply as Value with no reason in corrections.rs VALUE_KEPT: {}",
+            missing.join(", ")
+        ));
+    }
+    for (command, method) in &g.untyped {
+        println!(
+            "  {method} reads Value: {}",
+            corrections::value_reason(command).unwrap_or_default()
+        );
+    }
     let body = format!(
         "{HEADER}//! Commands of a Sentinel.\n#![allow(unused_imports, clippy::too_many_arguments, clippy::type_complexity, clippy::needless_borrow, clippy::deref_addrof, clippy::let_and_return)]\n\nuse bytes::Bytes;\n\nuse crate::cmd::{{Cmd, Route}};\nuse crate::commands::CommandSink;\nuse crate::resp::Value;\nuse crate::value::{{ArgBuf, ToArgs}};\n\n{}",
         g.finish("sentinel")
