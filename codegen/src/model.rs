@@ -123,9 +123,14 @@ pub fn load(dir: &Path) -> Result<Vec<Command>, String> {
         if let Some(subs) = doc["subcommands"].as_object() {
             for (sub, sdoc) in subs {
                 let full = sub.replace('|', " ").to_ascii_uppercase();
-                if !commands.contains_key(&full) {
-                    let cmd = from_dump(&full, Some(upper.clone()), sdoc, info.get(sub.as_str()));
-                    commands.insert(full, cmd);
+                if let std::collections::btree_map::Entry::Vacant(slot) = commands.entry(full) {
+                    let cmd = from_dump(
+                        slot.key(),
+                        Some(upper.clone()),
+                        sdoc,
+                        info.get(sub.as_str()),
+                    );
+                    slot.insert(cmd);
                 }
             }
         }

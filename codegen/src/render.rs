@@ -629,10 +629,11 @@ impl Group {
             let name = names.unique(snake(label(&choice)));
             let mut sig = Sig::default();
             // A choice of a tokened oneof (`AGGREGATE SUM | MIN | MAX`) follows that token.
-            if arg.kind == Kind::OneOf && !arg.multiple {
-                if let Some(t) = &arg.token {
-                    sig.body.push(format!("a.push({});", token_lit(t)));
-                }
+            if arg.kind == Kind::OneOf
+                && !arg.multiple
+                && let Some(t) = &arg.token
+            {
+                sig.body.push(format!("a.push({});", token_lit(t)));
             }
             let mut pnames = Names::with(&["a", "self", "counted"]);
             self.flatten(std::slice::from_ref(&choice), &mut sig, &mut pnames, prefix);
