@@ -167,16 +167,7 @@ impl Error {
     pub(crate) fn kind_name(&self) -> &str {
         match &self.inner.kind {
             Kind::Server(e) => e.code(),
-            Kind::Io => "io",
-            Kind::Closed => "closed",
-            Kind::Connect => "connect",
-            Kind::Timeout => "timeout",
-            Kind::Protocol => "protocol",
-            Kind::Type => "type",
-            Kind::Config => "config",
-            Kind::Usage => "usage",
-            Kind::Pool => "pool",
-            Kind::Aborted => "aborted",
+            _ => crate::stats::ERROR_KINDS[self.kind_index()],
         }
     }
 

@@ -85,17 +85,6 @@ impl<'a, T> Query<'a, T> {
     {
         parser(self.await?)
     }
-
-    fn retype<U>(self) -> Query<'a, U> {
-        Query {
-            client: self.client,
-            state: self.state,
-            timer: self.timer,
-            cached: self.cached,
-            span: self.span,
-            reply: PhantomData,
-        }
-    }
 }
 
 impl<'a, T: FromValue> Future for Query<'a, T> {
@@ -225,14 +214,14 @@ impl<'a> Query<'a, Value> {
     /// `let v: String = client.get("k").await?`). A command whose reply has one type
     /// (`xadd`'s ID, `incr`'s count) is re-typed the same way through [`Retype`].
     pub fn to<U: FromValue>(self) -> Query<'a, U> {
-        self.retype()
+        Retype::to(self)
     }
 }
 
 impl<'a> BoxedQuery<'a, Value> {
     /// The same command, with its reply converted to `U` instead.
     pub fn to<U: FromValue>(self) -> BoxedQuery<'a, U> {
-        BoxedQuery::new(self.inner)
+        Retype::to(self)
     }
 }
 
@@ -251,7 +240,14 @@ impl<'a, T> Retype for Query<'a, T> {
     type As<U: FromValue> = Query<'a, U>;
 
     fn to<U: FromValue>(self) -> Query<'a, U> {
-        self.retype()
+        Query {
+            client: self.client,
+            state: self.state,
+            timer: self.timer,
+            cached: self.cached,
+            span: self.span,
+            reply: PhantomData,
+        }
     }
 }
 

@@ -81,12 +81,12 @@ impl ConnStats {
         bump(&self.counters.bytes_written, bytes);
     }
 
-    /// A reply of `bytes` bytes read (pushes included); `error` when it was an error reply.
+    /// `bytes` more bytes of frames read (pushes included).
     pub(crate) fn read(&self, bytes: u64) {
         bump(&self.counters.bytes_read, bytes);
     }
 
-    /// A request completed; `error` when its (last) reply was an error.
+    /// Replies to `commands` commands read; `error` when the reply was an error.
     pub(crate) fn completed(&self, commands: u64, error: bool) {
         bump(&self.counters.completed, commands);
         if error {

@@ -46,22 +46,17 @@ fn command_span(client: &Client, cmd: &Cmd) -> Span {
     );
     record_server(&span, client);
     if client.config().trace_statements {
-        span.record("db.query.text", sanitized(cmd).as_str());
+        span.record("db.query.text", sanitized(name, cmd).as_str());
     }
     span
 }
 
-/// The command (and a container's subcommand) with every argument as `?`.
-fn sanitized(cmd: &Cmd) -> String {
-    let mut args = cmd.args.iter();
-    let mut text = String::from_utf8_lossy(args.next().unwrap_or_default()).to_uppercase();
-    let container = crate::commands::command_info(&text)
-        .is_some_and(|info| info.route == crate::route::Route::Subcommand);
-    if container && let Some(sub) = args.next() {
-        text.push(' ');
-        text.push_str(&String::from_utf8_lossy(sub).to_uppercase());
-    }
-    for _ in args {
+/// The command's table name (a container's with its subcommand: `CLIENT SETNAME`) and a `?`
+/// for every argument after it.
+fn sanitized(name: &str, cmd: &Cmd) -> String {
+    let words = name.split(' ').count();
+    let mut text = name.to_string();
+    for _ in words..cmd.args.len() {
         text.push_str(" ?");
     }
     text

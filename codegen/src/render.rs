@@ -32,6 +32,24 @@ pub struct Group {
     enums: std::collections::HashMap<String, String>,
 }
 
+/// One generated method: see [`Group::emit`].
+struct Method<'a> {
+    /// The spec's name (`CLIENT LIST`).
+    command: &'a str,
+    /// The method's name (`client_list`, `client_list_with`).
+    name: String,
+    params: Vec<(String, String)>,
+    /// Statements building `cmd`.
+    body: String,
+    /// The awaited method's rustdoc, indented.
+    docs: String,
+    /// The pipeline method's one-line doc.
+    pipe_doc: String,
+    deprecated: &'a str,
+    bind: bool,
+    ret: &'a str,
+}
+
 /// Names a generated argument-counting integer takes: the count is written for the caller.
 fn is_count(arg: &Arg, next: Option<&Arg>) -> bool {
     arg.kind == Kind::Integer
@@ -458,46 +476,36 @@ impl Group {
             };
             self.flatten(std::slice::from_ref(&arg), &mut part, &mut names, &prefix);
             self.lone_lists.push(cmd.name.clone());
-            let _ = write!(
-                self.builders,
-                "fn cmd_{method}() -> Cmd {{\n    {}\n    cmd\n}}\n\n",
-                with_args(&head, &subcommand, &[])
-            );
-            let decl: Vec<String> = part
-                .params
-                .iter()
-                .map(|(n, t)| format!("{n}: {t}"))
-                .collect();
-            let args: Vec<&str> = part.params.iter().map(|(n, _)| n.as_str()).collect();
-            let _ = write!(
-                self.builders,
-                "fn cmd_{method}_with({}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
-                decl.join(", "),
-                with_args(&head, &subcommand, &part.body)
-            );
-            let (ty, ty_with) = (reply(bind, &ret), reply(bind_with, &ret_with));
-            self.note_untyped(&cmd.name, &method, &ret);
-            self.note_untyped(&cmd.name, &format!("{method}_with"), &ret_with);
-            let (g, g_with) = (generics(bind), generics(bind_with));
             let list = crate::syntax::of_arg(&cmd.args[0]).replace('`', "'");
-            let _ = write!(
-                self.methods,
-                "{docs}{deprecated}    fn {method}{g}(&'a self) -> Self::Reply<'a, {ty}> {{\n        self.send(cmd_{method}())\n    }}\n\n\
-                 /// [`{method}`]({t}::{method}) with `{list}`: any list (`[\"a\", \"b\"]`, a `Vec`).\n    ///\n    /// {}\n{deprecated}    fn {method}_with{g_with}(&'a self, {}) -> Self::Reply<'a, {ty_with}> {{\n        self.send(cmd_{method}_with({}))\n    }}\n\n",
-                crate::docs::reply_line(bind_with, &ret_with),
-                decl.join(", "),
-                args.join(", "),
-                t = self.trait_name,
-            );
-            let _ = write!(
-                self.pipe_methods,
-                "    /// Queues [`{upper}`]({t}::{method}).\n{deprecated}    fn {method}(&self) -> Queued<'_> {{\n        self.queue(cmd_{method}())\n    }}\n\n\
-                 /// Queues [`{upper}`]({t}::{method}_with) with `{list}`.\n{deprecated}    fn {method}_with(&self, {}) -> Queued<'_> {{\n        self.queue(cmd_{method}_with({}))\n    }}\n\n",
-                decl.join(", "),
-                args.join(", "),
-                upper = cmd.name,
-                t = self.trait_name,
-            );
+            self.emit(Method {
+                command: &cmd.name,
+                name: method.clone(),
+                params: Vec::new(),
+                body: with_args(&head, &subcommand, &[]),
+                docs: docs.clone(),
+                pipe_doc: format!("Queues [`{}`]({}::{method}).", cmd.name, self.trait_name),
+                deprecated: &deprecated,
+                bind,
+                ret: &ret,
+            });
+            self.emit(Method {
+                command: &cmd.name,
+                name: format!("{method}_with"),
+                body: with_args(&head, &subcommand, &part.body),
+                params: part.params,
+                docs: format!(
+                    "    /// [`{method}`]({t}::{method}) with `{list}`: any list (`[\"a\", \"b\"]`, a `Vec`).\n    ///\n    /// {}\n",
+                    crate::docs::reply_line(bind_with, &ret_with),
+                    t = self.trait_name,
+                ),
+                pipe_doc: format!(
+                    "Queues [`{}`]({}::{method}_with) with `{list}`.",
+                    cmd.name, self.trait_name
+                ),
+                deprecated: &deprecated,
+                bind: bind_with,
+                ret: &ret_with,
+            });
             return;
         }
         let mut i = 0;
@@ -535,30 +543,17 @@ impl Group {
             with.extend(part.body);
             i += 1;
         }
-        // Each command is built once, by a free function both traits call.
-        let args: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-        let args = args.join(", ");
-        let decl: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
-        let decl = decl.join(", ");
-        let params: String = params.iter().map(|(n, t)| format!(", {n}: {t}")).collect();
-        let _ = write!(
-            self.builders,
-            "fn cmd_{method}({decl}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
-            with_args(&head, &subcommand, &plain)
-        );
-        self.note_untyped(&cmd.name, &method, &ret);
-        let _ = write!(
-            self.methods,
-            "{docs}{deprecated}    fn {method}{}(&'a self{params}) -> Self::Reply<'a, {}> {{\n        self.send(cmd_{method}({args}))\n    }}\n\n",
-            generics(bind),
-            reply(bind, &ret),
-        );
-        let _ = write!(
-            self.pipe_methods,
-            "    /// Queues [`{upper}`]({t}::{method}).\n{deprecated}    fn {method}(&self{params}) -> Queued<'_> {{\n        self.queue(cmd_{method}({args}))\n    }}\n\n",
-            upper = cmd.name,
-            t = self.trait_name,
-        );
+        self.emit(Method {
+            command: &cmd.name,
+            name: method.clone(),
+            params: params.clone(),
+            body: with_args(&head, &subcommand, &plain),
+            docs,
+            pipe_doc: format!("Queues [`{}`]({}::{method}).", cmd.name, self.trait_name),
+            deprecated: &deprecated,
+            bind,
+            ret: &ret,
+        });
         if !fields.is_empty() {
             let opts = self.type_names.unique(format!("{prefix}Options"));
             let _ = write!(
@@ -568,36 +563,63 @@ impl Group {
                 t = self.trait_name,
                 syn = crate::syntax::of_command(cmd)
             );
-            let sep = if decl.is_empty() { "" } else { ", " };
-            let _ = write!(
-                self.builders,
-                "fn cmd_{method}_with({decl}{sep}options: {opts}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
-                with_args(&head, &subcommand, &with)
-            );
-            let call = format!("cmd_{method}_with({args}{sep}options)");
-            self.note_untyped(&cmd.name, &format!("{method}_with"), &ret_with);
-            let _ = write!(
-                self.methods,
-                "    /// [`{method}`]({t}::{method}) with its optional arguments: see [`{opts}`].\n    ///\n    /// {}\n{deprecated}    fn {method}_with{}(&'a self{params}, options: {opts}) -> Self::Reply<'a, {}> {{\n        self.send({call})\n    }}\n\n",
-                crate::docs::reply_line(bind_with, &ret_with),
-                generics(bind_with),
-                reply(bind_with, &ret_with),
-                t = self.trait_name,
-            );
-            let _ = write!(
-                self.pipe_methods,
-                "    /// Queues [`{upper}`]({t}::{method}_with) with its optional arguments.\n{deprecated}    fn {method}_with(&self{params}, options: {opts}) -> Queued<'_> {{\n        self.queue({call})\n    }}\n\n",
-                upper = cmd.name,
-                t = self.trait_name,
-            );
+            let mut with_params = params;
+            with_params.push(("options".into(), opts.clone()));
+            self.emit(Method {
+                command: &cmd.name,
+                name: format!("{method}_with"),
+                params: with_params,
+                body: with_args(&head, &subcommand, &with),
+                docs: format!(
+                    "    /// [`{method}`]({t}::{method}) with its optional arguments: see [`{opts}`].\n    ///\n    /// {}\n",
+                    crate::docs::reply_line(bind_with, &ret_with),
+                    t = self.trait_name,
+                ),
+                pipe_doc: format!(
+                    "Queues [`{}`]({}::{method}_with) with its optional arguments.",
+                    cmd.name, self.trait_name
+                ),
+                deprecated: &deprecated,
+                bind: bind_with,
+                ret: &ret_with,
+            });
         }
     }
 
-    /// Remembers a method whose reply (fixed, or suggested for the binding) is `Value`.
-    fn note_untyped(&mut self, command: &str, method: &str, ty: &str) {
-        if ty == "Value" {
-            self.untyped.push((command.to_string(), method.to_string()));
+    /// Writes one method into both traits, and the free function building its command
+    /// that both call: the awaited method (its reply typed by the binding when `bind`),
+    /// and the pipeline's, which queues it.
+    fn emit(&mut self, m: Method<'_>) {
+        if m.ret == "Value" {
+            self.untyped.push((m.command.to_string(), m.name.clone()));
         }
+        let name = &m.name;
+        let decl: Vec<String> = m.params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        let args: Vec<&str> = m.params.iter().map(|(n, _)| n.as_str()).collect();
+        let (decl, args) = (decl.join(", "), args.join(", "));
+        let params: String = m
+            .params
+            .iter()
+            .map(|(n, t)| format!(", {n}: {t}"))
+            .collect();
+        let _ = write!(
+            self.builders,
+            "fn cmd_{name}({decl}) -> Cmd {{\n    {}\n    cmd\n}}\n\n",
+            m.body
+        );
+        let _ = write!(
+            self.methods,
+            "{}{}    fn {name}{}(&'a self{params}) -> Self::Reply<'a, {}> {{\n        self.send(cmd_{name}({args}))\n    }}\n\n",
+            m.docs,
+            m.deprecated,
+            generics(m.bind),
+            reply(m.bind, m.ret),
+        );
+        let _ = write!(
+            self.pipe_methods,
+            "    /// {}\n{}    fn {name}(&self{params}) -> Queued<'_> {{\n        self.queue(cmd_{name}({args}))\n    }}\n\n",
+            m.pipe_doc, m.deprecated,
+        );
     }
 
     /// Builder methods setting one optional argument.
