@@ -81,11 +81,32 @@ impl ClusterSet {
         let running: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].is_running())
             .collect();
+        let mut checks = 0u32;
         wait_for(within, "every node knows the others", || {
-            running
+            let known = running
                 .iter()
-                .all(|&i| self.cluster_nodes(i).lines().count() == running.len())
+                .all(|&i| self.cluster_nodes(i).lines().count() == running.len());
+            // A MEET's handshake can be lost on a loaded machine, and gossip never retries
+            // it: ask again now and then (meeting a known node changes nothing).
+            checks += 1;
+            if !known && checks % 20 == 0 {
+                self.meet_all(&running);
+            }
+            known
         })
+    }
+
+    /// Every running node told of every other, through the first.
+    fn meet_all(&self, running: &[usize]) {
+        let Some((&first, rest)) = running.split_first() else {
+            return;
+        };
+        for &j in rest {
+            let _ = query(
+                self.port(first),
+                &["CLUSTER", "MEET", "127.0.0.1", &self.port(j).to_string()],
+            );
+        }
     }
 
     /// Starts one more node and joins it to the cluster as a primary serving no slot (move
