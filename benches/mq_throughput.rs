@@ -13,7 +13,8 @@
 //!
 //! `benches/queue_vs_bullmq/run.sh` runs it beside BullMQ with `MQ_CONCURRENCY` (the
 //! concurrencies, default "1 16 64"), `MQ_MESSAGES` (default 60000), `MQ_PICKUP=0` (skip
-//! the pickup run) and `MQ_TSV=1` (tab-separated lines for its summary).
+//! the pickup run) and `MQ_TSV=1` (tab-separated lines for its summary). `MQ_PREFILL=1`
+//! queues every message first and times the worker alone draining them.
 
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,9 @@ fn client_cpu() -> f64 {
 async fn throughput(client: &Client, concurrency: usize, messages: usize) -> kermes::Result<f64> {
     let queue = format!("bench-{concurrency}");
     mq::clear(client, &queue).await?;
+    if std::env::var("MQ_PREFILL").is_ok_and(|v| v == "1") {
+        return drain(client, &queue, concurrency, messages).await;
+    }
     let worker = Worker::start(
         client,
         &queue,
@@ -124,6 +128,39 @@ async fn throughput(client: &Client, concurrency: usize, messages: usize) -> ker
     let rate = messages as f64 / started.elapsed().as_secs_f64();
     let stats = worker.stop().await?;
     assert_eq!(stats.succeeded, messages as u64);
+    Ok(rate)
+}
+
+/// `MQ_PREFILL=1`: every message queued first (not timed), then the worker alone drains
+/// them; the server's CPU is then all the worker's.
+async fn drain(
+    client: &Client,
+    queue: &str,
+    concurrency: usize,
+    messages: usize,
+) -> kermes::Result<f64> {
+    for chunk in (0..messages).collect::<Vec<_>>().chunks(500) {
+        mq::enqueue_many(
+            client,
+            queue,
+            chunk.iter().map(|i| (i.to_string(), EnqueueOptions::new())),
+        )
+        .await?;
+    }
+    let _: () = client.cmd("CONFIG").arg("RESETSTAT").query().await?;
+    let started = Instant::now();
+    let worker = Worker::start(
+        client,
+        queue,
+        WorkerOptions::new().concurrency(concurrency),
+        |_: Job<bytes::Bytes>| async { Outcome::success() },
+    )
+    .await?;
+    while worker.stats().succeeded < messages as u64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    worker.stop().await?;
     Ok(rate)
 }
 

@@ -52,6 +52,9 @@ struct Inner {
     cache: Option<Arc<LocalCache>>,
     /// Every connection's counters.
     stats: Arc<crate::stats::Registry>,
+    /// Set once the server refused Redis functions (FUNCTION LOAD or FCALL unknown or not
+    /// permitted): the queue's steps then run as EVAL scripts.
+    no_functions: std::sync::atomic::AtomicBool,
 }
 
 /// What the client talks to. One per client, inside its `Arc`: the size of the variants
@@ -244,6 +247,11 @@ impl Client {
     /// client that is not on a cluster.
     pub fn cluster_stats(&self) -> Option<crate::cluster::ClusterStats> {
         self.router().map(|r| r.stats())
+    }
+
+    /// Whether the server refused Redis functions (see `mq::library`).
+    pub(crate) fn no_functions(&self) -> &std::sync::atomic::AtomicBool {
+        &self.inner.no_functions
     }
 
     /// The cluster router, on a cluster.
@@ -608,20 +616,43 @@ impl ClientBuilder {
     pub async fn connect(self) -> Result<Client> {
         let config = self.config?;
         config.validate()?;
-        let config = Arc::new(config);
-        let tls = config.tls.as_ref().map(|t| t.connector()).transpose()?;
         let (events, _) = broadcast::channel(EVENTS_BUFFER);
+        Client::open(Arc::new(config), events, Default::default()).await
+    }
+}
+
+impl Client {
+    /// A client of its own connections with this one's settings, sharing its lifecycle
+    /// events and its statistics: for a task whose commands must not queue behind the
+    /// application's on the shared connections (a queue worker's acks and claims).
+    pub(crate) async fn sibling(&self) -> Result<Client> {
+        let i = &self.inner;
+        Client::open(i.config.clone(), i.events.clone(), i.stats.clone()).await
+    }
+
+    async fn open(
+        config: Arc<Config>,
+        events: broadcast::Sender<ConnectionEvent>,
+        stats: Arc<crate::stats::Registry>,
+    ) -> Result<Client> {
+        let tls = config.tls.as_ref().map(|t| t.connector()).transpose()?;
         let cache = config
             .client_cache
             .clone()
             .map(|options| Arc::new(LocalCache::new(options)));
         if config.cluster.is_some() {
-            let router =
-                Router::connect(config.clone(), tls, events.clone(), cache.clone()).await?;
+            let router = Router::connect(
+                config.clone(),
+                tls,
+                events.clone(),
+                cache.clone(),
+                stats.clone(),
+            )
+            .await?;
             let fresh = AbortOnDrop(router.keep_fresh());
             return Ok(Client {
                 inner: Arc::new(Inner {
-                    stats: router.stats.clone(),
+                    stats,
                     config,
                     topology: Topology::Cluster {
                         router,
@@ -631,6 +662,7 @@ impl ClientBuilder {
                     shared_subscriptions: Default::default(),
                     sentinel: None,
                     cache,
+                    no_functions: Default::default(),
                 }),
             });
         }
@@ -639,7 +671,6 @@ impl ClientBuilder {
             Some(state) => Arc::new(SentinelEndpoint::new(state.clone(), Role::Primary)),
             None => Arc::new(Fixed(config.addr.clone())),
         };
-        let stats = Arc::new(crate::stats::Registry::default());
         let mut template = Options::new(config.clone(), endpoint, tls.clone(), Mode::Shared);
         template.tracking = cache.clone();
         template.stats = Some(stats.clone());
@@ -674,6 +705,7 @@ impl ClientBuilder {
                 sentinel,
                 cache,
                 stats,
+                no_functions: Default::default(),
             }),
         })
     }

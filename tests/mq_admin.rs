@@ -436,9 +436,9 @@ async fn mq_schedule_child_process() {
     worker.stop().await.unwrap();
 }
 
-/// Scripts the server has run (EVALSHA and EVAL calls).
+/// Scripts and functions the server has run (EVALSHA, EVAL and FCALL calls).
 async fn script_calls(client: &Client) -> u64 {
-    common::command_calls(client, &["evalsha", "eval"]).await
+    common::command_calls(client, &["evalsha", "eval", "fcall"]).await
 }
 
 async fn server_ms(client: &Client) -> u64 {

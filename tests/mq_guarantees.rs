@@ -471,8 +471,12 @@ server_tests! {
             }
         }
         let expected: std::collections::BTreeMap<String, String> =
-            [("done", "zset"), ("seq", "string")].map(|(a, b)| (a.into(), b.into())).into();
-        assert_eq!(left, expected, "only the de-dup ids and the counter remain");
+            [("config", "hash"), ("done", "zset"), ("seq", "string")].map(|(a, b)| (a.into(), b.into())).into();
+        assert_eq!(left, expected, "only the de-dup ids, the counter and the idle mark remain");
+        // The worker, drained, waits for a wake-up: the queue's settings say so, and that
+        // is all they hold.
+        let config: Vec<String> = client.hkeys(format!("kermes:mq:{{{q}}}:config")).await.unwrap();
+        assert_eq!(config, ["idle"]);
         let done: i64 = client.zcard(format!("kermes:mq:{{{q}}}:done")).await.unwrap();
         assert_eq!(done, 10);
         worker.stop().await.unwrap();

@@ -125,6 +125,7 @@ impl Router {
         tls: Option<TlsConnector>,
         events: broadcast::Sender<ConnectionEvent>,
         cache: Option<Arc<crate::cache::LocalCache>>,
+        stats: Arc<crate::stats::Registry>,
     ) -> Result<Arc<Router>> {
         let options = config
             .cluster
@@ -147,7 +148,7 @@ impl Router {
             refresh_scheduled: AtomicBool::new(false),
             next_primary: AtomicUsize::new(0),
             counters: Counters::default(),
-            stats: Default::default(),
+            stats,
             me: me.clone(),
         });
         router.refresh_now(true).await?;

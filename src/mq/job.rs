@@ -100,7 +100,7 @@ impl<M> Job<M> {
         let stored: i64 = PROGRESS
             .run(
                 &self.client,
-                &*self.keys,
+                &self.keys,
                 (self.id.as_str(), self.token, value),
             )
             .await?;
@@ -120,7 +120,7 @@ impl<M> Job<M> {
         let stored: i64 = LOG
             .run(
                 &self.client,
-                &*self.keys,
+                &self.keys,
                 (self.id.as_str(), self.token, LOG_LINES, line.as_ref()),
             )
             .await?;

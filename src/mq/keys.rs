@@ -4,8 +4,9 @@
 use crate::error::{Error, Result};
 use crate::value::{ArgBuf, ToArgs};
 
-/// The suffixes of a queue's keys, in the order the scripts receive them as KEYS.
-pub(crate) const SUFFIXES: [&str; 25] = [
+/// The suffixes of a queue's keys, in the order the steps name them (the first is the key
+/// each step is called with).
+pub(crate) const SUFFIXES: [&str; 26] = [
     "msg",          // HASH id -> payload
     "meta",         // HASH id -> "born,lock_ms,priority,due,attempts" (times in server ms)
     "lock",         // HASH id -> fencing token of the current holder
@@ -22,25 +23,28 @@ pub(crate) const SUFFIXES: [&str; 25] = [
     "window",       // STRING messages taken in the current rate-limit window (expires with it)
     "progress",     // HASH id -> the handler's last reported progress
     "events",       // STREAM the queue's events, when turned on
-    "config",       // HASH queue settings: events (how many to keep), metrics (minutes kept)
-    "metrics",      // HASH "c:<minute>" / "f:<minute>" -> completed / failed in that minute
-    "schedules",    // HASH schedule id -> its spec
+    "config", // HASH queue settings: events (how many to keep), metrics (minutes kept); idle (a worker waits for a wake-up)
+    "metrics", // HASH "c:<minute>" / "f:<minute>" -> completed / failed in that minute
+    "schedules", // HASH schedule id -> its spec
     "schedule-due", // ZSET schedule id by its next run (server ms)
     "schedule-msg", // HASH schedule id -> the message it enqueues; "#<id>" -> runs so far
-    "parent",       // HASH flow child id -> its parent: token, on-failure, queue, id, index
-    "outbox",       // HASH "<token>:<child id>" -> a child's end, to hand to its parent
-    "outbox-due",   // ZSET outbox fields by when to hand them over (again)
-    "waiting",      // HASH flow parent id -> its flow token, while children are pending
+    "parent", // HASH flow child id -> its parent: token, on-failure, queue, id, index
+    "outbox", // HASH "<token>:<child id>" -> a child's end, to hand to its parent
+    "outbox-due", // ZSET outbox fields by when to hand them over (again)
+    "waiting", // HASH flow parent id -> its flow token, while children are pending
+    "extras", // SET ids whose outcome needs more than the plain path: a pending
+              //     requeue, a flow role (parent or child), a log or progress
 ];
 
 /// The prefix every queue key starts with; `queue_names` scans for it.
 pub(crate) const PREFIX: &str = "kermes:mq:";
 
-/// A queue's name, keys and wake-up channel.
+/// A queue's name, the key its steps are called with, and its wake-up channel.
 #[derive(Debug, Clone)]
 pub(crate) struct QueueKeys {
     pub(crate) name: String,
-    keys: ArgBuf,
+    /// The `msg` key: the one a step declares (the others are named from it).
+    first: String,
     pub(crate) channel: String,
 }
 
@@ -52,13 +56,9 @@ impl QueueKeys {
                 "invalid queue name {name:?}: it must be 1 to 1024 bytes without '{{' or '}}'"
             )));
         }
-        let mut keys = ArgBuf::default();
-        for suffix in SUFFIXES {
-            keys.push(key(name, suffix).as_bytes());
-        }
         Ok(QueueKeys {
             name: name.to_owned(),
-            keys,
+            first: key(name, SUFFIXES[0]),
             channel: key(name, "wake"),
         })
     }
@@ -74,9 +74,10 @@ impl QueueKeys {
     }
 }
 
+/// The one key a step is called with.
 impl ToArgs for QueueKeys {
     fn write_args(&self, out: &mut ArgBuf) {
-        out.append(&self.keys)
+        out.push(self.first.as_bytes())
     }
 }
 
@@ -102,7 +103,8 @@ mod tests {
             assert_eq!(queue_of(k), Some("jobs"), "{k}");
             assert!(k.contains("{jobs}"), "{k}");
         }
-        assert_eq!(keys.keys.len(), SUFFIXES.len());
+        assert_eq!(keys.names().len(), SUFFIXES.len());
+        assert_eq!(keys.names()[0], keys.first);
     }
 
     #[test]

@@ -64,12 +64,14 @@
 //! # Ok(()) }
 //! ```
 
+mod ack;
 mod admin;
 mod enqueue;
 mod events;
 mod flow;
 mod job;
 mod keys;
+mod library;
 mod metrics;
 mod monitor;
 mod schedule;

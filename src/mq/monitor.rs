@@ -239,7 +239,13 @@ pub async fn queue_names(client: &Client) -> Result<Vec<String>> {
 /// it held.
 pub async fn clear(client: &Client, queue: &str) -> Result<u64> {
     let keys = QueueKeys::new(queue)?;
-    CLEAR.run(client, &keys, ()).await
+    CLEAR
+        .run(
+            client,
+            &keys,
+            (&keys.channel, crate::pubsub::wake::publish_command(client)),
+        )
+        .await
 }
 
 /// Up to `count` dead letters from position `start`, oldest first.

@@ -1,46 +1,147 @@
-//! The queue's server-side steps, each one atomic Lua script over the queue's keys (all of
-//! them, in [`SUFFIXES`](super::keys::SUFFIXES) order, so every script sees one hash tag).
-//! Every deadline is computed from the server's clock (`TIME`), never a client's.
+//! The queue's server-side steps, each one atomic Lua function over one queue's keys (each
+//! call names its queue's `msg` key; the other keys, which share its hash tag, are named
+//! from it in [`SUFFIXES`](super::keys::SUFFIXES) order). Every deadline is computed from
+//! the server's clock (`TIME`), never a client's.
+//!
+//! The steps are the functions of one Redis function library ([`HELPERS`] and every
+//! [`Step`]'s body; see `library.rs`), loaded once per server: the helpers are defined when
+//! the library loads, not on every call, and each call starts with `begin(KEYS)`. The same
+//! text also runs as one EVAL script per step where the server has no functions.
 
-use std::sync::LazyLock;
+/// One step: a name (its function's, after the library's) and a Lua body run with `KEYS`
+/// (the queue's keys) and `ARGV`, after `begin(KEYS)`.
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub(crate) name: &'static str,
+    pub(crate) body: &'static str,
+    /// Runs no write command: registered `no-writes`, so it still answers when the server
+    /// is out of memory.
+    pub(crate) reads_only: bool,
+}
 
-use crate::script::Script;
+impl Step {
+    const fn new(name: &'static str, body: &'static str) -> Step {
+        Step {
+            name,
+            body,
+            reads_only: false,
+        }
+    }
 
-/// Shared by every script: key names, the server's clock in ms, and the state helpers.
+    const fn reader(name: &'static str, body: &'static str) -> Step {
+        Step {
+            name,
+            body,
+            reads_only: true,
+        }
+    }
+}
+
+/// Shared by every step: key names, the server's clock in ms, and the state helpers. The
+/// `local`s at the top are the library's: `begin` sets them at the start of each call (a
+/// server runs one call at a time). Preceded by `local SUFFIXES = {...}` (see
+/// `library.rs`).
 ///
-/// Numbers go to Redis through `num`, because Lua turns a number into a string with
-/// `%.14g`, which would round the 16-digit scores of the ready set.
-const PRELUDE: &str = r#"
-local K_MSG, K_META, K_LOCK, K_READY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_DEAD, K_ERR, K_SEQ = KEYS[9], KEYS[10], KEYS[11]
-local K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
-local K_EVENTS, K_CONFIG, K_METRICS = KEYS[16], KEYS[17], KEYS[18]
-local K_SCHED, K_SCHED_DUE, K_SCHED_MSG = KEYS[19], KEYS[20], KEYS[21]
-local K_PARENT, K_OUTBOX, K_OUTBOX_DUE, K_WAITING = KEYS[22], KEYS[23], KEYS[24], KEYS[25]
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+/// Numbers go to `redis.call` as numbers: the server writes them out exactly (every
+/// integer below 2^53, the 16-digit scores of the ready set too). Lua's own conversion
+/// (`..`, `tostring`) is `%.14g`, exact only below 10^14: it is used for times in ms,
+/// lock ms and attempts, never for scores. Formatting a number costs about as much as a
+/// command call, so the steps taken per message (enqueue, claim, ack) keep the record's
+/// fields as the strings they were read as.
+pub(crate) const HELPERS: &str = r#"
+local K_MSG, K_META, K_LOCK, K_READY, K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE
+local K_DEAD, K_ERR, K_SEQ, K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS
+local K_EVENTS, K_CONFIG, K_METRICS, K_SCHED, K_SCHED_DUE, K_SCHED_MSG
+local K_PARENT, K_OUTBOX, K_OUTBOX_DUE, K_WAITING, K_EXTRAS
+-- The server's clock (ms) when the step began, and as a string.
+local now, nows = 0, '0'
+-- The queue's settings, read once per step at first use (see `setting`).
+local settings = nil
+-- Set when idle workers must look again (see `want_wake`).
+local wake = false
 
-local function num(x) return string.format('%.0f', x) end
+-- Every key of the step's queue, in SUFFIXES order.
+local ALL_KEYS = {}
+-- Key names by queue (by its `msg` key), made once per queue while the library stays
+-- loaded (a function library keeps its state between calls; a script does not, and makes
+-- them on each call). Emptied when it holds a thousand queues.
+local key_sets, key_sets_n = {}, 0
+
+-- A step is called with one key, its queue's `msg` key: the others share its hash tag
+-- (the same slot) and are named from it.
+local function begin(keys)
+  local k = key_sets[keys[1]]
+  if not k then
+    local base = string.sub(keys[1], 1, #keys[1] - #SUFFIXES[1])
+    k = {}
+    for i, suffix in ipairs(SUFFIXES) do k[i] = base .. suffix end
+    if key_sets_n >= 1000 then key_sets, key_sets_n = {}, 0 end
+    key_sets[keys[1]], key_sets_n = k, key_sets_n + 1
+  end
+  ALL_KEYS = k
+  K_MSG, K_META, K_LOCK, K_READY = k[1], k[2], k[3], k[4]
+  K_DELAYED, K_LOCKED, K_REQUEUE, K_DONE = k[5], k[6], k[7], k[8]
+  K_DEAD, K_ERR, K_SEQ = k[9], k[10], k[11]
+  K_PAUSED, K_LIMIT, K_WINDOW, K_PROGRESS = k[12], k[13], k[14], k[15]
+  K_EVENTS, K_CONFIG, K_METRICS = k[16], k[17], k[18]
+  K_SCHED, K_SCHED_DUE, K_SCHED_MSG = k[19], k[20], k[21]
+  K_PARENT, K_OUTBOX, K_OUTBOX_DUE, K_WAITING = k[22], k[23], k[24], k[25]
+  K_EXTRAS = k[26]
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  nows = tostring(now)
+  settings, wake = nil, false
+end
+
+
+-- `command key` with the items of `list` as arguments, in chunks of at most 1000 (an even
+-- number: pairs stay together; Lua's unpack has a limit). The replies, concatenated when
+-- they are lists.
+local function call_list(command, key, list)
+  local out = {}
+  for i = 1, #list, 1000 do
+    local r = redis.call(command, key, unpack(list, i, math.min(#list, i + 999)))
+    if type(r) == 'table' then
+      for _, v in ipairs(r) do out[#out + 1] = v end
+    end
+  end
+  return out
+end
 
 -- The queue's settings (config fields `events`: how many events to keep, `metrics`: minutes
--- of outcome counts kept; 0 when off), read once per script at first use.
-local settings = nil
+-- of outcome counts kept, 0 when off; `idle`: present while a worker waits for a wake-up).
 local function setting(name)
   if settings == nil then
-    local v = redis.call('HMGET', K_CONFIG, 'events', 'metrics')
-    settings = {events = tonumber(v[1] or '0'), metrics = tonumber(v[2] or '0')}
+    local v = redis.call('HMGET', K_CONFIG, 'events', 'metrics', 'idle')
+    settings = {events = tonumber(v[1] or '0'), metrics = tonumber(v[2] or '0'), idle = v[3] ~= false}
   end
   return settings[name]
 end
 
+-- A message became runnable or its due time may now be the earliest: idle workers must
+-- look again, when there are any. A worker is idle only after a claim that found nothing
+-- more to take (which sets `idle`), and the first such change since then wakes it; busy
+-- queues publish nothing.
+local function want_wake()
+  if setting('idle') then wake = true end
+end
+
+-- The wake-up, once per step, when one is wanted.
+local function publish_wake(channel, command)
+  if wake then
+    redis.call('HDEL', K_CONFIG, 'idle')
+    redis.call(command, channel, '')
+    settings.idle, wake = false, false
+  end
+end
+
 -- Per-minute counts of outcomes ('c' completed, 'f' failed attempts), when turned on. A
 -- minute's first count drops the buckets that fell out of the window.
-local function count_outcome(kind)
+local function count_outcome(kind, by)
   local keep = setting('metrics')
   if keep == 0 then return end
   local minute = math.floor(now / 60000)
-  if redis.call('HINCRBY', K_METRICS, kind .. ':' .. minute, 1) == 1 then
+  if redis.call('HINCRBY', K_METRICS, kind .. ':' .. minute, by or 1) == (by or 1) then
     for _, f in ipairs(redis.call('HKEYS', K_METRICS)) do
       local m = tonumber(string.match(f, ':(%d+)$'))
       if m and m <= minute - keep then redis.call('HDEL', K_METRICS, f) end
@@ -59,47 +160,48 @@ end
 -- A message's record: when it was enqueued, its lock ms (0: the worker's), priority, when
 -- it became (or becomes) runnable, and attempts started. One field, so each step reads
 -- and writes it once.
-local function load(id)
-  local m = redis.call('HGET', K_META, id)
-  local r = {born = now, lockms = 0, prio = 0, due = now, att = 0}
+local function parse_meta(m)
   if m then
     local born, lockms, prio, due, att = string.match(m, '^(%d+),(%d+),(%-?%d+),(%d+),(%-?%d+)$')
     if born then
-      r = {born = tonumber(born), lockms = tonumber(lockms), prio = tonumber(prio),
-           due = tonumber(due), att = tonumber(att)}
+      return {born = tonumber(born), lockms = tonumber(lockms), prio = tonumber(prio),
+              due = tonumber(due), att = tonumber(att)}
     end
   end
-  return r
+  return {born = now, lockms = 0, prio = 0, due = now, att = 0}
+end
+
+local function load(id)
+  return parse_meta(redis.call('HGET', K_META, id))
+end
+
+local function encode_meta(m)
+  return m.born .. ',' .. m.lockms .. ',' .. m.prio .. ',' .. m.due .. ',' .. m.att
 end
 
 local function store(id, m)
-  redis.call('HSET', K_META, id, num(m.born) .. ',' .. num(m.lockms) .. ',' .. num(m.prio)
-    .. ',' .. num(m.due) .. ',' .. num(m.att))
+  redis.call('HSET', K_META, id, encode_meta(m))
 end
 
 -- Higher priority first; FIFO within a priority (seq < 2^44).
-local function make_ready(id, prio)
-  local seq = redis.call('INCR', K_SEQ)
-  redis.call('ZADD', K_READY, num((127 - prio) * 17592186044416 + seq), id)
+local function ready_score(prio, seq)
+  return (127 - prio) * 17592186044416 + seq
 end
 
--- Set when idle workers must look again: a message became ready while none was (a
--- worker is idle only after a claim that emptied the ready set, and the first message
--- since then wakes it), or a delayed one may now be the earliest. Busy queues publish
--- next to nothing.
-local wake = false
+local function make_ready(id, prio)
+  redis.call('ZADD', K_READY, ready_score(prio, redis.call('INCR', K_SEQ)), id)
+end
 
 -- Runnable at `due` (server ms): ready now, or delayed until then. Stores the record.
 local function schedule(id, m, due)
   m.due = due
   store(id, m)
   if due > now then
-    redis.call('ZADD', K_DELAYED, num(due), id)
-    wake = true
+    redis.call('ZADD', K_DELAYED, due, id)
   else
-    if redis.call('ZCARD', K_READY) == 0 then wake = true end
     make_ready(id, m.prio)
   end
+  want_wake()
 end
 
 -- A message starting over: no attempts, born now, runnable at `due`.
@@ -148,7 +250,7 @@ local function child_ended(id, kind, detail)
   end
   local field = r[1] .. ':' .. id
   if redis.call('HSETNX', K_OUTBOX, field, pack({outcome, rec, detail})) == 0 then return false end
-  redis.call('ZADD', K_OUTBOX_DUE, num(now), field)
+  redis.call('ZADD', K_OUTBOX_DUE, now, field)
   return true
 end
 
@@ -158,6 +260,7 @@ local function forget_held(id)
   redis.call('HDEL', K_META, id)
   redis.call('HDEL', K_PROGRESS, id)
   redis.call('DEL', log_key(id), side_key('flow', id), side_key('flow-results', id))
+  redis.call('SREM', K_EXTRAS, id)
 end
 
 -- Every trace of a message but its de-dup entry; a flow child's parent hears of it.
@@ -177,7 +280,7 @@ end
 local function bury(id, reason)
   redis.call('HDEL', K_LOCK, id)
   redis.call('ZREM', K_LOCKED, id)
-  redis.call('ZADD', K_DEAD, num(now), id)
+  redis.call('ZADD', K_DEAD, now, id)
   redis.call('HSET', K_ERR, id, reason)
 end
 
@@ -207,34 +310,49 @@ local function describe(id)
   if done and tonumber(done) > now then return {'done', 0, tonumber(done) - now, ''} end
   return false
 end
-"#;
 
-fn script(body: &str) -> Script {
-    Script::new(format!("{PRELUDE}\n{body}"))
-}
+-- One message's enqueue, from A[at + 1]: id, lock ms (0: the worker's), priority, delay ms,
+-- run-at ms (0: none), can-update, can-requeue, reset-init-backoff (each '1' or '0'),
+-- payload. Returns the result's name.
+local function enqueue_one(A, at, payload_override)
+  local id, payload = A[at + 1], payload_override or A[at + 9]
+  local lockms, prio = tonumber(A[at + 2]), tonumber(A[at + 3])
+  local due, dues = now, nows
+  if A[at + 4] ~= '0' then
+    due = now + tonumber(A[at + 4])
+    dues = tostring(due)
+  end
+  if A[at + 5] ~= '0' then due, dues = tonumber(A[at + 5]), A[at + 5] end
+  local can_update, can_requeue, reset = A[at + 6] == '1', A[at + 7] == '1', A[at + 8] == '1'
 
-/// One message's enqueue, as a Lua function of where its 9 arguments start in ARGV: id, lock
-/// ms (0: the worker's), priority, delay ms, run-at ms (0: none), can-update, can-requeue,
-/// reset-init-backoff (each '1' or '0'), payload. Returns the result's name; sets `wake`.
-const ENQUEUE_ONE: &str = r#"
-local function enqueue_one(at, payload_override)
-  local id, payload = ARGV[at + 1], payload_override or ARGV[at + 9]
-  local lockms, prio = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-  local due = now + tonumber(ARGV[at + 4])
-  if tonumber(ARGV[at + 5]) > 0 then due = tonumber(ARGV[at + 5]) end
-  local can_update, can_requeue, reset = ARGV[at + 6] == '1', ARGV[at + 7] == '1', ARGV[at + 8] == '1'
-  local result = nil
+  -- The common case first: a new message (no payload stored) outside any de-dup window,
+  -- its record written from the arguments as they came (no number formatted).
+  if redis.call('HSETNX', K_MSG, id, payload) == 1 then
+    local window = redis.call('ZSCORE', K_DONE, id)
+    if not window or tonumber(window) <= now then
+      if window then redis.call('ZREM', K_DONE, id) end
+      redis.call('HSET', K_META, id, nows .. ',' .. A[at + 2] .. ',' .. A[at + 3] .. ',' .. dues .. ',0')
+      if due > now then
+        redis.call('ZADD', K_DELAYED, due, id)
+      else
+        make_ready(id, prio)
+      end
+      want_wake()
+      event(due > now and 'delayed' or 'added', id)
+      return 'added'
+    end
+    redis.call('HDEL', K_MSG, id)
+  end
+
   local d = describe(id)
   local state = d and d[1]
-
   if not state then
-    -- Absent, or past its de-dup window (the entry is pruned by claims). A missing
-    -- attempts field counts as none.
+    -- A payload without a state (left by an interrupted step): enqueued afresh.
     redis.call('ZREM', K_DONE, id)
     redis.call('HSET', K_MSG, id, payload)
     schedule(id, {born = now, lockms = lockms, prio = prio, att = 0}, due)
-    result = 'added'
     event(due > now and 'delayed' or 'added', id)
+    return 'added'
   elseif state == 'queued' or state == 'delayed' then
     if not can_update then return 'already-queued' end
     redis.call('HSET', K_MSG, id, payload)
@@ -247,7 +365,7 @@ local function enqueue_one(at, payload_override)
     else
       store(id, m)
     end
-    result = 'updated'
+    return 'updated'
   elseif state == 'locked' then
     local requeued = d[4] == '1'
     if requeued and not can_update then return 'locked' end
@@ -258,20 +376,18 @@ local function enqueue_one(at, payload_override)
       m.lockms, m.prio = lockms, prio
       store(id, m)
     end
-    if requeued then
-      result = 'updated'
-    else
-      redis.call('SADD', K_REQUEUE, id)
-      result = 'requeued'
-    end
+    if requeued then return 'updated' end
+    redis.call('SADD', K_REQUEUE, id)
+    redis.call('SADD', K_EXTRAS, id)
+    return 'requeued'
   elseif state == 'done' then
     if not can_requeue then return 'backoff' end
     local until_ms = tonumber(redis.call('ZSCORE', K_DONE, id))
     redis.call('ZREM', K_DONE, id)
     redis.call('HSET', K_MSG, id, payload)
     fresh(id, {lockms = lockms, prio = prio}, math.max(due, until_ms))
-    result = 'added'
     event('added', id)
+    return 'added'
   elseif state == 'waiting' then
     -- A flow parent waiting for its children: not changed by a plain enqueue.
     return 'already-queued'
@@ -281,50 +397,24 @@ local function enqueue_one(at, payload_override)
     redis.call('HDEL', K_ERR, id)
     redis.call('HSET', K_MSG, id, payload)
     fresh(id, {lockms = lockms, prio = prio}, due)
-    result = 'added'
     event('added', id)
+    return 'added'
   end
-  return result
 end
-"#;
 
-/// ARGV: wake channel, the command to publish with (see `pubsub::wake`), then one message's
-/// 9 arguments (see `ENQUEUE_ONE`). Returns the result's name.
-pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    script(&format!(
-        "{ENQUEUE_ONE}
-local result = enqueue_one(2)
-if wake then redis.call(ARGV[2], ARGV[1], '') end
-return result"
-    ))
-});
-
-/// ARGV: wake channel, the command to publish with, then 9 arguments per message. Returns
-/// each message's result name, in order; idle workers are woken once.
-pub(crate) static ENQUEUE_MANY: LazyLock<Script> = LazyLock::new(|| {
-    script(&format!(
-        "{ENQUEUE_ONE}
-local results = {{}}
-for at = 2, #ARGV - 9, 9 do results[#results + 1] = enqueue_one(at) end
-if wake then redis.call(ARGV[2], ARGV[1], '') end
-return results"
-    ))
-});
-
-/// Taking messages, as a Lua function of how many, the worker's lock ms and max attempts
-/// (0: no limit); returns the claim reply described at [`CLAIM`].
-const CLAIM_FN: &str = r#"
--- `light`: for a claim riding on an ack, which skips pruning de-dup entries and the
--- next-due computation (the fetcher's claims do those) and only promotes what is due.
+-- Taking up to `n` messages with the worker's lock ms and max attempts (0: no limit);
+-- returns the claim reply described at CLAIM. `light`: for a claim riding on an ack, which
+-- skips pruning de-dup entries and the next-due computation (the fetcher's claims do
+-- those).
 local function claim(n, deflock, maxatt, light)
-  if not light then redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', num(now)) end
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', num(now), 'LIMIT', 0, 256)) do
+  if not light then redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', now) end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 256)) do
     redis.call('ZREM', K_DELAYED, id)
     make_ready(id, load(id).prio)
   end
   -- Leases that ran out: their worker died or stalled. Back to the queue, or to the
   -- dead letters when that was the last attempt.
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. num(now), 'LIMIT', 0, 256)) do
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LOCKED, '-inf', '(' .. nows, 'LIMIT', 0, 256)) do
     redis.call('ZREM', K_LOCKED, id)
     redis.call('HDEL', K_LOCK, id)
     event('stalled', id)
@@ -342,59 +432,74 @@ local function claim(n, deflock, maxatt, light)
 
   -- Paused: nothing is taken (resuming wakes the workers). Rate-limited: at most what is
   -- left of the window's allowance, and when none is, the wait is the window's end.
+  local asked = n
   local limited = -1
-  local limit_spec = false
-  local paused = redis.call('EXISTS', K_PAUSED) == 1
+  local state = redis.call('MGET', K_PAUSED, K_LIMIT, K_WINDOW)
+  local paused, limit_spec = state[1] ~= false, state[2]
   if paused then
     n = 0
-  else
-    local limit = redis.call('GET', K_LIMIT)
-    limit_spec = limit
-    if limit then
-      local max, per = string.match(limit, '^(%d+),(%d+)$')
-      max, per = tonumber(max), tonumber(per)
-      local left = max - tonumber(redis.call('GET', K_WINDOW) or '0')
-      if left < n then n = math.max(left, 0) end
-      if n == 0 then
-        limited = redis.call('PTTL', K_WINDOW)
-        if limited < 0 then limited = per end
-      end
+  elseif limit_spec then
+    local max, per = string.match(limit_spec, '^(%d+),(%d+)$')
+    max, per = tonumber(max), tonumber(per)
+    local left = max - tonumber(state[3] or '0')
+    if left < n then n = math.max(left, 0) end
+    if n == 0 then
+      limited = redis.call('PTTL', K_WINDOW)
+      if limited < 0 then limited = per end
     end
   end
 
-  local out = {-1, 0}
+  local out = {-1, 0, now}
   local popped = {}
   if n > 0 then popped = redis.call('ZPOPMIN', K_READY, n) end
   if #popped > 0 and limit_spec then
     if redis.call('INCRBY', K_WINDOW, #popped / 2) == #popped / 2 then
-      local per = tonumber(string.match(limit_spec, ',(%d+)$'))
-      redis.call('PEXPIRE', K_WINDOW, per)
+      redis.call('PEXPIRE', K_WINDOW, tonumber(string.match(limit_spec, ',(%d+)$')))
     end
   end
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local payload = redis.call('HGET', K_MSG, id)
-    if payload then
-      local m = load(id)
-      m.att = m.att + 1
-      store(id, m)
-      local born, lockms, att, due = m.born, m.lockms, m.att, m.due
-      if lockms == 0 then lockms = deflock end
-      local token = redis.call('INCR', K_SEQ)
-      redis.call('HSET', K_LOCK, id, num(token))
-      redis.call('ZADD', K_LOCKED, num(now + lockms), id)
+  -- All the messages taken at once: one command per structure, not per message.
+  local ids = {}
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  local payloads, metas = {}, {}
+  if #ids > 0 then
+    payloads = call_list('HMGET', K_MSG, ids)
+    metas = call_list('HMGET', K_META, ids)
+  end
+  local taken = {}
+  for i, id in ipairs(ids) do
+    if payloads[i] then taken[#taken + 1] = i else forget(id) end
+  end
+  if #taken > 0 then
+    local last = redis.call('INCRBY', K_SEQ, #taken)
+    local records, tokens, leases = {}, {}, {}
+    for j, i in ipairs(taken) do
+      local id = ids[i]
+      -- The record's fields stay strings; only the attempts are counted up.
+      local born, lockms, prio, due, att = string.match(metas[i] or '', '^(%d+),(%d+),(%-?%d+),(%d+),(%-?%d+)$')
+      if not born then born, lockms, prio, due, att = nows, '0', '0', nows, '0' end
+      att = tonumber(att) + 1
+      local lock = tonumber(lockms)
+      if lock == 0 then lock = deflock end
+      local token = last - #taken + j
+      records[#records + 1] = id
+      records[#records + 1] = born .. ',' .. lockms .. ',' .. prio .. ',' .. due .. ',' .. att
+      tokens[#tokens + 1] = id
+      tokens[#tokens + 1] = token
+      leases[#leases + 1] = now + lock
+      leases[#leases + 1] = id
       local n_out = #out
       out[n_out + 1] = id
-      out[n_out + 2] = payload
+      out[n_out + 2] = payloads[i]
       out[n_out + 3] = att
       out[n_out + 4] = token
-      out[n_out + 5] = lockms
-      out[n_out + 6] = math.max(0, now - born)
-      out[n_out + 7] = math.max(0, now - due)
+      out[n_out + 5] = lock
+      out[n_out + 6] = born
+      out[n_out + 7] = due
       event('active', id, 'attempt', att)
-    else
-      forget(id)
     end
+    call_list('HSET', K_META, records)
+    call_list('HSET', K_LOCK, tokens)
+    call_list('ZADD', K_LOCKED, leases)
   end
 
   if light then
@@ -403,7 +508,7 @@ local function claim(n, deflock, maxatt, light)
   end
   -- Flow hand-offs due (a handing worker died, or a step here ended a child): the caller
   -- hands them over.
-  out[2] = redis.call('ZCOUNT', K_OUTBOX_DUE, '-inf', num(now))
+  out[2] = redis.call('ZCOUNT', K_OUTBOX_DUE, '-inf', now)
   local handoff = redis.call('ZRANGE', K_OUTBOX_DUE, 0, 0, 'WITHSCORES')
   if paused then
     out[1] = -1
@@ -422,62 +527,42 @@ local function claim(n, deflock, maxatt, light)
       end
     end
     out[1] = next_ms
+    -- Nothing more to take: the worker waits for a wake-up, and the next message made
+    -- runnable sends one.
+    if #taken < asked then redis.call('HSET', K_CONFIG, 'idle', '1') end
   end
   return out
 end
-"#;
 
-/// ARGV: how many to take, the worker's lock ms, max attempts (0: no limit). Returns
-/// `{ms until the next due message, lease end or flow hand-off (-1: none), flow hand-offs
-/// due now, then per message: id, payload, attempt, fencing token, lock ms, age ms, ms
-/// waited since due}`.
-pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    script(&format!(
-        "{CLAIM_FN}
-return claim(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), false)"
-    ))
-});
-
-/// ARGV: id, fencing token, lock ms. 1 when the holder's lease was renewed, 0 when the
-/// message is no longer held with this token.
-pub(crate) static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZADD', K_LOCKED, 'XX', num(now + tonumber(ARGV[3])), ARGV[1])
-return 1
-"#,
-    )
-});
-
-/// Recording an outcome, as a Lua function of its 9 arguments (a table; see [`ACK`]).
-const ACK_FN: &str = r#"
-local function ack(A)
-  local id, action, ms = A[1], A[3], tonumber(A[4])
-  if redis.call('HGET', K_LOCK, id) ~= A[2] then return 0 end
+-- Recording one outcome: id, fencing token, action, ms, error, 'v' or 'n', value (see ACK).
+-- 1 when applied, 2 when applied and a flow child's end waits in the outbox, 0 when the
+-- token is stale.
+local function ack(id, token, action, ms, err, kind, value)
+  ms = tonumber(ms)
+  if redis.call('HGET', K_LOCK, id) ~= token then return 0 end
   redis.call('HDEL', K_LOCK, id)
   redis.call('ZREM', K_LOCKED, id)
   local requeue = redis.call('SREM', K_REQUEUE, id) == 1
-  if A[5] ~= '' then
-    event('failed', id, 'error', A[5])
+  if err ~= '' then
+    event('failed', id, 'error', err)
     count_outcome('f')
   end
   if action == 'done' then
     event('completed', id)
     count_outcome('c')
   elseif action == 'retry' then event('retried', id, 'delay', ms)
-  elseif action == 'bury' then event('dead', id, 'error', A[5])
+  elseif action == 'bury' then event('dead', id, 'error', err)
   elseif action == 'drop' then event('removed', id)
   elseif action == 'limited' then event('rate-limited', id, 'delay', ms)
   else event('released', id) end
   -- A flow child's end goes to the outbox before its remains are forgotten.
   local handoff = false
   if action == 'done' then
-    handoff = child_ended(id, 'ok', A[8] == 'v' and ('v' .. A[9]) or 'n')
+    handoff = child_ended(id, 'ok', kind == 'v' and ('v' .. value) or 'n')
   elseif action == 'bury' then
-    handoff = child_ended(id, 'dead', A[5])
+    handoff = child_ended(id, 'dead', err)
   elseif action == 'drop' then
-    handoff = child_ended(id, 'gone', A[5])
+    handoff = child_ended(id, 'gone', err)
   end
   local m = nil
   if action ~= 'done' or requeue then m = load(id) end
@@ -493,77 +578,173 @@ local function ack(A)
     -- (after the de-dup window, if one was set).
     local due = now
     if action == 'done' and ms > 0 then
-      redis.call('ZADD', K_DONE, num(now + ms), id)
+      redis.call('ZADD', K_DONE, now + ms, id)
       due = now + ms
     end
     fresh(id, m, due)
   elseif action == 'done' then
     forget_held(id)
-    if ms > 0 then redis.call('ZADD', K_DONE, num(now + ms), id) end
+    if ms > 0 then redis.call('ZADD', K_DONE, now + ms, id) end
   elseif action == 'bury' then
-    bury(id, A[5])
+    bury(id, err)
   else
     forget_held(id)
   end
-  if wake then redis.call(A[7], A[6], '') end
   return handoff and 2 or 1
+end
+
+-- `k` outcomes from A[at + 1], 8 fields each: ack's 7, then '1' when the handler takes the
+-- next message. Returns each outcome's code (as ack's). Plain completions (a message
+-- without extras: no requeue pending, flow role, log or progress) are applied together,
+-- one command per structure; the others one by one.
+local function ack_all(A, at, k)
+  local ids, codes, live = {}, {}, {}
+  for i = 1, k do ids[i] = A[at + (i - 1) * 8 + 1] end
+  local held = call_list('HMGET', K_LOCK, ids)
+  for i = 1, k do
+    if held[i] == A[at + (i - 1) * 8 + 2] then live[#live + 1] = ids[i] else codes[i] = 0 end
+  end
+  if #live == 0 then return codes end
+  local extras = call_list('SMISMEMBER', K_EXTRAS, live)
+  local plain, windows, j = {}, {}, 0
+  for i = 1, k do
+    if codes[i] == nil then
+      j = j + 1
+      local o = at + (i - 1) * 8
+      if A[o + 3] == 'done' and extras[j] == 0 then
+        plain[#plain + 1] = ids[i]
+        if A[o + 4] ~= '0' then
+          windows[#windows + 1] = now + tonumber(A[o + 4])
+          windows[#windows + 1] = ids[i]
+        end
+        event('completed', ids[i])
+        codes[i] = 1
+      else
+        codes[i] = ack(A[o + 1], A[o + 2], A[o + 3], A[o + 4], A[o + 5], A[o + 6], A[o + 7])
+      end
+    end
+  end
+  if #plain > 0 then
+    call_list('HDEL', K_LOCK, plain)
+    call_list('ZREM', K_LOCKED, plain)
+    call_list('HDEL', K_MSG, plain)
+    call_list('HDEL', K_META, plain)
+    if #windows > 0 then call_list('ZADD', K_DONE, windows) end
+    count_outcome('c', #plain)
+  end
+  return codes
 end
 "#;
 
-/// ARGV: id, fencing token, action (done, retry, bury, drop, release, limited), ms (de-dup
-/// window for done, backoff for retry, delay for limited), error text (bury), wake channel,
-/// the command to publish with, 'v' when the handler returned a value or 'n', the value.
-/// 1 when applied, 2 when applied and a flow child's end waits in the outbox for its
-/// parent; 0 when the token is stale (the lease was lost and the message taken over, or
-/// cleared).
-pub(crate) static ACK: LazyLock<Script> =
-    LazyLock::new(|| script(&format!("{ACK_FN}\nreturn ack(ARGV)")));
+/// ARGV: wake channel, the command to publish with (see `pubsub::wake`), then one message's
+/// 9 arguments (see `enqueue_one`). Returns the result's name.
+pub(crate) static ENQUEUE: Step = Step::new(
+    "enqueue",
+    r#"
+local result = enqueue_one(ARGV, 2)
+publish_wake(ARGV[1], ARGV[2])
+return result
+"#,
+);
 
-/// An ack that also takes the next message, in one round trip: ARGV the 9 of [`ACK`], then
-/// how many to take, the worker's lock ms and max attempts (those of [`CLAIM`]). Returns
-/// `{the ack's reply (0/1/2), then the claim reply}`; nothing is taken when the ack was
-/// rejected.
-pub(crate) static ACK_CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    script(&format!(
-        "{ACK_FN}\n{CLAIM_FN}
-local applied = ack(ARGV)
-if applied == 0 then return {{0, -1, 0}} end
-local out = claim(tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), true)
-table.insert(out, 1, applied)
-return out"
-    ))
-});
+/// ARGV: wake channel, the command to publish with, then 9 arguments per message. Returns
+/// each message's result name, in order; idle workers are woken once.
+pub(crate) static ENQUEUE_MANY: Step = Step::new(
+    "enqueue_many",
+    r#"
+local results = {}
+for at = 2, #ARGV - 9, 9 do results[#results + 1] = enqueue_one(ARGV, at) end
+publish_wake(ARGV[1], ARGV[2])
+return results
+"#,
+);
+
+/// ARGV: how many to take, the worker's lock ms, max attempts (0: no limit). Returns
+/// `{ms until the next due message, lease end or flow hand-off (-1: none), flow hand-offs
+/// due now, the server's clock (ms), then per message: id, payload, attempt, fencing
+/// token, lock ms, when it was enqueued (ms), when it became due (ms)}`. A claim that leaves the worker nothing more to take marks the queue
+/// idle, so the next message made runnable wakes it.
+pub(crate) static CLAIM: Step = Step::new(
+    "claim",
+    r#"
+return claim(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), false)
+"#,
+);
+
+/// ARGV: id, fencing token, lock ms. 1 when the holder's lease was renewed, 0 when the
+/// message is no longer held with this token.
+pub(crate) static RENEW: Step = Step::new(
+    "renew",
+    r#"
+if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZADD', K_LOCKED, 'XX', now + tonumber(ARGV[3]), ARGV[1])
+return 1
+"#,
+);
+
+/// Outcomes, and the next messages for the handlers that take one, in one step. ARGV: wake
+/// channel, the command to publish with, how many outcomes (k), then per outcome: id,
+/// fencing token, action (done, retry, bury, drop, release, limited), ms (de-dup window for
+/// done, backoff for retry, delay for limited), error text, 'v' when the handler returned a
+/// value or 'n', the value, '1' when its handler takes the next message or '0'; then the
+/// worker's lock ms and max attempts (those of [`CLAIM`]). Returns `{each outcome's code:
+/// 1 applied, 2 applied and a flow child's end waits in the outbox for its parent, 0 the
+/// token was stale (the lease was lost and the message taken over, or cleared); then a
+/// light claim's reply (as [`CLAIM`]'s, its first two fields unused) of up to one message
+/// per applied outcome that takes one}`.
+pub(crate) static ACK: Step = Step::new(
+    "ack",
+    r#"
+local k = tonumber(ARGV[3])
+local codes = ack_all(ARGV, 3, k)
+local want = 0
+for i = 1, k do
+  if codes[i] ~= 0 and ARGV[3 + i * 8] == '1' then want = want + 1 end
+end
+local out = {-1, 0, now}
+local at = 3 + k * 8
+if want > 0 then out = claim(want, tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), true) end
+publish_wake(ARGV[1], ARGV[2])
+local reply = {}
+for i = 1, k do reply[i] = codes[i] end
+for _, v in ipairs(out) do reply[#reply + 1] = v end
+return reply
+"#,
+);
 
 /// No ARGV. `{queued, delayed, locked, done, dead, requeue pending, paused, waiting for
 /// children}`, exact and O(log n).
-pub(crate) static STATUS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local due = redis.call('ZCOUNT', K_DELAYED, '-inf', num(now))
-local live = redis.call('ZCOUNT', K_LOCKED, '(' .. num(now), '+inf')
+pub(crate) static STATUS: Step = Step::reader(
+    "status",
+    r#"
+local due = redis.call('ZCOUNT', K_DELAYED, '-inf', now)
+local live = redis.call('ZCOUNT', K_LOCKED, '(' .. nows, '+inf')
 local expired = redis.call('ZCARD', K_LOCKED) - live
 return {
   redis.call('ZCARD', K_READY) + due + expired,
   redis.call('ZCARD', K_DELAYED) - due,
   live,
-  redis.call('ZCOUNT', K_DONE, '(' .. num(now), '+inf'),
+  redis.call('ZCOUNT', K_DONE, '(' .. nows, '+inf'),
   redis.call('ZCARD', K_DEAD),
   redis.call('SCARD', K_REQUEUE),
   redis.call('EXISTS', K_PAUSED),
   redis.call('HLEN', K_WAITING),
 }
 "#,
-    )
-});
+);
 
 /// ARGV: id. `describe(id)` or nil.
-pub(crate) static MESSAGE_STATUS: LazyLock<Script> =
-    LazyLock::new(|| script("return describe(ARGV[1])"));
+pub(crate) static MESSAGE_STATUS: Step = Step::reader(
+    "message_status",
+    r#"
+return describe(ARGV[1])
+"#,
+);
 
 /// ARGV: cursor, count. `{next cursor, then per message: id, payload, describe(id)}`.
-pub(crate) static CONTENT: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static CONTENT: Step = Step::reader(
+    "content",
+    r#"
 local page = redis.call('HSCAN', K_MSG, ARGV[1], 'COUNT', ARGV[2])
 local out = {page[1]}
 for i = 1, #page[2], 2 do
@@ -576,14 +757,13 @@ for i = 1, #page[2], 2 do
 end
 return out
 "#,
-    )
-});
+);
 
 /// ARGV: start, stop (ZRANGE indexes). Per dead letter: `{id, payload, attempts, error,
 /// when ms}`, oldest first.
-pub(crate) static DEAD_LETTERS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static DEAD_LETTERS: Step = Step::reader(
+    "dead_letters",
+    r#"
 local out = {}
 local ids = redis.call('ZRANGE', K_DEAD, ARGV[1], ARGV[2], 'WITHSCORES')
 for i = 1, #ids, 2 do
@@ -594,14 +774,13 @@ for i = 1, #ids, 2 do
 end
 return out
 "#,
-    )
-});
+);
 
 /// ARGV: wake channel, the command to publish with, then ids (none: every dead letter). Requeues dead letters afresh
 /// (no attempts); returns how many.
-pub(crate) static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static REQUEUE_DEAD: Step = Step::new(
+    "requeue_dead",
+    r#"
 local ids = {}
 for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then ids = redis.call('ZRANGE', K_DEAD, 0, -1) end
@@ -616,28 +795,30 @@ end
 if n > 0 then redis.call(ARGV[2], ARGV[1], '') end
 return n
 "#,
-    )
-});
+);
 
-/// No ARGV. Deletes the queue; returns how many messages it held.
-pub(crate) static CLEAR: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+/// ARGV: wake channel, the command to publish with. Deletes the queue; returns how many
+/// messages it held. Workers waiting for a wake-up are woken, so that they mark the queue
+/// idle again.
+pub(crate) static CLEAR: Step = Step::new(
+    "clear",
+    r#"
 local n = redis.call('HLEN', K_MSG)
 for _, id in ipairs(redis.call('HKEYS', K_MSG)) do
   redis.call('DEL', log_key(id), side_key('flow', id), side_key('flow-results', id))
 end
-redis.call('DEL', unpack(KEYS))
+local idle = redis.call('HEXISTS', K_CONFIG, 'idle') == 1
+redis.call('DEL', unpack(ALL_KEYS))
+if idle then redis.call(ARGV[2], ARGV[1], '') end
 return n
 "#,
-    )
-});
+);
 
 /// ARGV: '1' to pause, '0' to resume, wake channel, the command to publish with. Resuming
 /// wakes idle workers. Returns 1 when the state changed.
-pub(crate) static PAUSE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static PAUSE: Step = Step::new(
+    "pause",
+    r#"
 if ARGV[1] == '1' then
   return redis.call('SET', K_PAUSED, '1', 'NX') and 1 or 0
 end
@@ -645,14 +826,13 @@ local was = redis.call('DEL', K_PAUSED)
 if was == 1 then redis.call(ARGV[3], ARGV[2], '') end
 return was
 "#,
-    )
-});
+);
 
 /// ARGV: max messages (0: no limit), per ms, wake channel, publish command. Sets or clears
 /// the queue's rate limit.
-pub(crate) static SET_LIMIT: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static SET_LIMIT: Step = Step::new(
+    "set_limit",
+    r#"
 if tonumber(ARGV[1]) == 0 then
   redis.call('DEL', K_LIMIT, K_WINDOW)
 else
@@ -661,13 +841,12 @@ end
 redis.call(ARGV[4], ARGV[3], '')
 return 1
 "#,
-    )
-});
+);
 
 /// ARGV: id. `removed`, `locked` (a worker holds it: not removed) or `missing`.
-pub(crate) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static REMOVE: Step = Step::new(
+    "remove",
+    r#"
 local d = describe(ARGV[1])
 if not d then return 'missing' end
 if d[1] == 'locked' then return 'locked' end
@@ -676,17 +855,16 @@ redis.call('ZREM', K_DONE, ARGV[1])
 event('removed', ARGV[1])
 return 'removed'
 "#,
-    )
-});
+);
 
 /// ARGV: 'dead' or 'done', age ms, limit. Removes dead letters buried at least `age` ago
 /// (oldest first), or de-dup entries (soonest to end first); returns how many.
-pub(crate) static CLEAN: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static CLEAN: Step = Step::new(
+    "clean",
+    r#"
 local limit = tonumber(ARGV[3])
 if ARGV[1] == 'dead' then
-  local ids = redis.call('ZRANGEBYSCORE', K_DEAD, '-inf', num(now - tonumber(ARGV[2])), 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_DEAD, '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do forget(id) end
   return #ids
 end
@@ -694,48 +872,46 @@ local ids = redis.call('ZRANGE', K_DONE, 0, limit - 1)
 for _, id in ipairs(ids) do redis.call('ZREM', K_DONE, id) end
 return #ids
 "#,
-    )
-});
+);
 
 /// ARGV: id, fencing token, progress. 1 when stored (the caller still holds the message).
-pub(crate) static PROGRESS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static PROGRESS: Step = Step::new(
+    "progress",
+    r#"
 if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', K_PROGRESS, ARGV[1], ARGV[3])
+redis.call('SADD', K_EXTRAS, ARGV[1])
 event('progress', ARGV[1], 'progress', ARGV[3])
 return 1
 "#,
-    )
-});
+);
 
 /// ARGV: id, fencing token, max lines kept, line. 1 when logged (the caller still holds the
 /// message).
-pub(crate) static LOG: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static LOG: Step = Step::new(
+    "log",
+    r#"
 if redis.call('HGET', K_LOCK, ARGV[1]) ~= ARGV[2] then return 0 end
 local key = log_key(ARGV[1])
 redis.call('RPUSH', key, ARGV[4])
+redis.call('SADD', K_EXTRAS, ARGV[1])
 redis.call('LTRIM', key, -tonumber(ARGV[3]), -1)
 return 1
 "#,
-    )
-});
+);
 
 /// ARGV: id. `{progress or false, log lines}`.
-pub(crate) static JOB_DETAILS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static JOB_DETAILS: Step = Step::reader(
+    "job_details",
+    r#"
 return {redis.call('HGET', K_PROGRESS, ARGV[1]), redis.call('LRANGE', log_key(ARGV[1]), 0, -1)}
 "#,
-    )
-});
+);
 
 /// ARGV: how many events to keep (0: none, the stream is deleted).
-pub(crate) static SET_EVENTS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static SET_EVENTS: Step = Step::new(
+    "set_events",
+    r#"
 if tonumber(ARGV[1]) == 0 then
   redis.call('HDEL', K_CONFIG, 'events')
   redis.call('DEL', K_EVENTS)
@@ -744,13 +920,12 @@ else
 end
 return 1
 "#,
-    )
-});
+);
 
 /// ARGV: minutes of outcome counts to keep (0: none, the counts are deleted).
-pub(crate) static SET_METRICS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static SET_METRICS: Step = Step::new(
+    "set_metrics",
+    r#"
 if tonumber(ARGV[1]) == 0 then
   redis.call('HDEL', K_CONFIG, 'metrics')
   redis.call('DEL', K_METRICS)
@@ -759,14 +934,13 @@ else
 end
 return 1
 "#,
-    )
-});
+);
 
 /// No ARGV. `{this minute, minutes kept, then per minute from the oldest: completed,
 /// failed}`.
-pub(crate) static METRICS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static METRICS: Step = Step::reader(
+    "metrics",
+    r#"
 local keep = setting('metrics')
 local minute = math.floor(now / 60000)
 local out = {minute, keep}
@@ -776,16 +950,15 @@ for m = minute - keep + 1, minute do
 end
 return out
 "#,
-    )
-});
+);
 
 /// ARGV: schedule id, spec, first run (server ms), wake channel, publish command, payload.
 /// Stores the schedule; its next run is set only when it is new or its spec changed, so
 /// every instance of a service may upsert the same schedule at start without moving or
 /// repeating a run. Returns `created`, `updated` or `unchanged`.
-pub(crate) static UPSERT_SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static UPSERT_SCHEDULE: Step = Step::new(
+    "upsert_schedule",
+    r#"
 local old = redis.call('HGET', K_SCHED, ARGV[1])
 redis.call('HSET', K_SCHED_MSG, ARGV[1], ARGV[6])
 if old == ARGV[2] and redis.call('ZSCORE', K_SCHED_DUE, ARGV[1]) then return 'unchanged' end
@@ -796,27 +969,25 @@ redis.call(ARGV[5], ARGV[4], 'schedule')
 if old then return 'updated' end
 return 'created'
 "#,
-    )
-});
+);
 
 /// ARGV: schedule id. 1 when it existed.
-pub(crate) static REMOVE_SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static REMOVE_SCHEDULE: Step = Step::new(
+    "remove_schedule",
+    r#"
 redis.call('ZREM', K_SCHED_DUE, ARGV[1])
 redis.call('HDEL', K_SCHED_MSG, ARGV[1], '#' .. ARGV[1])
 return redis.call('HDEL', K_SCHED, ARGV[1])
 "#,
-    )
-});
+);
 
 /// No ARGV. `{now, ms until the next run (-1: none), then per schedule due now (up to 32):
 /// id, spec, due, runs so far}`.
-pub(crate) static DUE_SCHEDULES: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static DUE_SCHEDULES: Step = Step::reader(
+    "due_schedules",
+    r#"
 local out = {now, -1}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_SCHED_DUE, '-inf', num(now), 'LIMIT', 0, 32)) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_SCHED_DUE, '-inf', now, 'LIMIT', 0, 32)) do
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGET', K_SCHED, id) or ''
   out[#out + 1] = tonumber(redis.call('ZSCORE', K_SCHED_DUE, id))
@@ -828,8 +999,7 @@ if #out == 2 then
 end
 return out
 "#,
-    )
-});
+);
 
 /// ARGV: wake channel, publish command, then the run's 9 enqueue arguments (its message
 /// id `<schedule>@<due>`, lock ms, priority, 0, 0, flags, an empty payload: the stored one
@@ -837,30 +1007,30 @@ return out
 /// finished). Fenced on the due run: only the first caller for that run enqueues it and
 /// moves the schedule on, whatever the number of workers. Returns the enqueue result, or
 /// `stale` when another got there first.
-pub(crate) static FIRE_SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
-    script(&format!(
-        "{ENQUEUE_ONE}
+pub(crate) static FIRE_SCHEDULE: Step = Step::new(
+    "fire_schedule",
+    r#"
 local sid, due, nxt = ARGV[12], ARGV[13], tonumber(ARGV[14])
 local current = redis.call('ZSCORE', K_SCHED_DUE, sid)
 if not current or tonumber(current) ~= tonumber(due) then return 'stale' end
 local payload = redis.call('HGET', K_SCHED_MSG, sid)
 if not payload then return 'stale' end
-local result = enqueue_one(2, payload)
+local result = enqueue_one(ARGV, 2, payload)
 redis.call('HINCRBY', K_SCHED_MSG, '#' .. sid, 1)
 if nxt > 0 then
-  redis.call('ZADD', K_SCHED_DUE, num(nxt), sid)
+  redis.call('ZADD', K_SCHED_DUE, nxt, sid)
 else
   redis.call('ZREM', K_SCHED_DUE, sid)
 end
-if wake then redis.call(ARGV[2], ARGV[1], '') end
-return result"
-    ))
-});
+publish_wake(ARGV[1], ARGV[2])
+return result
+"#,
+);
 
 /// No ARGV. Per schedule: `{id, spec, next run ms (-1: finished), runs so far}`.
-pub(crate) static LIST_SCHEDULES: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static LIST_SCHEDULES: Step = Step::reader(
+    "list_schedules",
+    r#"
 local out = {}
 local all = redis.call('HGETALL', K_SCHED)
 for i = 1, #all, 2 do
@@ -871,8 +1041,7 @@ for i = 1, #all, 2 do
 end
 return out
 "#,
-    )
-});
+);
 
 /// ARGV: wake channel, publish command, a flow message's 9 enqueue arguments (its flags
 /// ignored), its parent record (packed: flow token, on-failure, parent queue, parent id,
@@ -880,9 +1049,9 @@ return out
 /// (each packed: index, queue, id). A leaf is queued as `enqueue` would; a parent waits for
 /// its children. Returns `{'added', token}`, `{'exists', token}` when this node of the
 /// same flow is already here (a repeated call), or `{'refused', state}`.
-pub(crate) static ENQUEUE_FLOW_NODE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static ENQUEUE_FLOW_NODE: Step = Step::new(
+    "enqueue_flow_node",
+    r#"
 local id = ARGV[3]
 local lockms, prio = tonumber(ARGV[4]), tonumber(ARGV[5])
 local due = now + tonumber(ARGV[6])
@@ -898,6 +1067,7 @@ end
 redis.call('ZREM', K_DONE, id)
 redis.call('HSET', K_MSG, id, ARGV[11])
 if rec ~= '' then redis.call('HSET', K_PARENT, id, rec) end
+if rec ~= '' or token ~= '' then redis.call('SADD', K_EXTRAS, id) end
 local m = {born = now, lockms = lockms, prio = prio, att = 0, due = due}
 if token ~= '' then
   store(id, m)
@@ -910,23 +1080,22 @@ else
   schedule(id, m, due)
   event(due > now and 'delayed' or 'added', id)
 end
-if wake then redis.call(ARGV[2], ARGV[1], '') end
+publish_wake(ARGV[1], ARGV[2])
 return {'added', token}
 "#,
-    )
-});
+);
 
 /// ARGV: how many. Takes up to that many flow hand-offs due now and sets each due again in
 /// 10 s (should the caller die before it is done). Per hand-off: `{field, child id,
 /// outcome, flow token, parent queue, parent id, index, detail}`.
-pub(crate) static OUTBOX_TAKE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static OUTBOX_TAKE: Step = Step::new(
+    "outbox_take",
+    r#"
 local out = {}
-for _, field in ipairs(redis.call('ZRANGEBYSCORE', K_OUTBOX_DUE, '-inf', num(now), 'LIMIT', 0, tonumber(ARGV[1]))) do
+for _, field in ipairs(redis.call('ZRANGEBYSCORE', K_OUTBOX_DUE, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
   local v = redis.call('HGET', K_OUTBOX, field)
   if v then
-    redis.call('ZADD', K_OUTBOX_DUE, num(now + 10000), field)
+    redis.call('ZADD', K_OUTBOX_DUE, now + 10000, field)
     local e = unpack_fields(v)
     local r = unpack_fields(e[2])
     local c = string.find(field, ':', 1, true)
@@ -937,22 +1106,20 @@ for _, field in ipairs(redis.call('ZRANGEBYSCORE', K_OUTBOX_DUE, '-inf', num(now
 end
 return out
 "#,
-    )
-});
+);
 
 /// ARGV: outbox field, child id, flow token. The hand-off is done: the entry goes, and the
 /// child's parent record too when it is still this flow's.
-pub(crate) static OUTBOX_DONE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static OUTBOX_DONE: Step = Step::new(
+    "outbox_done",
+    r#"
 redis.call('HDEL', K_OUTBOX, ARGV[1])
 redis.call('ZREM', K_OUTBOX_DUE, ARGV[1])
 local rec = redis.call('HGET', K_PARENT, ARGV[2])
 if rec and unpack_fields(rec)[1] == ARGV[3] then redis.call('HDEL', K_PARENT, ARGV[2]) end
 return 1
 "#,
-    )
-});
+);
 
 /// On the parent's queue. ARGV: wake channel, publish command, parent id, flow token, child
 /// index, child queue, child id, outcome (ok, ignored, failed), detail ('n', 'v' and a
@@ -961,9 +1128,9 @@ return 1
 /// parent runnable; a failed one (under `fail`) makes it a dead letter. Returns 0 when
 /// nothing changed, 1 when counted, 2 when the parent failed and is itself a flow child
 /// with a hand-off due here.
-pub(crate) static FLOW_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static FLOW_NOTIFY: Step = Step::new(
+    "flow_notify",
+    r#"
 local pid, token = ARGV[3], ARGV[4]
 if redis.call('HGET', K_WAITING, pid) ~= token then return 0 end
 local pending = side_key('flow', pid)
@@ -991,18 +1158,17 @@ if redis.call('SCARD', pending) == 0 then
   local m = load(pid)
   schedule(pid, m, math.max(now, m.due))
   event('children-completed', pid)
-  if wake then redis.call(ARGV[2], ARGV[1], '') end
+  publish_wake(ARGV[1], ARGV[2])
 end
 return 1
 "#,
-    )
-});
+);
 
 /// ARGV: parent id. Per child that ended: `{index, queue, id, end}` (end: 'n', 'v' and the
 /// returned value, or 'f' and the error).
-pub(crate) static FLOW_RESULTS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+pub(crate) static FLOW_RESULTS: Step = Step::reader(
+    "flow_results",
+    r#"
 local out = {}
 local all = redis.call('HGETALL', side_key('flow-results', ARGV[1]))
 for i = 1, #all, 2 do
@@ -1011,5 +1177,39 @@ for i = 1, #all, 2 do
 end
 return out
 "#,
-    )
-});
+);
+
+/// Every step, for the library.
+pub(crate) static ALL: &[&Step] = &[
+    &ENQUEUE,
+    &ENQUEUE_MANY,
+    &CLAIM,
+    &RENEW,
+    &ACK,
+    &STATUS,
+    &MESSAGE_STATUS,
+    &CONTENT,
+    &DEAD_LETTERS,
+    &REQUEUE_DEAD,
+    &CLEAR,
+    &PAUSE,
+    &SET_LIMIT,
+    &REMOVE,
+    &CLEAN,
+    &PROGRESS,
+    &LOG,
+    &JOB_DETAILS,
+    &SET_EVENTS,
+    &SET_METRICS,
+    &METRICS,
+    &UPSERT_SCHEDULE,
+    &REMOVE_SCHEDULE,
+    &DUE_SCHEDULES,
+    &FIRE_SCHEDULE,
+    &LIST_SCHEDULES,
+    &ENQUEUE_FLOW_NODE,
+    &OUTBOX_TAKE,
+    &OUTBOX_DONE,
+    &FLOW_NOTIFY,
+    &FLOW_RESULTS,
+];

@@ -18,16 +18,17 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::ack::{Acked, Acks, Action, Report};
 use super::enqueue::millis;
 use super::job::{AfterLastAttempt, Backoff, Job, Outcome};
 use super::keys::QueueKeys;
-use super::scripts::{ACK, ACK_CLAIM, CLAIM, RENEW};
+use super::scripts::{CLAIM, RENEW};
 use super::stats::{Counters, WorkerStats};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::pubsub::wake;
 use crate::resp::Value;
-use crate::value::{FromValue, ToArgs};
+use crate::value::FromValue;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -166,8 +167,8 @@ impl WorkerOptions {
     }
 }
 
-/// A message as the claim script hands it out.
-struct Claimed {
+/// A message as the claim step hands it out.
+pub(super) struct Claimed {
     id: String,
     payload: Bytes,
     attempt: u32,
@@ -196,6 +197,8 @@ struct Inner {
     wake: Notify,
     /// Wakes the scheduler task (a schedule was upserted, or a reconnect).
     schedule_wake: Notify,
+    /// Reports outcomes, together when they finish together.
+    acks: Acks,
 }
 
 /// Workers taking messages from one queue: spawned Tokio tasks running an async handler
@@ -245,6 +248,10 @@ impl Worker {
         options.validate()?;
         let keys = QueueKeys::new(queue)?;
         let name: Arc<str> = Arc::from(queue);
+        // The worker's claims, outcomes and renewals go over connections of its own, so
+        // they never queue behind what the application sends on the client's (producers
+        // enqueueing on the same client, above all).
+        let client = &client.sibling().await?;
         let (job_client, job_keys) = (client.clone(), Arc::new(keys.clone()));
         let run: Run = Arc::new(move |c: Claimed, lease: CancellationToken| {
             match M::from_value(Value::Bulk(c.payload)) {
@@ -270,7 +277,14 @@ impl Worker {
         });
         let mut subscriber = client.subscriber().await?;
         wake::subscribe(client, &subscriber.handle(), &keys.channel).await?;
+        let acks = Acks::start(
+            client.clone(),
+            Arc::new(keys.clone()),
+            options.lock_time,
+            options.max_attempts,
+        );
         let inner = Arc::new(Inner {
+            acks,
             client: client.clone(),
             slots: Arc::new(Semaphore::new(options.concurrency)),
             keys,
@@ -484,15 +498,17 @@ async fn claim(inner: &Inner, n: usize) -> Result<ClaimReply> {
     parse_claim(reply.into_iter(), sent)
 }
 
-/// A claim reply: the wait until something is due, the hand-offs due, then 7 fields per
-/// message.
-fn parse_claim(
+/// A claim reply: the wait until something is due, the hand-offs due, the server's clock
+/// (ms), then 7 fields per message (its age and wait computed here from the times it was
+/// enqueued and became due: the step formats no number).
+pub(super) fn parse_claim(
     mut items: impl ExactSizeIterator<Item = Value>,
     sent: Instant,
 ) -> Result<ClaimReply> {
-    let next = i64::from_value(items.next().unwrap_or(Value::Int(-1)))?;
-    let next = u64::try_from(next).ok().map(Duration::from_millis);
-    let handoffs = i64::from_value(items.next().unwrap_or(Value::Int(0)))? > 0;
+    let mut header = || i64::from_value(items.next().unwrap_or(Value::Int(-1)));
+    let next = u64::try_from(header()?).ok().map(Duration::from_millis);
+    let handoffs = header()? > 0;
+    let now = header()?;
     let mut claimed = Vec::with_capacity(items.len() / 7);
     while let Some(id) = items.next() {
         let mut field = || {
@@ -500,15 +516,21 @@ fn parse_claim(
                 .next()
                 .ok_or_else(|| Error::protocol("claim reply cut short"))
         };
-        let ms = |v: Value| i64::from_value(v).map(|n| Duration::from_millis(n.max(0) as u64));
+        let ms = |n: i64| Duration::from_millis(n.max(0) as u64);
+        let (id, payload) = (String::from_value(id)?, Bytes::from_value(field()?)?);
+        let attempt = u32::from_value(field()?)?;
+        let token = i64::from_value(field()?)?;
+        let lock_time = ms(i64::from_value(field()?)?);
+        let born = i64::from_value(field()?)?;
+        let due = i64::from_value(field()?)?;
         claimed.push(Claimed {
-            id: String::from_value(id)?,
-            payload: Bytes::from_value(field()?)?,
-            attempt: u32::from_value(field()?)?,
-            token: i64::from_value(field()?)?,
-            lock_time: ms(field()?)?,
-            age: ms(field()?)?,
-            waited: ms(field()?)?,
+            id,
+            payload,
+            attempt,
+            token,
+            lock_time,
+            age: ms(now - born),
+            waited: ms(now - due),
             claimed_at: sent,
         });
     }
@@ -525,14 +547,10 @@ async fn handle(inner: Arc<Inner>, first: Claimed, _slot: OwnedSemaphorePermit) 
         let report = run_one(&inner, c).await;
         let action = report.action;
         let o = &inner.options;
-        let take_next = o.claim_with_ack.unwrap_or(o.concurrency <= 16)
+        let take_next = o.claim_with_ack.unwrap_or(true)
             && !inner.stopping.is_cancelled()
             && !matches!(action, Action::Release);
-        let reported = if take_next {
-            ack_and_claim(&inner, &id, token, &report).await
-        } else {
-            ack(&inner, &id, token, &report).await.map(|a| (a, None))
-        };
+        let reported = inner.acks.report(&id, token, &report, take_next).await;
         let counters = &inner.counters;
         match reported {
             Ok((Acked::Applied { handoff }, claimed)) => {
@@ -572,46 +590,6 @@ fn skip_handoff(_queue: &str) -> bool {
         .is_ok_and(|queues| queues.iter().any(|q| q == _queue));
     #[cfg(not(feature = "testing"))]
     false
-}
-
-/// What the ack script said.
-#[derive(Clone, Copy)]
-enum Acked {
-    /// The token was stale.
-    Rejected,
-    /// Applied; `handoff`: a flow child's end waits for its parent.
-    Applied { handoff: bool },
-}
-
-impl Acked {
-    fn from_reply(code: i64) -> Acked {
-        match code {
-            0 => Acked::Rejected,
-            n => Acked::Applied { handoff: n == 2 },
-        }
-    }
-}
-
-/// What to tell the ack script.
-struct Report {
-    action: Action,
-    /// De-dup window, backoff or delay.
-    ms: Duration,
-    /// The error, for failures.
-    error: String,
-    /// What the handler returned ([`Outcome::Returned`]), for a flow's parent.
-    result: Option<Bytes>,
-}
-
-impl Report {
-    fn new(action: Action, ms: Duration, error: String) -> Report {
-        Report {
-            action,
-            ms,
-            error,
-            result: None,
-        }
-    }
 }
 
 /// One message: the handler, with its lease kept; returns the outcome to report.
@@ -661,37 +639,6 @@ async fn run_one(inner: &Arc<Inner>, c: Claimed) -> Report {
     }
 }
 
-/// What the ack script does with a held message.
-#[derive(Clone, Copy)]
-enum Action {
-    /// Finished: removed, or kept for its de-dup window.
-    Done,
-    /// Runnable again after a backoff.
-    Retry,
-    /// To the dead letters.
-    Bury,
-    /// Removed after its last attempt.
-    Drop,
-    /// Put back unfinished by `stop()`; the attempt does not count.
-    Release,
-    /// Put back by the handler, rate limited, to run after a delay; the attempt does not
-    /// count.
-    Limited,
-}
-
-impl Action {
-    fn name(self) -> &'static str {
-        match self {
-            Action::Done => "done",
-            Action::Retry => "retry",
-            Action::Bury => "bury",
-            Action::Drop => "drop",
-            Action::Release => "release",
-            Action::Limited => "limited",
-        }
-    }
-}
-
 /// What the ack script is to do for an outcome.
 fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> Report {
     match outcome {
@@ -718,89 +665,6 @@ fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> Report {
                 Report::new(Action::Retry, o.backoff.delay(attempt), error)
             }
         }
-    }
-}
-
-/// The ack script's 9 arguments.
-fn ack_args<'a>(inner: &'a Inner, id: &'a str, token: i64, r: &'a Report) -> impl ToArgs + 'a {
-    (
-        (
-            id,
-            token,
-            r.action.name(),
-            millis(r.ms),
-            r.error.as_str(),
-            inner.keys.channel.as_str(),
-            wake::publish_command(&inner.client),
-        ),
-        match &r.result {
-            Some(value) => ("v", value.clone()),
-            None => ("n", Bytes::new()),
-        },
-    )
-}
-
-/// Reports an outcome, fenced by the claim's token. Retried a few times on connection
-/// errors (a retry of an applied ack is then rejected as stale, and a flow hand-off it
-/// wrote is swept by a later claim).
-async fn ack(inner: &Inner, id: &str, token: i64, report: &Report) -> Result<Acked> {
-    let mut tries = 0;
-    loop {
-        let result: Result<i64> = ACK
-            .run(
-                &inner.client,
-                &inner.keys,
-                ack_args(inner, id, token, report),
-            )
-            .await;
-        match result {
-            Ok(code) => return Ok(Acked::from_reply(code)),
-            Err(e) if tries < 5 && (e.is_io() || e.is_closed() || e.is_timeout()) => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(50 << tries)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Reports an outcome and takes the next message in one script: `(applied, next)`. On a
-/// connection error the outcome is reported alone (retried as [`ack`] does), so nothing is
-/// claimed that could go unread.
-async fn ack_and_claim(
-    inner: &Inner,
-    id: &str,
-    token: i64,
-    report: &Report,
-) -> Result<(Acked, Option<Claimed>)> {
-    let sent = Instant::now();
-    let result: Result<Vec<Value>> = ACK_CLAIM
-        .run(
-            &inner.client,
-            &inner.keys,
-            (
-                ack_args(inner, id, token, report),
-                (
-                    1,
-                    millis(inner.options.lock_time),
-                    inner.options.max_attempts.unwrap_or(0),
-                ),
-            ),
-        )
-        .await;
-    match result {
-        Ok(reply) => {
-            let mut items = reply.into_iter();
-            let acked = Acked::from_reply(i64::from_value(items.next().unwrap_or(Value::Int(0)))?);
-            let (_, _, mut claimed) = parse_claim(items, sent)?;
-            Ok((acked, claimed.pop()))
-        }
-        Err(e) if e.is_io() || e.is_closed() || e.is_timeout() => {
-            // The outcome may or may not have been applied; a plain ack settles it (a stale
-            // token is then refused), and whatever was claimed comes back at its lease end.
-            ack(inner, id, token, report).await.map(|a| (a, None))
-        }
-        Err(e) => Err(e),
     }
 }
 
