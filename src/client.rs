@@ -55,6 +55,9 @@ struct Inner {
     /// Set once the server refused Redis functions (FUNCTION LOAD or FCALL unknown or not
     /// permitted): the queue's steps then run as EVAL scripts.
     no_functions: std::sync::atomic::AtomicBool,
+    /// State that parts of the crate keep per client (one value per type), such as the
+    /// queue's enqueues waiting for their step.
+    extensions: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// What the client talks to. One per client, inside its `Arc`: the size of the variants
@@ -252,6 +255,21 @@ impl Client {
     /// Whether the server refused Redis functions (see `mq::library`).
     pub(crate) fn no_functions(&self) -> &std::sync::atomic::AtomicBool {
         &self.inner.no_functions
+    }
+
+    /// This client's value of type `T`, made on first use.
+    pub(crate) fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut all = self
+            .inner
+            .extensions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = all.iter().find_map(|e| e.clone().downcast::<T>().ok()) {
+            return found;
+        }
+        let made = Arc::new(T::default());
+        all.push(made.clone());
+        made
     }
 
     /// The cluster router, on a cluster.
@@ -663,6 +681,7 @@ impl Client {
                     sentinel: None,
                     cache,
                     no_functions: Default::default(),
+                    extensions: Default::default(),
                 }),
             });
         }
@@ -706,6 +725,7 @@ impl Client {
                 cache,
                 stats,
                 no_functions: Default::default(),
+                extensions: Default::default(),
             }),
         })
     }

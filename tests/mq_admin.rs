@@ -351,8 +351,10 @@ server_tests! {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let killed: i64 = killer.cmd("CLIENT").arg(("KILL", "TYPE", "normal", "SKIPME", "yes")).query().await.unwrap();
         assert!(killed >= 1);
+        // The kill took the killer's other shared connections too: enqueue from a new client.
+        let producer = Client::connect(&_server.url()).await.unwrap();
         for i in 20..50 {
-            mq::enqueue(&killer, "resume", "x", Opts::new().id(format!("m{i}"))).await.unwrap();
+            mq::enqueue(&producer, "resume", "x", Opts::new().id(format!("m{i}"))).await.unwrap();
         }
         let after = reader.await.unwrap();
         let ids: Vec<String> = got.iter().chain(&after).map(|e| e.message_id.clone()).collect();

@@ -160,3 +160,87 @@ server_tests! {
         worker.stop().await.unwrap();
     }
 }
+
+server_tests! {
+    async fn concurrent_enqueues_share_steps_and_keep_their_own_results(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        mq::enqueue(&client, "shared", "old", Opts::new().id("taken")).await.unwrap();
+        let before = common::command_calls(&client, &["fcall"]).await;
+        // 200 enqueues at once: fresh ids, one id repeated 10 times, an id already queued,
+        // and updates of it allowed for one.
+        let sends = (0..200).map(|i| {
+            let client = client.clone();
+            async move {
+                let (msg, o) = match i {
+                    0..=9 => (format!("dup {i}"), Opts::new().id("dup")),
+                    10 => ("again".to_owned(), Opts::new().id("taken")),
+                    11 => ("new content".to_owned(), Opts::new().id("taken").can_update(true)),
+                    _ => (format!("m{i}"), Opts::new().id(format!("m{i}"))),
+                };
+                (i, mq::enqueue(&client, "shared", msg, o).await.unwrap())
+            }
+        });
+        let results = futures::future::join_all(sends).await;
+        let steps = common::command_calls(&client, &["fcall"]).await - before;
+        assert!(steps < 50, "{steps} steps for 200 concurrent enqueues");
+        let added_dups = results.iter().filter(|(i, r)| *i < 10 && r.result == mq::EnqueueResult::Added).count();
+        assert_eq!(added_dups, 1, "one of the repeated id is added, the others see it");
+        for (i, r) in &results {
+            match i {
+                0..=9 => assert!(matches!(r.result, mq::EnqueueResult::Added | mq::EnqueueResult::AlreadyQueued), "{r:?}"),
+                10 => assert_eq!(r.result, mq::EnqueueResult::AlreadyQueued),
+                11 => assert_eq!(r.result, mq::EnqueueResult::Updated),
+                _ => assert_eq!((r.id.as_str(), r.result), (format!("m{i}").as_str(), mq::EnqueueResult::Added)),
+            }
+        }
+        assert_eq!(mq::queue_size(&client, "shared").await.unwrap(), 1 + 1 + 188);
+        let (worker, mut rx) = reporting(&client, "shared", WorkerOptions::new().concurrency(8)).await;
+        receive(&mut rx, 190).await;
+        worker.stop().await.unwrap();
+    }
+
+    async fn one_bad_enqueue_among_concurrent_ones_fails_alone(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let sends = (0..20).map(|i| {
+            let client = client.clone();
+            async move {
+                let o = if i == 7 { Opts::new().id("") } else { Opts::new() };
+                mq::enqueue(&client, "bad", "x", o).await
+            }
+        });
+        let results = futures::future::join_all(sends).await;
+        for (i, r) in results.iter().enumerate() {
+            if i == 7 {
+                assert!(r.as_ref().unwrap_err().is_config(), "{r:?}");
+            } else {
+                assert_eq!(r.as_ref().unwrap().result, mq::EnqueueResult::Added);
+            }
+        }
+        assert_eq!(mq::queue_size(&client, "bad").await.unwrap(), 19);
+    }
+
+    async fn concurrent_enqueues_in_priority_order_then_fifo(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        // Joined in this order within a step or across steps: high priority first, then
+        // the order of issue within a priority.
+        let sends = (0..40).map(|i| {
+            let client = client.clone();
+            async move {
+                let o = Opts::new().id(format!("{i:02}")).priority(if i % 2 == 0 { 1 } else { 0 });
+                mq::enqueue(&client, "order", "x", o).await.unwrap()
+            }
+        });
+        futures::future::join_all(sends).await;
+        let (worker, mut rx) = reporting(&client, "order", WorkerOptions::new()).await;
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            seen.push(tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap());
+        }
+        worker.stop().await.unwrap();
+        let (high, low): (Vec<String>, Vec<String>) = seen.iter().cloned().partition(|id| id.parse::<u32>().unwrap() % 2 == 0);
+        assert_eq!(seen[..20], high[..], "priority 1 first: {seen:?}");
+        let in_issue_order = |v: &[String]| v.windows(2).all(|w| w[0] < w[1]);
+        assert!(in_issue_order(&high), "FIFO within priority 1: {high:?}");
+        assert!(in_issue_order(&low), "FIFO within priority 0: {low:?}");
+    }
+}

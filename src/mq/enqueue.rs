@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::keys::QueueKeys;
-use super::scripts::{ENQUEUE, ENQUEUE_MANY};
+use super::scripts::ENQUEUE;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::pubsub::wake;
@@ -122,7 +122,7 @@ impl EnqueueResult {
         matches!(self, Self::Added | Self::Updated | Self::Requeued)
     }
 
-    fn parse(name: &str) -> Result<Self> {
+    pub(super) fn parse(name: &str) -> Result<Self> {
         Ok(match name {
             "added" => Self::Added,
             "updated" => Self::Updated,
@@ -150,11 +150,15 @@ pub struct Enqueued {
     pub result: EnqueueResult,
 }
 
-/// Adds `message` to `queue`, atomically (one Lua script). The message is one value: bytes
-/// and strings are stored as they are, [`Serde`](crate::Serde) values through the installed
-/// [`ValueCodec`](crate::ValueCodec). Refusals ([`EnqueueResult::AlreadyQueued`],
+/// Adds `message` to `queue`, atomically (one server-side step). The message is one value:
+/// bytes and strings are stored as they are, [`Serde`](crate::Serde) values through the
+/// installed [`ValueCodec`](crate::ValueCodec). Refusals ([`EnqueueResult::AlreadyQueued`],
 /// [`Locked`](EnqueueResult::Locked), [`Backoff`](EnqueueResult::Backoff),
 /// [`Dead`](EnqueueResult::Dead)) are results, not errors. Idle workers are woken at once.
+///
+/// Enqueues to one queue issued on one client while a step for it is on its way share the
+/// next step (each applied as alone, with its own result): many concurrent producers cost
+/// the server little more than one.
 pub async fn enqueue(
     client: &Client,
     queue: &str,
@@ -163,22 +167,15 @@ pub async fn enqueue(
 ) -> Result<Enqueued> {
     let keys = QueueKeys::new(queue)?;
     let mut args = ArgBuf::default();
-    (keys.channel.as_str(), wake::publish_command(client)).write_args(&mut args);
     let id = push_message(&mut args, &message, options)?;
-    let result: String = ENQUEUE.run(client, &keys, args).await?;
-    Ok(Enqueued {
-        id,
-        result: EnqueueResult::parse(&result)?,
-    })
+    let result = super::coalesce::enqueue(client, keys, args).await?;
+    Ok(Enqueued { id, result })
 }
 
-/// Messages enqueued at once (more per script call is one longer atomic step on the
-/// server).
-const BATCH: usize = 500;
-
-/// Adds many messages to `queue` in one script call per 500 (one round trip for a batch of
-/// that size), each with its own options and its own [`Enqueued`] result, in order. Each
-/// message is enqueued exactly as [`enqueue`] would; idle workers are woken once per call.
+/// Adds many messages to `queue` in one step per 500 (one round trip for a batch of that
+/// size; the new messages of a step are added with one command per structure), each with
+/// its own options and its own [`Enqueued`] result, in order. Each message is enqueued
+/// exactly as [`enqueue`] would; idle workers are woken once per step.
 /// An invalid message (not one value, an empty id) fails the whole call before anything is
 /// sent.
 pub async fn enqueue_many<M: ToArgs>(
@@ -197,7 +194,7 @@ pub async fn enqueue_many<M: ToArgs>(
         }
         ids.push(push_message(&mut args, &message, options)?);
         in_batch += 1;
-        if in_batch == BATCH {
+        if in_batch == super::coalesce::MOST_PER_STEP {
             batches.push(std::mem::take(&mut args));
             in_batch = 0;
         }
@@ -207,7 +204,7 @@ pub async fn enqueue_many<M: ToArgs>(
     }
     let mut results = Vec::with_capacity(ids.len());
     for batch in batches {
-        let names: Vec<String> = ENQUEUE_MANY.run(client, &keys, batch).await?;
+        let names: Vec<String> = ENQUEUE.run(client, &keys, batch).await?;
         for name in names {
             results.push(EnqueueResult::parse(&name)?);
         }

@@ -66,6 +66,7 @@
 
 mod ack;
 mod admin;
+mod coalesce;
 mod enqueue;
 mod events;
 mod flow;

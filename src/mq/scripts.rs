@@ -402,6 +402,63 @@ local function enqueue_one(A, at, payload_override)
   end
 end
 
+-- `count` messages of 9 fields each (as enqueue_one's) from A[at + 1]; returns each one's
+-- result name, in order. The new ones (no payload stored, outside any de-dup window, the
+-- first of their id here) are added together, one command per structure; the others go
+-- one by one through enqueue_one, after them, so a repeated id sees its first.
+local function enqueue_all(A, at, count)
+  if count == 1 then return {enqueue_one(A, at)} end
+  local results, ids, fresh, seen = {}, {}, {}, {}
+  for i = 1, count do ids[i] = A[at + (i - 1) * 9 + 1] end
+  local stored = call_list('HMGET', K_MSG, ids)
+  local windows = call_list('ZMSCORE', K_DONE, ids)
+  for i = 1, count do
+    local id = ids[i]
+    if not stored[i] and not seen[id] and (not windows[i] or tonumber(windows[i]) <= now) then
+      fresh[#fresh + 1] = i
+    end
+    seen[id] = true
+  end
+  if #fresh > 0 then
+    local payloads, records, ready, delayed, ended = {}, {}, {}, {}, {}
+    local last = redis.call('INCRBY', K_SEQ, #fresh)
+    for j, i in ipairs(fresh) do
+      local o, id = at + (i - 1) * 9, ids[i]
+      if windows[i] then ended[#ended + 1] = id end
+      local due, dues = now, nows
+      if A[o + 4] ~= '0' then
+        due = now + tonumber(A[o + 4])
+        dues = tostring(due)
+      end
+      if A[o + 5] ~= '0' then due, dues = tonumber(A[o + 5]), A[o + 5] end
+      payloads[#payloads + 1] = id
+      payloads[#payloads + 1] = A[o + 9]
+      records[#records + 1] = id
+      records[#records + 1] = nows .. ',' .. A[o + 2] .. ',' .. A[o + 3] .. ',' .. dues .. ',0'
+      if due > now then
+        delayed[#delayed + 1] = due
+        delayed[#delayed + 1] = id
+        event('delayed', id)
+      else
+        ready[#ready + 1] = ready_score(tonumber(A[o + 3]), last - #fresh + j)
+        ready[#ready + 1] = id
+        event('added', id)
+      end
+      results[i] = 'added'
+    end
+    if #ended > 0 then call_list('ZREM', K_DONE, ended) end
+    call_list('HSET', K_MSG, payloads)
+    call_list('HSET', K_META, records)
+    if #ready > 0 then call_list('ZADD', K_READY, ready) end
+    if #delayed > 0 then call_list('ZADD', K_DELAYED, delayed) end
+    want_wake()
+  end
+  for i = 1, count do
+    if not results[i] then results[i] = enqueue_one(A, at + (i - 1) * 9) end
+  end
+  return results
+end
+
 -- Taking up to `n` messages with the worker's lock ms and max attempts (0: no limit);
 -- returns the claim reply described at CLAIM. `light`: for a claim riding on an ack, which
 -- skips pruning de-dup entries and the next-due computation (the fetcher's claims do
@@ -636,24 +693,13 @@ local function ack_all(A, at, k)
 end
 "#;
 
-/// ARGV: wake channel, the command to publish with (see `pubsub::wake`), then one message's
-/// 9 arguments (see `enqueue_one`). Returns the result's name.
+/// ARGV: wake channel, the command to publish with (see `pubsub::wake`), then 9 arguments
+/// per message (see `enqueue_one`). Returns each message's result name, in order; idle
+/// workers are woken once.
 pub(crate) static ENQUEUE: Step = Step::new(
     "enqueue",
     r#"
-local result = enqueue_one(ARGV, 2)
-publish_wake(ARGV[1], ARGV[2])
-return result
-"#,
-);
-
-/// ARGV: wake channel, the command to publish with, then 9 arguments per message. Returns
-/// each message's result name, in order; idle workers are woken once.
-pub(crate) static ENQUEUE_MANY: Step = Step::new(
-    "enqueue_many",
-    r#"
-local results = {}
-for at = 2, #ARGV - 9, 9 do results[#results + 1] = enqueue_one(ARGV, at) end
+local results = enqueue_all(ARGV, 2, (#ARGV - 2) / 9)
 publish_wake(ARGV[1], ARGV[2])
 return results
 "#,
@@ -1182,7 +1228,6 @@ return out
 /// Every step, for the library.
 pub(crate) static ALL: &[&Step] = &[
     &ENQUEUE,
-    &ENQUEUE_MANY,
     &CLAIM,
     &RENEW,
     &ACK,
