@@ -311,18 +311,24 @@ local function describe(id)
   return false
 end
 
+-- When a message to enqueue (9 fields from A[at + 1]) becomes runnable: now, after its
+-- delay, or at its run-at time; as a number and as a string.
+local function due_of(A, at)
+  if A[at + 5] ~= '0' then return tonumber(A[at + 5]), A[at + 5] end
+  if A[at + 4] ~= '0' then
+    local due = now + tonumber(A[at + 4])
+    return due, tostring(due)
+  end
+  return now, nows
+end
+
 -- One message's enqueue, from A[at + 1]: id, lock ms (0: the worker's), priority, delay ms,
 -- run-at ms (0: none), can-update, can-requeue, reset-init-backoff (each '1' or '0'),
 -- payload. Returns the result's name.
 local function enqueue_one(A, at, payload_override)
   local id, payload = A[at + 1], payload_override or A[at + 9]
   local lockms, prio = tonumber(A[at + 2]), tonumber(A[at + 3])
-  local due, dues = now, nows
-  if A[at + 4] ~= '0' then
-    due = now + tonumber(A[at + 4])
-    dues = tostring(due)
-  end
-  if A[at + 5] ~= '0' then due, dues = tonumber(A[at + 5]), A[at + 5] end
+  local due, dues = due_of(A, at)
   local can_update, can_requeue, reset = A[at + 6] == '1', A[at + 7] == '1', A[at + 8] == '1'
 
   -- The common case first: a new message (no payload stored) outside any de-dup window,
@@ -425,12 +431,7 @@ local function enqueue_all(A, at, count)
     for j, i in ipairs(fresh) do
       local o, id = at + (i - 1) * 9, ids[i]
       if windows[i] then ended[#ended + 1] = id end
-      local due, dues = now, nows
-      if A[o + 4] ~= '0' then
-        due = now + tonumber(A[o + 4])
-        dues = tostring(due)
-      end
-      if A[o + 5] ~= '0' then due, dues = tonumber(A[o + 5]), A[o + 5] end
+      local due, dues = due_of(A, o)
       payloads[#payloads + 1] = id
       payloads[#payloads + 1] = A[o + 9]
       records[#records + 1] = id
