@@ -1,6 +1,7 @@
 //! A durable message queue, Carmine's design without its flaws: messages live in Redis
-//! (durable as the server is configured), every state change is one Lua script, workers are
-//! spawned Tokio tasks.
+//! (durable as the server is configured), every state change is one atomic server-side
+//! step (a function of one Redis function library, loaded on first use; a Lua script where
+//! functions are refused), workers are spawned Tokio tasks.
 //!
 //! - [`enqueue`] with Carmine's options: a message id for de-duplication, can-update,
 //!   can-requeue, init-backoff (a delay) and reset-init-backoff, per-message lock time;
@@ -36,11 +37,17 @@
 //! - Idle workers block on a wake-up subscription instead of polling: an enqueue wakes them
 //!   at once, delayed messages and lease ends at their time.
 //! - Deadlines (locks, delays, backoffs, de-dup windows) use the server's clock (`TIME`
-//!   inside the scripts), never a client's.
+//!   inside the steps), never a client's.
 //! - Every key of a queue shares the hash tag `{queue}` (`kermes:mq:{queue}:...`), and
-//!   each script is given only that queue's keys.
-//! - A finished message is removed by the script that records its outcome (or kept, just
+//!   each step touches only that queue's keys (it is called with the queue's first key
+//!   and names the others, on the same slot, from it).
+//! - A finished message is removed by the step that records its outcome (or kept, just
 //!   its id, for its de-dup window); no garbage-collection lap.
+//! - Cheap at scale: enqueues issued together on one client share a step, and so do the
+//!   outcomes of a worker's handlers that finish together (with the next message for each);
+//!   a step adds, takes or removes many messages with one command per structure. A worker
+//!   talks over connections of its own, so its steps never wait behind the application's
+//!   commands.
 //! - [`Worker::stop`] lets running handlers finish within a grace period and puts back
 //!   what is still running after it, so nothing stays locked by a stopped worker.
 //!

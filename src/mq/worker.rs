@@ -1,6 +1,6 @@
 //! [`Worker`]: spawned tasks that take messages from a queue and run a handler on each.
 //!
-//! One fetch task claims as many messages as there are free handler slots (one script),
+//! One fetch task claims as many messages as there are free handler slots (one step),
 //! spawns a task per message, and when the queue is drained waits for a wake-up published
 //! by `enqueue` (one subscriber connection per worker), for the next delayed message or
 //! lease end the claim reported, or for a long safety recheck; it never polls in a loop.
@@ -63,10 +63,10 @@ pub struct WorkerOptions {
     /// An idle worker is woken by enqueues; as a safety net it also looks at the queue
     /// after this long without a wake-up. Default 30 s.
     pub idle_recheck: Duration,
-    /// Report each outcome and take the next ready message in one script (one round trip
-    /// per message instead of two). `None` (the default): on up to 16 handlers, where it
-    /// measured 2.2x the messages per second at concurrency 1 and 1.4x at 16; above, the
-    /// fetcher's batched claims cost the server less per message.
+    /// Report each outcome and take the next ready message in one step (one round trip
+    /// per message instead of two; outcomes that finish together share a step, and so do
+    /// the messages it takes for them). `None` (the default) and `Some(true)`: on. Off:
+    /// the fetcher alone takes messages.
     pub claim_with_ack: Option<bool>,
 }
 
@@ -361,7 +361,7 @@ impl Worker {
             .is_err()
         {
             self.inner.abandon.cancel();
-            // Putting back is one script per message; allow for a reconnect.
+            // Putting back is a step per batch of messages; allow for a reconnect.
             if tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all))
                 .await
                 .is_err()
@@ -639,7 +639,7 @@ async fn run_one(inner: &Arc<Inner>, c: Claimed) -> Report {
     }
 }
 
-/// What the ack script is to do for an outcome.
+/// What the ack step is to do for an outcome.
 fn settle(inner: &Inner, outcome: Outcome, attempt: u32) -> Report {
     match outcome {
         Outcome::Success(dedup) => {
