@@ -206,6 +206,13 @@ server_tests! {
         assert_eq!(common::message_state(&client, q, "poison").await, Some(MessageState::Dead("boom 3".into())));
         let again = mq::enqueue(&client, q, "payload", Opts::new().id("poison")).await.unwrap();
         assert_eq!(again.result, EnqueueResult::Dead);
+        // The worker counts an outcome once its step's reply is back, just after the
+        // server shows it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while worker.stats().dead_lettered == 0 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let stats = worker.stats();
         assert_eq!((stats.failed, stats.retried, stats.dead_lettered), (3, 2, 1));
 

@@ -244,3 +244,33 @@ server_tests! {
         assert!(in_issue_order(&low), "FIFO within priority 0: {low:?}");
     }
 }
+
+server_tests! {
+    async fn a_pending_requeue_missing_from_extras_is_still_honoured(kind) {
+        let (_server, client) = common::server_and_client(kind).await;
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let worker = {
+            let release = release.clone();
+            Worker::start(&client, "legacy", WorkerOptions::new(), move |job: Job<String>| {
+                let (tx, release) = (tx.clone(), release.clone());
+                async move {
+                    let _ = tx.send(job.attempt());
+                    if job.message() == "first" { release.notified().await; }
+                    Outcome::success()
+                }
+            })
+            .await
+            .unwrap()
+        };
+        mq::enqueue(&client, "legacy", "first", Opts::new().id("r")).await.unwrap();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap(), Some(1));
+        let again = mq::enqueue(&client, "legacy", "second", Opts::new().id("r").can_requeue(true).can_update(true)).await.unwrap();
+        assert_eq!(again.result, mq::EnqueueResult::Requeued);
+        // As a queue written before the `extras` set: the requeue is only in its own set.
+        let _: i64 = client.cmd("SREM").arg(("kermes:mq:{legacy}:extras", "r")).query().await.unwrap();
+        release.notify_one();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap(), Some(1), "ran again, afresh");
+        worker.stop().await.unwrap();
+    }
+}

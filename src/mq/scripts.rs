@@ -664,6 +664,16 @@ local function ack_all(A, at, k)
   end
   if #live == 0 then return codes end
   local extras = call_list('SMISMEMBER', K_EXTRAS, live)
+  -- A pending requeue or a flow child's parent record is also looked up where it is kept,
+  -- whenever any exists (one EXISTS when none does), so a message marked before the
+  -- `extras` set existed is never completed by the plain path.
+  if redis.call('EXISTS', K_REQUEUE, K_PARENT) > 0 then
+    local requeued = call_list('SMISMEMBER', K_REQUEUE, live)
+    local parents = call_list('HMGET', K_PARENT, live)
+    for n = 1, #live do
+      if requeued[n] == 1 or parents[n] then extras[n] = 1 end
+    end
+  end
   local plain, windows, j = {}, {}, 0
   for i = 1, k do
     if codes[i] == nil then
