@@ -30,6 +30,15 @@ async fn reporting(
     (worker, rx)
 }
 
+/// Waits until a worker marked `queue` idle (it waits for a wake-up).
+async fn marked_idle(client: &Client, queue: &str) {
+    let config = format!("kermes:mq:{{{queue}}}:config");
+    common::wait_until_async(Duration::from_secs(5), "the queue marked idle", || async {
+        client.hexists(&config, "idle").await.unwrap() == 1
+    })
+    .await;
+}
+
 async fn receive(rx: &mut mpsc::UnboundedReceiver<String>, n: usize) {
     for _ in 0..n {
         tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -126,10 +135,7 @@ server_tests! {
         let (worker, mut rx) = reporting(&client, "busy", WorkerOptions::new().concurrency(4)).await;
         receive(&mut rx, 50).await;
         // Drained: the worker waits for a wake-up, and the next message sends one.
-        common::wait_until_async(Duration::from_secs(5), "the queue marked idle", || async {
-            client.hexists("kermes:mq:{busy}:config", "idle").await.unwrap() == 1
-        })
-        .await;
+        marked_idle(&client, "busy").await;
         let started = Instant::now();
         mq::enqueue(&client, "busy", "late", Opts::new()).await.unwrap();
         receive(&mut rx, 1).await;
@@ -143,16 +149,10 @@ server_tests! {
         let (worker, mut rx) = reporting(&client, "cleared", WorkerOptions::new()).await;
         mq::enqueue(&client, "cleared", "first", Opts::new()).await.unwrap();
         receive(&mut rx, 1).await;
-        common::wait_until_async(Duration::from_secs(5), "the queue marked idle", || async {
-            client.hexists("kermes:mq:{cleared}:config", "idle").await.unwrap() == 1
-        })
-        .await;
+        marked_idle(&client, "cleared").await;
         mq::clear(&client, "cleared").await.unwrap();
         // The worker, woken by the clear, marks the queue idle again.
-        common::wait_until_async(Duration::from_secs(5), "marked idle again", || async {
-            client.hexists("kermes:mq:{cleared}:config", "idle").await.unwrap() == 1
-        })
-        .await;
+        marked_idle(&client, "cleared").await;
         let started = Instant::now();
         mq::enqueue(&client, "cleared", "second", Opts::new()).await.unwrap();
         receive(&mut rx, 1).await;

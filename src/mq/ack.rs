@@ -185,9 +185,7 @@ impl Acks {
         };
         match outcome {
             Some(Ok(done)) => Ok(done),
-            Some(Err(e)) if !(e.is_io() || e.is_closed() || e.is_timeout()) => {
-                Err(Error::protocol(format!("reporting the outcome: {e}")))
-            }
+            Some(Err(e)) if !(e.is_io() || e.is_closed() || e.is_timeout()) => Err(e.duplicate()),
             // A connection error, or the reporting task is gone: alone, retried.
             _ => self.report_alone(id, token, report).await,
         }

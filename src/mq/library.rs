@@ -14,19 +14,18 @@ use std::sync::atomic::Ordering;
 use super::keys::{QueueKeys, SUFFIXES};
 use super::scripts::{ALL, HELPERS, Step};
 use crate::client::Client;
-use crate::cmd::cmd;
 use crate::error::{Error, Result};
 use crate::resp::Value;
-use crate::script::{Script, sha1_hex};
+use crate::script::{Library, Script, sha1_hex};
 use crate::value::{ArgBuf, FromValue, ToArgs};
 
-/// The library's text and each step's function name.
-struct Library {
-    code: String,
+/// The library and each step's function name.
+struct Steps {
+    library: Library,
     functions: HashMap<&'static str, String>,
 }
 
-static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
+static LIBRARY: LazyLock<Steps> = LazyLock::new(|| {
     let mut digest_input = String::new();
     for step in ALL {
         digest_input.push_str(step.name);
@@ -48,7 +47,10 @@ static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
         ));
         functions.insert(step.name, function);
     }
-    Library { code, functions }
+    Steps {
+        library: Library::new(code),
+        functions,
+    }
 });
 
 /// Each step as a script of its own, built the first time a server without functions is
@@ -81,11 +83,6 @@ fn refuses_functions(e: &Error) -> bool {
     })
 }
 
-fn not_loaded(e: &Error) -> bool {
-    e.server_error()
-        .is_some_and(|s| s.message().contains("Function not found"))
-}
-
 impl Step {
     /// Runs the step on `keys` with `args` (ARGV), returning its reply as `T`.
     pub(crate) async fn run<T: FromValue>(
@@ -100,7 +97,12 @@ impl Step {
             return Err(e);
         }
         if !client.no_functions().load(Ordering::Relaxed) {
-            match self.call(client, keys, &encoded).await {
+            // FCALL; the library is loaded first when the server does not have it.
+            let called = LIBRARY
+                .library
+                .call::<_, Value>(client, &LIBRARY.functions[self.name], keys, &encoded)
+                .await;
+            match called {
                 Err(e) if refuses_functions(&e) => {
                     tracing::info!(error = %e, "the server refuses functions: the queue's steps run as scripts");
                     client.no_functions().store(true, Ordering::Relaxed);
@@ -109,33 +111,6 @@ impl Step {
             }
         }
         SCRIPTS[self.name].run(client, keys, &encoded).await
-    }
-
-    /// FCALL, loading the library first when the server does not have it.
-    async fn call(&self, client: &Client, keys: &QueueKeys, args: &ArgBuf) -> Result<Value> {
-        let fcall = || {
-            let mut c = cmd("FCALL").arg(&LIBRARY.functions[self.name]).arg(1);
-            c.push_arg(keys);
-            c.push_arg(args);
-            c
-        };
-        match client.query::<Value>(fcall()).await {
-            Err(e) if not_loaded(&e) => {
-                tracing::debug!(
-                    "the queue's function library is not loaded on this server: loading it"
-                );
-                client
-                    .query::<Value>(
-                        cmd("FUNCTION")
-                            .arg("LOAD")
-                            .arg("REPLACE")
-                            .arg(&LIBRARY.code),
-                    )
-                    .await?;
-                client.query::<Value>(fcall()).await
-            }
-            other => other,
-        }
     }
 }
 
@@ -149,7 +124,7 @@ mod tests {
         for step in ALL {
             let f = &LIBRARY.functions[step.name];
             assert!(f.starts_with("kermes_mq_") && f.ends_with(step.name), "{f}");
-            assert!(LIBRARY.code.contains(&format!("'{f}'")));
+            assert!(LIBRARY.library.code().contains(&format!("'{f}'")));
         }
     }
 }

@@ -165,6 +165,11 @@ impl Library {
         Library { code: code.into() }
     }
 
+    /// The library's source.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
     /// Loads (or replaces) the library on the server.
     pub async fn load<S>(&self, sink: &S) -> Result<()>
     where
